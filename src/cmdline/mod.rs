@@ -1,0 +1,3 @@
+//! Kernel command line → BootPlan: a tokenizer plus one parser per syntax.
+
+pub mod rootpath;

@@ -1,0 +1,1 @@
+//! Kernel connector (NETLINK_CONNECTOR): cn_msg codec, emitter, listener.

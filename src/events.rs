@@ -1,0 +1,1 @@
+//! Boot events: schema, kmsg logger, boot report.

@@ -1,0 +1,12 @@
+//! netboot: boot a machine whose root filesystem lives on an iSCSI target.
+//!
+//! Layout (see DESIGN.md §2): pure code — command line, plan, wire codecs,
+//! login negotiation — lives apart from the few modules that make syscalls,
+//! so that everything above the syscall seam is tested without root.
+
+pub mod cli;
+pub mod cmdline;
+pub mod connector;
+pub mod events;
+pub mod iscsi;
+pub mod plan;
