@@ -1,5 +1,69 @@
-//! `netboot discover` (not implemented yet).
+//! `netboot discover PORTAL`: SendTargets=All over a discovery session.
 
-pub fn run(_args: &[String]) -> i32 {
-    super::fail("discover", super::Exit::Failure, "not implemented yet")
+use super::common::{self, TcpConnector};
+use super::{fail, Exit};
+use crate::iscsi::client::Session;
+use crate::iscsi::connect::{establish, RetryPolicy};
+use crate::iscsi::login::{parse_portal, LoginConfig, SessionType};
+use crate::iscsi::default_initiator_name;
+use crate::plan::DEFAULT_PORT;
+
+const CMD: &str = "discover";
+
+pub fn run(args: &[String]) -> i32 {
+    let a = match common::parse(args) {
+        Ok(a) => a,
+        Err(e) => return fail(CMD, Exit::Usage, e),
+    };
+    let [portal_arg] = a.positional.as_slice() else {
+        return fail(CMD, Exit::Usage, "usage: netboot discover [--timeout S] [--initiator IQN] [--json] HOST[:PORT]");
+    };
+    let Some(portal) = parse_portal(portal_arg, DEFAULT_PORT) else {
+        return fail(CMD, Exit::Usage, format!("invalid portal {portal_arg:?} (expected HOST[:PORT] or [IPv6][:PORT])"));
+    };
+    let initiator = a.initiator.clone().unwrap_or_else(default_initiator_name);
+    let mut cfg = LoginConfig::new(&initiator, None, SessionType::Discovery);
+    if let Err(e) = cfg.random_isid() {
+        return fail(CMD, Exit::Failure, e);
+    }
+    let mut conn = TcpConnector { timeout: a.timeout };
+    let est = match establish(&mut conn, &portal, &cfg, &RetryPolicy::default(), &mut std::thread::sleep) {
+        Ok(e) => e,
+        Err(e) => return fail(CMD, Exit::Failure, e),
+    };
+    let asked = est.portal.clone();
+    let mut s = Session::new(est.channel, est.outcome);
+    let mut targets = match s.send_targets(asked.port) {
+        Ok(t) => t,
+        Err(e) => return fail(CMD, Exit::Failure, format!("discovery at {asked}: {e}")),
+    };
+    if let Err(e) = s.logout() {
+        log::warn!("discovery at {asked}: {e}");
+    }
+    // RFC 7143 Appendix C: a target listed without TargetAddress is reachable
+    // through the portal the discovery session used.
+    for t in &mut targets {
+        if t.portals.is_empty() {
+            t.portals.push(crate::iscsi::client::DiscoveredPortal {
+                address: asked.host.clone(),
+                port: asked.port,
+                tpgt: None,
+            });
+        }
+    }
+    if a.json {
+        match serde_json::to_string_pretty(&targets) {
+            Ok(j) => println!("{j}"),
+            Err(e) => return fail(CMD, Exit::Failure, e),
+        }
+    } else {
+        for t in &targets {
+            for p in &t.portals {
+                let host = if p.address.contains(':') { format!("[{}]", p.address) } else { p.address.clone() };
+                let tag = p.tpgt.map_or_else(|| "-1".to_string(), |t| t.to_string());
+                println!("{host}:{},{tag} {}", p.port, t.target);
+            }
+        }
+    }
+    Exit::Ok as i32
 }

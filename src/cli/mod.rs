@@ -1,6 +1,7 @@
 //! Command dispatch. Each command parses its own arguments and returns an
 //! exit code from [`Exit`]; errors are printed as `netboot CMD: message`.
 
+pub mod common;
 pub mod discover;
 pub mod events;
 pub mod plan;

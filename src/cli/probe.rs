@@ -1,5 +1,160 @@
-//! `netboot probe` (not implemented yet).
+//! `netboot probe ROOT-PATH`: log in, list LUNs with INQUIRY and READ
+//! CAPACITY(16), log out. Userspace only: checks a target before a reboot.
 
-pub fn run(_args: &[String]) -> i32 {
-    super::fail("probe", super::Exit::Failure, "not implemented yet")
+use super::common::{self, TcpConnector};
+use super::{fail, Exit};
+use crate::cmdline::rootpath;
+use crate::iscsi::client::{Session, SessionError};
+use crate::iscsi::channel::TcpChannel;
+use crate::iscsi::connect::{establish, RetryPolicy};
+use crate::iscsi::login::{LoginConfig, LoginOutcome, Portal, SessionType};
+use crate::iscsi::{default_initiator_name, scsi};
+use serde::Serialize;
+use std::time::Instant;
+
+const CMD: &str = "probe";
+
+#[derive(Serialize)]
+struct LunInfo {
+    lun: u64,
+    device_type: u8,
+    device_type_name: &'static str,
+    vendor: String,
+    product: String,
+    revision: String,
+    size_bytes: Option<u64>,
+    block_size: Option<u32>,
+    blocks: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct ProbeReport<'a> {
+    target: &'a str,
+    portal: String,
+    initiator: &'a str,
+    requested_lun: u64,
+    login_ms: f64,
+    login: &'a LoginOutcome,
+    luns: Vec<LunInfo>,
+}
+
+fn list_luns(s: &mut Session<TcpChannel>) -> Result<Vec<LunInfo>, SessionError> {
+    // REPORT LUNS: ask for 64 entries, then again with the size it reports.
+    let mut alloc = 8 + 64 * 8;
+    let mut data = s.scsi_in("REPORT LUNS", 0, scsi::report_luns(alloc), alloc)?;
+    if data.len() >= 4 {
+        let need = 8 + u32::from_be_bytes([data[0], data[1], data[2], data[3]]);
+        if need > alloc && need <= 1 << 20 {
+            alloc = need;
+            data = s.scsi_in("REPORT LUNS", 0, scsi::report_luns(alloc), alloc)?;
+        }
+    }
+    let luns = scsi::parse_report_luns(&data).map_err(|_| SessionError::DataOverrun {
+        step: "REPORT LUNS",
+        offset: 0,
+        len: data.len(),
+        alloc,
+    })?;
+    let mut out = Vec::new();
+    for lun in luns {
+        let inq = s.scsi_in("INQUIRY", lun, scsi::inquiry(96), 96)?;
+        let Ok(inq) = scsi::parse_inquiry(&inq) else {
+            log::warn!("LUN {lun}: short INQUIRY data ({} bytes)", inq.len());
+            continue;
+        };
+        let cap = if inq.device_type == 0 && inq.peripheral_qualifier == 0 {
+            let d = s.scsi_in("READ CAPACITY(16)", lun, scsi::read_capacity16(32), 32)?;
+            scsi::parse_read_capacity16(&d).ok()
+        } else {
+            None
+        };
+        out.push(LunInfo {
+            lun,
+            device_type: inq.device_type,
+            device_type_name: scsi::device_type_name(inq.device_type),
+            vendor: inq.vendor,
+            product: inq.product,
+            revision: inq.revision,
+            size_bytes: cap.map(|c| c.bytes()),
+            block_size: cap.map(|c| c.block_size),
+            blocks: cap.map(|c| c.blocks),
+        });
+    }
+    Ok(out)
+}
+
+pub fn run(args: &[String]) -> i32 {
+    let a = match common::parse(args) {
+        Ok(a) => a,
+        Err(e) => return fail(CMD, Exit::Usage, e),
+    };
+    let [path_arg] = a.positional.as_slice() else {
+        return fail(CMD, Exit::Usage, "usage: netboot probe [--timeout S] [--initiator IQN] [--json] ROOT-PATH");
+    };
+    let root = match rootpath::parse(path_arg) {
+        Ok(r) => r,
+        Err(e) => return fail(CMD, Exit::Usage, e),
+    };
+    let initiator = a.initiator.clone().unwrap_or_else(default_initiator_name);
+    let mut cfg = LoginConfig::new(&initiator, Some(&root.target), SessionType::Normal);
+    cfg.chap = root.chap.clone();
+    if let Err(e) = cfg.random_isid() {
+        return fail(CMD, Exit::Failure, e);
+    }
+    let portal = Portal { host: root.server.clone(), port: root.port };
+    let mut conn = TcpConnector { timeout: a.timeout };
+    let t0 = Instant::now();
+    let est = match establish(&mut conn, &portal, &cfg, &RetryPolicy::default(), &mut std::thread::sleep) {
+        Ok(e) => e,
+        Err(e) => return fail(CMD, Exit::Failure, e),
+    };
+    let login_ms = t0.elapsed().as_secs_f64() * 1e3;
+    let at = est.portal.clone();
+    let mut s = Session::new(est.channel, est.outcome);
+    let luns = match list_luns(&mut s) {
+        Ok(l) => l,
+        Err(e) => {
+            let _ = s.logout();
+            return fail(CMD, Exit::Failure, format!("target {} at {at}: {e}", root.target));
+        }
+    };
+    if let Err(e) = s.logout() {
+        return fail(CMD, Exit::Failure, format!("target {} at {at}: {e}", root.target));
+    }
+    let report = ProbeReport {
+        target: &root.target,
+        portal: at.to_string(),
+        initiator: &initiator,
+        requested_lun: root.lun,
+        login_ms,
+        login: &s.outcome,
+        luns,
+    };
+    if a.json {
+        match serde_json::to_string_pretty(&report) {
+            Ok(j) => println!("{j}"),
+            Err(e) => return fail(CMD, Exit::Failure, e),
+        }
+    } else {
+        print_human(&report);
+    }
+    Exit::Ok as i32
+}
+
+fn print_human(r: &ProbeReport<'_>) {
+    let tpgt = r.login.tpgt.map_or_else(|| "?".to_string(), |t| t.to_string());
+    println!(
+        "target {} at {} (tpgt {tpgt}), login {:.1} ms, auth {:?}",
+        r.target, r.portal, r.login_ms, r.login.auth
+    );
+    for l in &r.luns {
+        let size = match (l.size_bytes, l.blocks, l.block_size) {
+            (Some(b), Some(n), Some(bs)) => format!("  {b} bytes ({n} x {bs})"),
+            _ => String::new(),
+        };
+        println!(
+            "  LUN {:<3} {:<10} {:<8} {:<16} {:<4}{size}",
+            l.lun, l.device_type_name, l.vendor, l.product, l.revision
+        );
+    }
 }

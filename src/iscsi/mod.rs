@@ -1,2 +1,23 @@
 //! iSCSI: PDU codec, key negotiation, CHAP, the login state machine and the
 //! channels it runs over (userspace TCP; the kernel channel comes later).
+
+pub mod channel;
+pub mod chap;
+pub mod client;
+pub mod connect;
+pub mod login;
+pub mod pdu;
+pub mod scsi;
+pub mod text;
+
+/// Initiator name used when none is configured: an IQN under the project's
+/// naming authority with the host name as the unique part (RFC 3720 §3.2.6.3.1).
+pub fn default_initiator_name() -> String {
+    let host = rustix::system::uname().nodename().to_string_lossy().into_owned();
+    let host: String = host
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c.to_ascii_lowercase() } else { '-' })
+        .collect();
+    let host = if host.is_empty() { "localhost".to_string() } else { host };
+    format!("iqn.2026-11.org.netboot:{host}")
+}
