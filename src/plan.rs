@@ -87,3 +87,288 @@ impl RootPath {
         }
     }
 }
+
+// ---------------------------------------------------------------------------
+// The whole plan. Every field has a concrete value (defaults filled in), so
+// `netboot plan` shows exactly what the executor will do.
+// ---------------------------------------------------------------------------
+
+use std::net::IpAddr;
+
+/// cmds_max / queue_depth defaults: iscsistart's and iscsid.conf's (128 / 32).
+pub const DEFAULT_CMDS_MAX: u32 = 128;
+pub const DEFAULT_QUEUE_DEPTH: u32 = 32;
+/// Login attempts per path: dracut's `rd.iscsi.login_retry_max` default.
+pub const DEFAULT_LOGIN_RETRY_MAX: u32 = 3;
+/// Budget for "network up → root device present", all paths together.
+/// iscsistart's replacement_timeout is 120 s; a target that is back within
+/// that window should not cost a reboot.
+pub const DEFAULT_TIMEOUT_MS: u64 = 120_000;
+/// Connector address of boot events. Group 11 = `CN_NETLINK_USERS`, the first
+/// group no kernel user broadcasts on (kernel users use group = idx, 1..=10);
+/// idx 0x4e42 ("NB") is not assigned in include/uapi/linux/connector.h.
+pub const DEFAULT_EVENTS_GROUP: u32 = 11;
+pub const DEFAULT_EVENTS_IDX: u32 = 0x4e42;
+pub const DEFAULT_EVENTS_VAL: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BootPlan {
+    /// iSCSI root paths in failover order (cmdline order of `iscsi=`,
+    /// `netroot=iscsi:`, `root=iscsi:`).
+    pub paths: Vec<RootPath>,
+    /// `root=dhcp` / `netroot=dhcp`: take a root path from DHCP option 17
+    /// (RFC 4173), appended after `paths`.
+    pub root_path_from_dhcp: bool,
+    /// Initiator IQN. `None` means "generate one" (the executor derives it,
+    /// e.g. from /etc/machine-id), as dracut does when none is configured.
+    pub initiator: Option<String>,
+    pub iscsi: IscsiSettings,
+    pub network: Network,
+    pub root: RootMount,
+    pub init: Init,
+    pub tuning: Tuning,
+    /// Milliseconds from network start until the root device must exist.
+    pub timeout_ms: u64,
+    pub on_fail: FailurePolicy,
+    pub log: LogLevel,
+    /// `None` = `netboot.events=off`.
+    pub events: Option<EventsTarget>,
+    pub config: ConfigSource,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IscsiSettings {
+    /// `rd.iscsi.username`/`password` (+ `in.*`): used by every path that
+    /// has no inline credentials (also DHCP-provided ones).
+    pub chap: Option<Chap>,
+    /// `rd.iscsi.target.group`, already applied to `paths`.
+    pub tpgt: u16,
+    pub login_retry_max: u32,
+    /// `rd.iscsi.firmware`: targets from iBFT. Not supported yet: the
+    /// executor refuses to boot when set rather than ignoring it.
+    pub firmware: bool,
+    /// `rd.iscsi.ibft`: NIC setup from iBFT. Not supported yet (as above).
+    pub ibft: bool,
+    /// `rd.iscsi.param=K=V`: open-iscsi node keys, in cmdline order.
+    pub node_params: Vec<Param>,
+    /// `netboot.param.KEY=VALUE`: RFC 7143 login keys we offer, in order.
+    pub login_params: Vec<Param>,
+}
+
+/// A `KEY=VALUE` override. Values of keys that look like credentials
+/// (`password`, `secret`) serialize as `***`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Param {
+    pub key: String,
+    pub value: String,
+}
+
+impl Param {
+    pub fn is_sensitive(&self) -> bool {
+        let k = self.key.to_ascii_lowercase();
+        k.contains("password") || k.contains("secret")
+    }
+}
+
+impl Serialize for Param {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("Param", 2)?;
+        st.serialize_field("key", &self.key)?;
+        if self.is_sensitive() {
+            st.serialize_field("value", "***")?;
+        } else {
+            st.serialize_field("value", &self.value)?;
+        }
+        st.end()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct Network {
+    /// One entry per `ip=`, in cmdline order; empty = no `ip=` given.
+    pub ip: Vec<IpConfig>,
+    /// `ifname=NAME:MAC`.
+    pub ifnames: Vec<IfName>,
+    /// `BOOTIF=`: MAC of the boot NIC (lowercase, colon separated).
+    pub bootif: Option<String>,
+    /// `nameserver=`, in order.
+    pub nameservers: Vec<IpAddr>,
+    /// `rd.neednet=1`.
+    pub neednet: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IpMethod {
+    /// Addresses from the `ip=` fields (autoconf `off`/`none`).
+    Static,
+    /// DHCPv4 (`dhcp`, `on`, `any`).
+    Dhcp,
+    Dhcp6,
+    /// IPv6 stateless autoconfiguration.
+    Auto6,
+    /// `ip=off` / `ip=none` alone: configure nothing.
+    Off,
+}
+
+/// One `ip=` value. `iface: None` means "every interface" (`ip=dhcp`) or,
+/// for a static entry, "the first interface with a link".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IpConfig {
+    pub iface: Option<String>,
+    pub method: IpMethod,
+    pub address: Option<IpAddr>,
+    pub prefix_len: Option<u8>,
+    pub peer: Option<IpAddr>,
+    pub gateway: Option<IpAddr>,
+    pub hostname: Option<String>,
+    pub dns: Vec<IpAddr>,
+    pub ntp: Option<IpAddr>,
+    pub mtu: Option<u32>,
+    pub mac: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IfName {
+    pub name: String,
+    pub mac: String,
+}
+
+/// What to mount as root, found on the attached iSCSI disk(s).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", content = "value", rename_all = "lowercase")]
+pub enum RootDevice {
+    /// The iSCSI LUN itself if it holds a file system, else its first
+    /// partition. Default; also `root=/dev/root` and `root=iscsi:…`.
+    Lun,
+    Path(String),
+    Label(String),
+    Uuid(String),
+    /// May carry the kernel's `/PARTNROFF=N` suffix.
+    PartUuid(String),
+    PartLabel(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RootMount {
+    pub device: RootDevice,
+    /// `rootfstype=`; `None` = probe. May be a comma-separated list.
+    pub fstype: Option<String>,
+    /// `rootflags=`, passed to mount(2) as data.
+    pub flags: Option<String>,
+    /// `ro` / `rw`, last wins; default read-only like the kernel
+    /// (init/do_mounts.c `root_mountflags = MS_RDONLY`), so the real root's
+    /// fsck can run before it remounts read-write.
+    pub read_only: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct Init {
+    /// `init=`; `None` = the kernel's order: /sbin/init, /etc/init,
+    /// /bin/init, /bin/sh (init/main.c `kernel_init`).
+    pub path: Option<String>,
+    /// Everything after `--` (init/main.c hands it to init as argv).
+    pub args: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Tuning {
+    /// Block I/O scheduler for the iSCSI disk; `None` = kernel default.
+    pub scheduler: Option<String>,
+    /// /sys/block/X/queue/nr_requests; `None` = kernel default.
+    pub nr_requests: Option<u32>,
+    pub queue_depth: u32,
+    pub cmds_max: u32,
+}
+
+/// What PID 1 does when a step fails (STYLE.md item 10).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailurePolicy {
+    Shell,
+    Reboot,
+    Halt,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+/// Connector address for boot events (DESIGN.md §1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct EventsTarget {
+    /// Netlink multicast group, 1..=32.
+    pub group: u32,
+    pub idx: u32,
+    pub val: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct ConfigSource {
+    /// `netboot.config=rxrpc:HOST[:PORT]`, tried in order.
+    pub servers: Vec<ConfigServer>,
+    /// `netboot.config.required=1`: fail the boot if no server answers.
+    pub required: bool,
+    /// `netboot.secrets=FILE`: absolute path of a credentials file.
+    pub secrets: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConfigServer {
+    /// Host name or IP literal; IPv6 without brackets.
+    pub host: String,
+    /// `None` = the config client's default port.
+    pub port: Option<u16>,
+}
+
+impl Default for BootPlan {
+    fn default() -> Self {
+        BootPlan {
+            paths: Vec::new(),
+            root_path_from_dhcp: false,
+            initiator: None,
+            iscsi: IscsiSettings {
+                chap: None,
+                tpgt: DEFAULT_TPGT,
+                login_retry_max: DEFAULT_LOGIN_RETRY_MAX,
+                firmware: false,
+                ibft: false,
+                node_params: Vec::new(),
+                login_params: Vec::new(),
+            },
+            network: Network::default(),
+            root: RootMount {
+                device: RootDevice::Lun,
+                fstype: None,
+                flags: None,
+                read_only: true,
+            },
+            init: Init::default(),
+            tuning: Tuning {
+                scheduler: None,
+                nr_requests: None,
+                queue_depth: DEFAULT_QUEUE_DEPTH,
+                cmds_max: DEFAULT_CMDS_MAX,
+            },
+            timeout_ms: DEFAULT_TIMEOUT_MS,
+            // Unattended fleets: a transient target or network outage is
+            // best retried by a full reboot (fresh DHCP, firmware, link); a
+            // shell on a headless console would wait forever.
+            on_fail: FailurePolicy::Reboot,
+            log: LogLevel::Info,
+            events: Some(EventsTarget {
+                group: DEFAULT_EVENTS_GROUP,
+                idx: DEFAULT_EVENTS_IDX,
+                val: DEFAULT_EVENTS_VAL,
+            }),
+            config: ConfigSource::default(),
+        }
+    }
+}

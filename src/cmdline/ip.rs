@@ -1,0 +1,391 @@
+//! `ip=` in the kernel's form (Documentation/admin-guide/nfs/nfsroot.rst)
+//! and dracut's (dracut.cmdline(7), network-legacy), plus the MAC syntaxes
+//! used by `ifname=` and `BOOTIF=`.
+//!
+//! - `ip=METHOD`: `dhcp|on|any` (DHCPv4), `dhcp6`, `auto6`, `off|none`;
+//! - `ip=IFACE:METHOD[:MTU[:MAC]]` (dracut);
+//! - `ip=CLIENT:[PEER]:[GW]:[NETMASK]:[HOSTNAME]:[IFACE]:[METHOD]` followed by
+//!   `[:MTU[:MAC]]` (dracut; recognised by a numeric or empty 8th field) or
+//!   `[:DNS0[:DNS1[:NTP0]]]` (kernel / dracut).
+//!
+//! IPv6 addresses are in brackets. NETMASK is dotted (contiguous) or a prefix
+//! length; when empty the kernel's classful default is used for IPv4
+//! (net/ipv4/ipconfig.c `ic_defaults`) and /64 for IPv6. An empty METHOD with
+//! a client address means static: that is what every such line intends,
+//! although the kernel itself would still try autoconfiguration.
+//! Not supported (rejected, not ignored): `bootp`, `rarp`, `both`, `ibft`
+//! (use `rd.iscsi.ibft`), dracut's `either6`, `link6`, `single-dhcp`, and the
+//! kernel's `dhcp,<client-id>` suffix.
+
+use super::quote;
+use super::rootpath::{parse_dec, valid_host};
+use crate::plan::{IpConfig, IpMethod};
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IpError {
+    Fields {
+        value: String,
+    },
+    Method {
+        method: String,
+        value: String,
+    },
+    Bracket {
+        value: String,
+    },
+    Address {
+        field: &'static str,
+        addr: String,
+        value: String,
+    },
+    Netmask {
+        mask: String,
+        value: String,
+    },
+    NoAddress {
+        value: String,
+    },
+    Hostname {
+        name: String,
+        value: String,
+    },
+    Iface {
+        iface: String,
+        value: String,
+    },
+    Mtu {
+        mtu: String,
+        value: String,
+    },
+    Mac {
+        mac: String,
+        value: String,
+    },
+}
+
+impl fmt::Display for IpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use IpError::*;
+        match self {
+            Fields { value } => write!(
+                f,
+                "{value} is not METHOD, IFACE:METHOD[:MTU[:MAC]] or \
+                 CLIENT:[PEER]:[GW]:[NETMASK]:[HOSTNAME]:[IFACE]:[METHOD][:DNS0[:DNS1[:NTP0]]]"
+            ),
+            Method { method, value } => write!(
+                f,
+                "method {method} in {value} is not one of dhcp, on, any, dhcp6, auto6, off, none"
+            ),
+            Bracket { value } => write!(f, "unclosed \"[\" in {value}"),
+            Address { field, addr, value } => {
+                write!(f, "{field} {addr} in {value} is not an IP address (IPv6 in [ ])")
+            }
+            Netmask { mask, value } => write!(
+                f,
+                "netmask {mask} in {value} is not a contiguous dotted mask or a prefix length"
+            ),
+            NoAddress { value } => write!(
+                f,
+                "no client address in {value}; give one or use a dhcp method"
+            ),
+            Hostname { name, value } => write!(f, "hostname {name} in {value} is not a host name"),
+            Iface { iface, value } => write!(
+                f,
+                "interface {iface} in {value} is not an interface name (1..15 characters, no / : or spaces)"
+            ),
+            Mtu { mtu, value } => write!(f, "MTU {mtu} in {value} is not 68..65535"),
+            Mac { mac, value } => write!(
+                f,
+                "MAC {mac} in {value} is not six hex bytes like 52:54:00:12:34:56"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for IpError {}
+
+/// `None` = not a method word; `Some(Off)` for off/none.
+fn method(word: &str) -> Option<IpMethod> {
+    Some(match word {
+        "dhcp" | "on" | "any" => IpMethod::Dhcp,
+        "dhcp6" => IpMethod::Dhcp6,
+        "auto6" => IpMethod::Auto6,
+        "off" | "none" => IpMethod::Off,
+        _ => return None,
+    })
+}
+
+/// Split on `:` outside `[...]`; `None` if a bracket is left open.
+fn split_fields(s: &str) -> Option<Vec<&str>> {
+    let mut out = Vec::new();
+    let mut in_br = false;
+    let mut start = 0;
+    for (i, c) in s.char_indices() {
+        match c {
+            '[' => in_br = true,
+            ']' => in_br = false,
+            ':' if !in_br => {
+                out.push(s.get(start..i).unwrap_or(""));
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    if in_br {
+        return None;
+    }
+    out.push(s.get(start..).unwrap_or(""));
+    Some(out)
+}
+
+/// An IP literal: IPv4, `[IPv6]`, or (outside `ip=`) bare IPv6.
+pub fn parse_addr(s: &str) -> Option<IpAddr> {
+    if let Some(inner) = s.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+        return inner.parse::<Ipv6Addr>().ok().map(IpAddr::V6);
+    }
+    s.parse::<Ipv4Addr>()
+        .ok()
+        .map(IpAddr::V4)
+        .or_else(|| s.parse::<Ipv6Addr>().ok().map(IpAddr::V6))
+}
+
+/// Six hex bytes separated by `:` or `-`, normalized to `aa:bb:cc:dd:ee:ff`.
+pub fn parse_mac(s: &str) -> Option<String> {
+    let sep = if s.contains('-') { '-' } else { ':' };
+    let groups: Vec<&str> = s.split(sep).collect();
+    if groups.len() != 6 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(6);
+    for g in groups {
+        if g.is_empty() || g.len() > 2 || !g.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        out.push(format!("{:02x}", u8::from_str_radix(g, 16).ok()?));
+    }
+    Some(out.join(":"))
+}
+
+/// IFNAMSIZ is 16 with the NUL; `dev_valid_name()` forbids `/`, `:` and
+/// whitespace (net/core/dev.c).
+pub fn valid_iface(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 15
+        && s != "."
+        && s != ".."
+        && !s
+            .chars()
+            .any(|c| c == '/' || c == ':' || c.is_whitespace() || c.is_control())
+}
+
+fn empty_config(iface: Option<String>, method: IpMethod) -> IpConfig {
+    IpConfig {
+        iface,
+        method,
+        address: None,
+        prefix_len: None,
+        peer: None,
+        gateway: None,
+        hostname: None,
+        dns: Vec::new(),
+        ntp: None,
+        mtu: None,
+        mac: None,
+    }
+}
+
+/// Parse one `ip=` value.
+pub fn parse(value: &str) -> Result<IpConfig, IpError> {
+    let v = || quote(value);
+    let fields = split_fields(value).ok_or_else(|| IpError::Bracket { value: v() })?;
+    let field = |i: usize| fields.get(i).copied().unwrap_or("");
+
+    if fields.len() == 1 {
+        return match method(value) {
+            Some(m) => Ok(empty_config(None, m)),
+            None if value.is_empty() || parse_addr(value).is_none() => Err(IpError::Method {
+                method: quote(value),
+                value: v(),
+            }),
+            None => static_config(&fields, value),
+        };
+    }
+    if let Some(m) = method(field(1)) {
+        // IFACE:METHOD[:MTU[:MAC]]; the MAC's own colons were split too.
+        if !valid_iface(field(0)) {
+            return Err(IpError::Iface {
+                iface: quote(field(0)),
+                value: v(),
+            });
+        }
+        let mut c = empty_config(Some(field(0).to_string()), m);
+        c.mtu = mtu(field(2), value)?;
+        let mac = fields.get(3..).map(|f| f.join(":")).unwrap_or_default();
+        c.mac = opt_mac(&mac, value)?;
+        return Ok(c);
+    }
+    static_config(&fields, value)
+}
+
+fn mtu(s: &str, value: &str) -> Result<Option<u32>, IpError> {
+    if s.is_empty() {
+        return Ok(None);
+    }
+    // RFC 791: every IPv4 host must handle 68; 65535 is the IP maximum.
+    match parse_dec(s) {
+        Some(n @ 68..=65535) => Ok(Some(n as u32)),
+        _ => Err(IpError::Mtu {
+            mtu: quote(s),
+            value: quote(value),
+        }),
+    }
+}
+
+fn opt_mac(s: &str, value: &str) -> Result<Option<String>, IpError> {
+    if s.is_empty() {
+        return Ok(None);
+    }
+    parse_mac(s).map(Some).ok_or_else(|| IpError::Mac {
+        mac: quote(s),
+        value: quote(value),
+    })
+}
+
+fn static_config(fields: &[&str], value: &str) -> Result<IpConfig, IpError> {
+    let v = || quote(value);
+    let field = |i: usize| fields.get(i).copied().unwrap_or("");
+    let addr = |i: usize, name: &'static str| -> Result<Option<IpAddr>, IpError> {
+        let s = field(i);
+        if s.is_empty() {
+            return Ok(None);
+        }
+        parse_addr(s).map(Some).ok_or_else(|| IpError::Address {
+            field: name,
+            addr: quote(s),
+            value: v(),
+        })
+    };
+    let client = addr(0, "client")?;
+    let peer = addr(1, "peer")?;
+    let gateway = addr(2, "gateway")?;
+    let m = match field(6) {
+        "" => IpMethod::Static,
+        w => match method(w) {
+            Some(IpMethod::Off) => IpMethod::Static,
+            Some(m) => m,
+            None => {
+                return Err(IpError::Method {
+                    method: quote(w),
+                    value: v(),
+                })
+            }
+        },
+    };
+    if m == IpMethod::Static && client.is_none() {
+        return Err(IpError::NoAddress { value: v() });
+    }
+    let prefix_len = match client {
+        None => None,
+        Some(c) => Some(prefix(field(3), c).ok_or_else(|| IpError::Netmask {
+            mask: quote(field(3)),
+            value: v(),
+        })?),
+    };
+    let hostname = match field(4) {
+        "" => None,
+        h if valid_host(h) => Some(h.to_string()),
+        h => {
+            return Err(IpError::Hostname {
+                name: quote(h),
+                value: v(),
+            })
+        }
+    };
+    let iface = match field(5) {
+        "" => None,
+        i if valid_iface(i) => Some(i.to_string()),
+        i => {
+            return Err(IpError::Iface {
+                iface: quote(i),
+                value: v(),
+            })
+        }
+    };
+    let mut c = empty_config(iface, m);
+    c.address = client;
+    c.prefix_len = prefix_len;
+    c.peer = peer;
+    c.gateway = gateway;
+    c.hostname = hostname;
+    let extra = fields.get(7..).unwrap_or(&[]);
+    match extra.first() {
+        None => {}
+        Some(f) if f.is_empty() || f.bytes().all(|b| b.is_ascii_digit()) => {
+            c.mtu = mtu(f, value)?;
+            c.mac = opt_mac(&extra.get(1..).unwrap_or(&[]).join(":"), value)?;
+        }
+        Some(_) => {
+            if extra.len() > 3 {
+                return Err(IpError::Fields { value: v() });
+            }
+            for (i, name) in [(7, "dns0"), (8, "dns1")] {
+                if let Some(a) = addr(i, name)? {
+                    c.dns.push(a);
+                }
+            }
+            c.ntp = addr(9, "ntp0")?;
+        }
+    }
+    Ok(c)
+}
+
+/// Prefix length from a dotted mask or a number; classful default if empty.
+fn prefix(mask: &str, client: IpAddr) -> Option<u8> {
+    let max = if client.is_ipv4() { 32 } else { 128 };
+    if mask.is_empty() {
+        return Some(match client {
+            IpAddr::V4(a) => match a.octets()[0] {
+                0..=127 => 8,
+                128..=191 => 16,
+                _ => 24,
+            },
+            IpAddr::V6(_) => 64,
+        });
+    }
+    if let Some(n) = parse_dec(mask) {
+        return (n <= max).then_some(n as u8);
+    }
+    if !client.is_ipv4() {
+        return None;
+    }
+    let bits = u32::from(mask.parse::<Ipv4Addr>().ok()?);
+    let len = bits.leading_ones();
+    // Contiguous: nothing set after the leading ones.
+    (bits.checked_shl(len).unwrap_or(0) == 0).then_some(len as u8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks() {
+        let c = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
+        assert_eq!(prefix("255.255.255.0", c), Some(24));
+        assert_eq!(prefix("255.255.255.255", c), Some(32));
+        assert_eq!(prefix("0.0.0.0", c), Some(0));
+        assert_eq!(prefix("255.0.255.0", c), None);
+        assert_eq!(prefix("", c), Some(8));
+        assert_eq!(prefix("33", c), None);
+    }
+
+    #[test]
+    fn iface_form_with_mac() {
+        let c = parse("eth0:dhcp:1500:52:54:00:AB:cd:ef").unwrap();
+        assert_eq!(c.iface.as_deref(), Some("eth0"));
+        assert_eq!(c.mtu, Some(1500));
+        assert_eq!(c.mac.as_deref(), Some("52:54:00:ab:cd:ef"));
+    }
+}
