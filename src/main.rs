@@ -1,6 +1,14 @@
 //! The `netboot` binary: command dispatch only; every command lives in `cli`.
 
 fn main() {
+    // Rust ignores SIGPIPE, which turns `netboot probe | head` into a panic on
+    // the next print. Restore the default so a closed pipe ends us quietly,
+    // as it does any C tool.
+    // SAFETY: called first thing, before any thread exists; SIG_DFL is a
+    // valid disposition for SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let args: Vec<String> = std::env::args().collect();
     let code = netboot::cli::main(&args);
     std::process::exit(code);

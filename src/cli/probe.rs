@@ -7,7 +7,7 @@ use crate::cmdline::rootpath;
 use crate::iscsi::client::{Session, SessionError};
 use crate::iscsi::channel::TcpChannel;
 use crate::iscsi::connect::{establish, RetryPolicy};
-use crate::iscsi::login::{LoginConfig, LoginOutcome, Portal, SessionType};
+use crate::iscsi::login::{AuthUsed, LoginConfig, LoginOutcome, Portal, SessionType};
 use crate::iscsi::{default_initiator_name, scsi};
 use serde::Serialize;
 use std::time::Instant;
@@ -144,8 +144,15 @@ pub fn run(args: &[String]) -> i32 {
 fn print_human(r: &ProbeReport<'_>) {
     let tpgt = r.login.tpgt.map_or_else(|| "?".to_string(), |t| t.to_string());
     println!(
-        "target {} at {} (tpgt {tpgt}), login {:.1} ms, auth {:?}",
-        r.target, r.portal, r.login_ms, r.login.auth
+        "target {} at {} (tpgt {tpgt}), login {:.1} ms, auth {}",
+        r.target,
+        r.portal,
+        r.login_ms,
+        match r.login.auth {
+            AuthUsed::None => "none",
+            AuthUsed::Chap => "CHAP",
+            AuthUsed::MutualChap => "mutual CHAP",
+        }
     );
     for l in &r.luns {
         let size = match (l.size_bytes, l.blocks, l.block_size) {

@@ -380,6 +380,10 @@ pub struct Login {
     rounds: u32,
 }
 
+fn is_declarative(key: &str) -> bool {
+    matches!(text::kind_of(key), Some(Kind::Declarative | Kind::DeclarativeNumber { .. }))
+}
+
 fn get<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
     pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
 }
@@ -439,12 +443,7 @@ impl Login {
             .cfg
             .offers
             .iter()
-            .filter(|(k, _)| {
-                !matches!(
-                    text::kind_of(k),
-                    Some(Kind::Declarative | Kind::DeclarativeNumber { .. })
-                )
-            })
+            .filter(|(k, _)| !is_declarative(k))
             .cloned()
             .collect();
         self.cfg.offers.clone()
@@ -535,6 +534,16 @@ impl Login {
         }
         let keys = text::parse(&std::mem::take(&mut self.partial))?;
         self.target_keys.extend(keys.iter().cloned());
+        // The target's declaratives (TargetPortalGroupTag, TargetAlias…) may
+        // come in any stage; record them, they need no answer. Its
+        // MaxRecvDataSegmentLength is read from target_keys at the end.
+        for (k, v) in &keys {
+            if is_declarative(k) && k != "MaxRecvDataSegmentLength" {
+                if let Some(val) = text::settle(k, "", v)? {
+                    self.settled.insert(k.clone(), val);
+                }
+            }
+        }
         match self.stage {
             Stage::Security => self.security(&rsp, &keys),
             Stage::Operational => self.operational(&rsp, &keys),
@@ -624,15 +633,8 @@ impl Login {
                 if let Some(val) = text::settle(k, &offered, v)? {
                     self.settled.insert(k.clone(), val);
                 }
-            } else if matches!(text::kind_of(k), Some(Kind::Declarative | Kind::DeclarativeNumber { .. })) {
-                // A declarative of the target's (TargetAlias,
-                // TargetPortalGroupTag…): record, do not answer. Its
-                // MaxRecvDataSegmentLength is read from target_keys.
-                if k != "MaxRecvDataSegmentLength" {
-                    if let Some(val) = text::settle(k, "", v)? {
-                        self.settled.insert(k.clone(), val);
-                    }
-                }
+            } else if is_declarative(k) {
+                // Recorded in receive().
             } else if self.cfg.offers.iter().any(|(ok, _)| ok == k) {
                 // A second answer to a key already settled: RFC 7143 §6.2
                 // forbids renegotiation; keep the first value.
