@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Install everything the build and the tests need on a fresh Debian 12
+# machine: Debian packages, the Rust musl target, cargo-fuzz. Idempotent:
+# packages already present are not fetched again.
+set -euo pipefail
+
+need_pkgs=(tgt istgt open-iscsi libiscsi-bin iproute2 tcpdump shellcheck python3 e2fsprogs cpio kmod)
+missing=()
+for p in "${need_pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# The static binary we ship is built for musl. If rustup cannot add the
+# target, fall back to a static glibc build (crt-static) and say so.
+if rustup target list --installed 2>/dev/null | grep -q '^x86_64-unknown-linux-musl$' \
+    || rustup target add x86_64-unknown-linux-musl; then
+    echo "setup: rust target x86_64-unknown-linux-musl ready"
+else
+    echo "setup: WARNING: cannot install the musl target; building static glibc instead" >&2
+    echo "x86_64-unknown-linux-gnu" > "$(dirname "$0")/../target-fallback"
+fi
+
+if [ "${NETBOOT_SKIP_FUZZ:-0}" != 1 ] && ! command -v cargo-fuzz >/dev/null 2>&1; then
+    echo "setup: installing cargo-fuzz"
+    cargo install cargo-fuzz --locked --quiet
+fi

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# The test command (README "Run the tests"): installs what it needs, builds
+# the static binary, checks size and linkage, runs clippy, unit and
+# integration tests against real tgtd and istgt targets, shellcheck, and a
+# short fuzz smoke run of every decoder. Needs root (targets, namespaces).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n=== %s\n' "$*"; }
+
+step "setup"
+bash scripts/setup.sh
+
+target=x86_64-unknown-linux-musl
+cargo_target=()
+if [ -f target-fallback ]; then
+    target=$(cat target-fallback)
+    cargo_target=(--target "$target")
+    export RUSTFLAGS="-C target-feature=+crt-static"
+fi
+
+step "release build ($target)"
+cargo build --release --locked "${cargo_target[@]}"
+bin="target/$target/release/netboot"
+size=$(stat -c %s "$bin")
+linkage=$(file -b "$bin")
+echo "netboot: $size bytes; $linkage"
+case "$linkage" in
+    *"statically linked"*) ;;
+    *) echo "FAIL: $bin is not statically linked" >&2; exit 1 ;;
+esac
+if [ "$size" -gt $((1024 * 1024)) ]; then
+    echo "FAIL: $bin is $size bytes, over the 1 MiB budget" >&2
+    exit 1
+fi
+
+step "clippy"
+cargo clippy --locked --all-targets "${cargo_target[@]}" -- -D warnings
+
+step "shellcheck"
+mapfile -t scripts < <(git ls-files '*.sh' .ci/run)
+shellcheck "${scripts[@]}"
+
+step "tests (unit, cmdline table, real targets, connector)"
+export NETBOOT_REQUIRE_TARGETS=1 NETBOOT_REQUIRE_ROOT=1
+cargo test --locked "${cargo_target[@]}" -- --test-threads="${NETBOOT_TEST_THREADS:-4}"
+
+if [ "${NETBOOT_SKIP_FUZZ:-0}" != 1 ]; then
+    step "fuzz smoke (${NETBOOT_FUZZ_SECONDS:=15}s per target)"
+    # cargo-fuzz needs nightly flags (-Zsanitizer); the stable toolchain
+    # accepts them with RUSTC_BOOTSTRAP.
+    export RUSTC_BOOTSTRAP=1
+    for t in $(cargo fuzz list); do
+        echo "fuzz: $t"
+        cargo fuzz run "$t" -- -max_total_time="$NETBOOT_FUZZ_SECONDS" -rss_limit_mb=2048 2>&1 | tail -n 3
+    done
+fi
+
+step "all checks passed"
