@@ -578,7 +578,7 @@ fn netboot_key(plan: &mut BootPlan, arg: &Arg, value: &str) -> Result<(), Cmdlin
                 value: quote(value),
             })?),
         "netboot.config.required" => plan.config.required = boolean(arg)?,
-        "netboot.secrets" => plan.config.secrets = Some(abs_path(arg, value)?),
+        "netboot.secrets" => plan.config.credentials_file = Some(abs_path(arg, value)?),
         k if k.starts_with("netboot.param.") => {
             // The raw name keeps the key's own `-` (`X-com.example-key`);
             // folding `-`/`_` never changes byte offsets.
