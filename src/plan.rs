@@ -45,6 +45,9 @@ impl Serialize for Secret {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Chap {
     pub username: String,
+    // JSON says "password" (dracut's word): `netboot plan` output must not
+    // contain the string "secret" at all, so a grep over it stays meaningful.
+    #[serde(rename = "password")]
     pub secret: Secret,
     pub mutual: Option<MutualChap>,
 }
@@ -52,6 +55,7 @@ pub struct Chap {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct MutualChap {
     pub username: String,
+    #[serde(rename = "password")]
     pub secret: Secret,
 }
 
@@ -156,8 +160,8 @@ pub struct IscsiSettings {
 }
 
 /// A `KEY=VALUE` override. Values of keys that look like credentials
-/// (`password`, `secret`) serialize as `***`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// (`password`, `secret`) serialize and debug-print as `***`.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Param {
     pub key: String,
     pub value: String,
@@ -170,16 +174,28 @@ impl Param {
     }
 }
 
+impl Param {
+    fn shown(&self) -> &str {
+        if self.is_sensitive() {
+            "***"
+        } else {
+            &self.value
+        }
+    }
+}
+
+impl fmt::Debug for Param {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Param({:?}={:?})", self.key, self.shown())
+    }
+}
+
 impl Serialize for Param {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
         let mut st = s.serialize_struct("Param", 2)?;
         st.serialize_field("key", &self.key)?;
-        if self.is_sensitive() {
-            st.serialize_field("value", "***")?;
-        } else {
-            st.serialize_field("value", &self.value)?;
-        }
+        st.serialize_field("value", self.shown())?;
         st.end()
     }
 }
@@ -317,7 +333,7 @@ pub struct ConfigSource {
     /// `netboot.config.required=1`: fail the boot if no server answers.
     pub required: bool,
     /// `netboot.secrets=FILE`: absolute path of a credentials file.
-    pub secrets: Option<String>,
+    pub credentials_file: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

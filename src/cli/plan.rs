@@ -19,16 +19,30 @@ pub fn run(args: &[String]) -> i32 {
                 return Exit::Ok as i32;
             }
             "--cmdline" | "--cmdline-file" if line.is_some() || file.is_some() => {
-                return fail(CMD, Exit::Usage, format!("give one of --cmdline, --cmdline-file\n{USAGE}"));
+                return fail(
+                    CMD,
+                    Exit::Usage,
+                    format!("give one of --cmdline, --cmdline-file\n{USAGE}"),
+                );
             }
             "--cmdline" => match it.next() {
                 Some(v) => line = Some(v.clone()),
-                None => return fail(CMD, Exit::Usage, format!("--cmdline needs a value\n{USAGE}")),
+                None => {
+                    return fail(
+                        CMD,
+                        Exit::Usage,
+                        format!("--cmdline needs a value\n{USAGE}"),
+                    )
+                }
             },
             "--cmdline-file" => match it.next() {
                 Some(v) => file = Some(v),
                 None => {
-                    return fail(CMD, Exit::Usage, format!("--cmdline-file needs a value\n{USAGE}"))
+                    return fail(
+                        CMD,
+                        Exit::Usage,
+                        format!("--cmdline-file needs a value\n{USAGE}"),
+                    )
                 }
             },
             // Never echo an unknown argument verbatim: it may be a cmdline

@@ -383,7 +383,7 @@ mod tests {
 
     #[test]
     fn iface_form_with_mac() {
-        let c = parse("eth0:dhcp:1500:52:54:00:AB:cd:ef").unwrap();
+        let c = parse("eth0:dhcp:1500:52:54:00:AB:cd:ef").expect("valid");
         assert_eq!(c.iface.as_deref(), Some("eth0"));
         assert_eq!(c.mtu, Some(1500));
         assert_eq!(c.mac.as_deref(), Some("52:54:00:ab:cd:ef"));

@@ -17,7 +17,7 @@ pub mod tokenize;
 
 use crate::plan::{
     BootPlan, Chap, ConfigServer, EventsTarget, FailurePolicy, IfName, LogLevel, MutualChap, Param,
-    RootDevice, Secret,
+    RootDevice, Secret, DEFAULT_EVENTS_IDX, DEFAULT_EVENTS_VAL,
 };
 use ip::IpError;
 use rootpath::{parse_dec, valid_host, RootPathError, MAX_NAME_LEN};
@@ -578,7 +578,7 @@ fn netboot_key(plan: &mut BootPlan, arg: &Arg, value: &str) -> Result<(), Cmdlin
                 value: quote(value),
             })?),
         "netboot.config.required" => plan.config.required = boolean(arg)?,
-        "netboot.secrets" => plan.config.secrets = Some(abs_path(arg, value)?),
+        "netboot.secrets" => plan.config.credentials_file = Some(abs_path(arg, value)?),
         k if k.starts_with("netboot.param.") => {
             // The raw name keeps the key's own `-` (`X-com.example-key`);
             // folding `-`/`_` never changes byte offsets.
@@ -660,9 +660,8 @@ fn events(value: &str, current: Option<EventsTarget>) -> Option<Option<EventsTar
         None => (value, None),
     };
     let group = parse_dec(g).filter(|n| (1..=32).contains(n))? as u32;
-    let base = current.unwrap_or(crate::plan::BootPlan::default().events?);
     let (idx, val) = match rest {
-        None => (base.idx, base.val),
+        None => current.map_or((DEFAULT_EVENTS_IDX, DEFAULT_EVENTS_VAL), |c| (c.idx, c.val)),
         Some(r) => {
             let (i, v) = r.split_once('.')?;
             (num(i)?, num(v)?)

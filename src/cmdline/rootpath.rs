@@ -112,20 +112,20 @@ impl std::error::Error for RootPathError {}
 
 /// The value with any credential part masked, for messages: the user names
 /// stay, passwords become `***`; anything not cleanly `user:pass[:ruser:rpass]`
-/// becomes `***` entirely. Masks whenever an `@` precedes the target name,
-/// even where the parser would not see credentials (a mistyped value is
-/// exactly when a secret would otherwise leak).
+/// becomes `***` entirely. Deliberately wider than the parser's rule: it
+/// masks up to the *last* `@` before the target name, even where the parser
+/// would see no credentials, because a mistyped value (or a password with an
+/// `@`) is exactly when a secret would otherwise leak into a message.
 pub fn mask(value: &str) -> String {
     let (prefix, v) = match value.strip_prefix("iscsi:") {
         Some(v) => ("iscsi:", v),
         None => ("", value),
     };
-    let Some((auth, rest)) = v.split_once('@') else {
+    let region = v.get(..target_start(v).unwrap_or(v.len())).unwrap_or(v);
+    let Some(at) = region.rfind('@') else {
         return value.to_string();
     };
-    if target_start(auth).is_some() {
-        return value.to_string(); // the `@` is inside the target name
-    }
+    let (auth, rest) = (v.get(..at).unwrap_or(""), v.get(at..).unwrap_or(""));
     let fields: Vec<&str> = auth.split(':').collect();
     let masked = match fields.as_slice() {
         [""] => String::new(),
@@ -133,7 +133,7 @@ pub fn mask(value: &str) -> String {
         [u, _, r, _] => format!("{u}:***:{r}:***"),
         _ => "***".to_string(),
     };
-    format!("{prefix}{masked}@{rest}")
+    format!("{prefix}{masked}{rest}")
 }
 
 /// Byte offset of the `:` that starts the target name, if a marker is present.
@@ -146,7 +146,17 @@ fn target_start(s: &str) -> Option<usize> {
 
 /// Parse one root path (with or without the `iscsi:` prefix).
 pub fn parse(value: &str) -> Result<RootPath, RootPathError> {
-    let path = || quote(&mask(value));
+    let masked = mask(value);
+    let path = || quote(&masked);
+    // A field is echoed only if the masked value shows it too: when the
+    // credentials are mistyped, "fields" can be cut from the password.
+    let field = |f: &str| {
+        if masked.contains(f) {
+            quote(f)
+        } else {
+            "\"***\"".to_string()
+        }
+    };
     let v = value.strip_prefix("iscsi:").unwrap_or(value);
     if v.is_empty() {
         return Err(RootPathError::Empty);
@@ -168,7 +178,7 @@ pub fn parse(value: &str) -> Result<RootPath, RootPathError> {
             .split_once(']')
             .ok_or_else(|| RootPathError::UnclosedBracket { path: path() })?;
         let addr: Ipv6Addr = inner.parse().map_err(|_| RootPathError::Ipv6 {
-            server: quote(&format!("[{inner}]")),
+            server: field(&format!("[{inner}]")),
             path: path(),
         })?;
         let after = after
@@ -181,7 +191,7 @@ pub fn parse(value: &str) -> Result<RootPath, RootPathError> {
             .ok_or_else(|| RootPathError::Fields { path: path() })?;
         if !valid_host(s) {
             return Err(RootPathError::Server {
-                server: quote(s),
+                server: field(s),
                 path: path(),
             });
         }
@@ -210,7 +220,7 @@ pub fn parse(value: &str) -> Result<RootPath, RootPathError> {
     };
     if !(proto.is_empty() || proto == "6") {
         return Err(RootPathError::Protocol {
-            proto: quote(proto),
+            proto: field(proto),
             path: path(),
         });
     }
@@ -221,12 +231,12 @@ pub fn parse(value: &str) -> Result<RootPath, RootPathError> {
             .and_then(|p| u16::try_from(p).ok())
             .filter(|&p| p != 0)
             .ok_or_else(|| RootPathError::Port {
-                port: quote(port),
+                port: field(port),
                 path: path(),
             })?
     };
     let lun = parse_lun(lun).ok_or_else(|| RootPathError::Lun {
-        lun: quote(lun),
+        lun: field(lun),
         path: path(),
     })?;
     if target.is_empty() {
@@ -316,13 +326,13 @@ mod tests {
 
     #[test]
     fn plain_and_defaults() {
-        let p = parse("iscsi:192.0.2.10::::iqn.2026-11.test:root").unwrap();
+        let p = parse("iscsi:192.0.2.10::::iqn.2026-11.test:root").expect("valid");
         assert_eq!(
             (p.server.as_str(), p.port, p.lun, p.tpgt),
             ("192.0.2.10", 3260, 0, 1)
         );
         assert_eq!(p.target, "iqn.2026-11.test:root");
-        let p = parse("192.0.2.10:6:3261:7:plain").unwrap();
+        let p = parse("192.0.2.10:6:3261:7:plain").expect("valid");
         assert_eq!((p.port, p.lun, p.target.as_str()), (3261, 7, "plain"));
     }
 
@@ -331,7 +341,7 @@ mod tests {
         assert_eq!(parse_lun("0001-0000"), Some(1));
         assert_eq!(
             parse_lun("4752-3A4F-6b7e-2F99"),
-            Some(0x2F99_6b7e_3A4F_4752)
+            Some(0x2F99_6B7E_3A4F_4752)
         );
         assert_eq!(parse_lun("1-2-3-4-5"), None);
         assert_eq!(parse_lun("12345-0"), None);
@@ -343,5 +353,7 @@ mod tests {
         assert_eq!(mask("u:pw:r:rp@h::::t"), "u:***:r:***@h::::t");
         assert_eq!(mask("pw@h"), "***@h");
         assert_eq!(mask("h::::iqn.a@b"), "h::::iqn.a@b");
+        assert_eq!(mask("u:p@ss@h::::iqn.a@b"), "u:***@h::::iqn.a@b");
+        assert_eq!(mask("h::::t@x"), "***@x");
     }
 }
