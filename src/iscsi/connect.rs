@@ -208,11 +208,13 @@ mod tests {
     use crate::iscsi::text;
     use std::collections::VecDeque;
 
+    type Reply = dyn Fn(&LoginRequest) -> (u16, Vec<(String, String)>);
+
     /// A scripted target: answers every Login Request with the status and
     /// keys the script gives for this portal and attempt.
     struct Scripted {
         answers: VecDeque<Pdu>,
-        reply: Box<dyn Fn(&LoginRequest) -> (u16, Vec<(String, String)>)>,
+        reply: Box<Reply>,
     }
 
     impl PduChannel for Scripted {
@@ -244,10 +246,12 @@ mod tests {
         }
     }
 
+    type Plan = dyn Fn(&Portal, usize) -> Result<u16, ()>;
+
     /// Connector whose behaviour depends on the portal and a call counter.
     struct Script {
         calls: Vec<Portal>,
-        plan: Box<dyn Fn(&Portal, usize) -> Result<u16, ()>>,
+        plan: Box<Plan>,
     }
 
     impl Connector for Script {

@@ -231,7 +231,8 @@ fn auth_required_without_credentials_gives_a_hint() {
 
 #[test]
 fn statuses_map_to_errors() {
-    let cases: &[(u16, fn(&LoginError) -> bool)] = &[
+    type Check = fn(&LoginError) -> bool;
+    let cases: &[(u16, Check)] = &[
         (0x0203, |e| matches!(e, LoginError::TargetNotFound { .. })),
         (0x0205, |e| matches!(e, LoginError::InitiatorError { status: 0x0205, .. })),
         (0x0300, |e| e.is_transient()),
