@@ -151,14 +151,14 @@ impl BootReport {
                 }
                 details.push_str(&format!("error={e:?}"));
             }
-            let _ = writeln!(
-                o,
+            let line = format!(
                 "{:>11} {:>10}  {:<16} {:<7} {details}",
                 format!("+{:.6}", s.start_us as f64 / 1e6),
                 fmt_duration(s.duration_us),
                 s.step,
                 s.result
             );
+            let _ = writeln!(o, "{}", line.trim_end());
         }
         o
     }
