@@ -300,6 +300,7 @@ impl Iterator for Messages<'_> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -226,6 +226,7 @@ pub fn init(target: LogTarget, level: LevelFilter, secrets: Vec<String>) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -282,6 +282,7 @@ fn fit(mut r: EventRecord) -> (Vec<u8>, bool) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -182,6 +182,7 @@ pub fn human_line(payload: &Value) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::connector::CnMsg;

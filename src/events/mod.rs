@@ -339,6 +339,7 @@ pub fn boottime_us() -> u64 {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -366,7 +367,7 @@ mod tests {
         ];
         for (input, want) in cases {
             let got = parse_events_target(input).map_err(|e| e.to_string());
-            assert_eq!(got, want.clone().map_err(str::to_string), "input {input:?}");
+            assert_eq!(got, want.map_err(str::to_string), "input {input:?}");
         }
     }
 

@@ -184,6 +184,7 @@ pub fn facts_text(facts: &Map<String, Value>) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
