@@ -111,7 +111,11 @@ pub struct NlMsgHdr {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CodecError {
     /// Fewer bytes than the fixed header `what` needs.
-    Short { what: &'static str, need: usize, have: usize },
+    Short {
+        what: &'static str,
+        need: usize,
+        have: usize,
+    },
     /// `cn_msg.len` points past the end of the buffer.
     DataBeyond { len: usize, have: usize },
     /// `nlmsg_len` is smaller than a header, or larger than the datagram.
@@ -129,16 +133,25 @@ impl fmt::Display for CodecError {
                 write!(f, "short {what}: need {need} bytes, have {have}")
             }
             CodecError::DataBeyond { len, have } => {
-                write!(f, "cn_msg.len {len} exceeds the {have} bytes after the header")
+                write!(
+                    f,
+                    "cn_msg.len {len} exceeds the {have} bytes after the header"
+                )
             }
             CodecError::NlLen { nlmsg_len, have } => {
-                write!(f, "nlmsg_len {nlmsg_len} is invalid for a {have}-byte datagram")
+                write!(
+                    f,
+                    "nlmsg_len {nlmsg_len} is invalid for a {have}-byte datagram"
+                )
             }
             CodecError::CnBeyondNl { need, nlmsg_len } => {
                 write!(f, "cn_msg needs {need} bytes but nlmsg_len is {nlmsg_len}")
             }
             CodecError::TooLong { len, max } => {
-                write!(f, "data of {len} bytes exceeds the connector limit of {max}")
+                write!(
+                    f,
+                    "data of {len} bytes exceeds the connector limit of {max}"
+                )
             }
         }
     }
@@ -168,7 +181,10 @@ impl CnMsg {
     /// Append `cn_msg` header + data to `out`.
     pub fn encode_into(&self, out: &mut Vec<u8>) -> Result<(), CodecError> {
         if self.data.len() > MAX_DATA_LEN {
-            return Err(CodecError::TooLong { len: self.data.len(), max: MAX_DATA_LEN });
+            return Err(CodecError::TooLong {
+                len: self.data.len(),
+                max: MAX_DATA_LEN,
+            });
         }
         // MAX_DATA_LEN < u16::MAX, so the cast cannot truncate.
         let len = self.data.len() as u16;
@@ -192,15 +208,23 @@ impl CnMsg {
     /// Decode one `cn_msg`; bytes after `data[len]` (netlink padding) are ignored.
     pub fn decode(b: &[u8]) -> Result<CnMsg, CodecError> {
         if b.len() < CN_MSG_HDRLEN {
-            return Err(CodecError::Short { what: "cn_msg", need: CN_MSG_HDRLEN, have: b.len() });
+            return Err(CodecError::Short {
+                what: "cn_msg",
+                need: CN_MSG_HDRLEN,
+                have: b.len(),
+            });
         }
         let len = usize::from(u16_at(b, CN_LEN));
         let rest = &b[CN_MSG_HDRLEN..];
-        let data = rest
-            .get(..len)
-            .ok_or(CodecError::DataBeyond { len, have: rest.len() })?;
+        let data = rest.get(..len).ok_or(CodecError::DataBeyond {
+            len,
+            have: rest.len(),
+        })?;
         Ok(CnMsg {
-            id: CbId { idx: u32_at(b, CN_IDX), val: u32_at(b, CN_VAL) },
+            id: CbId {
+                idx: u32_at(b, CN_IDX),
+                val: u32_at(b, CN_VAL),
+            },
             seq: u32_at(b, CN_SEQ),
             ack: u32_at(b, CN_ACK),
             flags: u16_at(b, CN_FLAGS),
@@ -215,7 +239,13 @@ impl CnMsg {
         let total = NLMSG_HDRLEN + self.wire_len();
         let mut out = Vec::with_capacity(nlmsg_align(total));
         encode_nlmsghdr(
-            &NlMsgHdr { len: total as u32, ty: NLMSG_DONE, flags: 0, seq: self.seq, pid },
+            &NlMsgHdr {
+                len: total as u32,
+                ty: NLMSG_DONE,
+                flags: 0,
+                seq: self.seq,
+                pid,
+            },
             &mut out,
         );
         self.encode_into(&mut out)?;
@@ -237,7 +267,11 @@ pub fn encode_nlmsghdr(h: &NlMsgHdr, out: &mut Vec<u8>) {
 /// Returns the header and the message body (`nlmsg_len - 16` bytes).
 pub fn decode_nlmsghdr(b: &[u8]) -> Result<(NlMsgHdr, &[u8]), CodecError> {
     if b.len() < NLMSG_HDRLEN {
-        return Err(CodecError::Short { what: "nlmsghdr", need: NLMSG_HDRLEN, have: b.len() });
+        return Err(CodecError::Short {
+            what: "nlmsghdr",
+            need: NLMSG_HDRLEN,
+            have: b.len(),
+        });
     }
     let h = NlMsgHdr {
         len: u32_at(b, NL_LEN),
@@ -248,7 +282,10 @@ pub fn decode_nlmsghdr(b: &[u8]) -> Result<(NlMsgHdr, &[u8]), CodecError> {
     };
     let nl_len = h.len as usize;
     if nl_len < NLMSG_HDRLEN || nl_len > b.len() {
-        return Err(CodecError::NlLen { nlmsg_len: h.len, have: b.len() });
+        return Err(CodecError::NlLen {
+            nlmsg_len: h.len,
+            have: b.len(),
+        });
     }
     Ok((h, &b[NLMSG_HDRLEN..nl_len]))
 }
@@ -258,11 +295,18 @@ pub fn decode_nlmsghdr(b: &[u8]) -> Result<(NlMsgHdr, &[u8]), CodecError> {
 pub fn decode_nl(b: &[u8]) -> Result<(NlMsgHdr, CnMsg), CodecError> {
     let (h, body) = decode_nlmsghdr(b)?;
     if body.len() < CN_MSG_HDRLEN {
-        return Err(CodecError::Short { what: "cn_msg", need: CN_MSG_HDRLEN, have: body.len() });
+        return Err(CodecError::Short {
+            what: "cn_msg",
+            need: CN_MSG_HDRLEN,
+            have: body.len(),
+        });
     }
     let need = NLMSG_HDRLEN + CN_MSG_HDRLEN + usize::from(u16_at(body, CN_LEN));
     if need > h.len as usize {
-        return Err(CodecError::CnBeyondNl { need, nlmsg_len: h.len });
+        return Err(CodecError::CnBeyondNl {
+            need,
+            nlmsg_len: h.len,
+        });
     }
     Ok((h, CnMsg::decode(body)?))
 }
@@ -306,7 +350,10 @@ mod tests {
 
     fn sample() -> CnMsg {
         CnMsg {
-            id: CbId { idx: 0x4e42, val: 1 },
+            id: CbId {
+                idx: 0x4e42,
+                val: 1,
+            },
             seq: 7,
             ack: 0xdead_beef,
             flags: 0x0102,
@@ -351,7 +398,16 @@ mod tests {
         want.push(0); // NLMSG_ALIGN padding to 40
         assert_eq!(b, want);
         let (h, m) = decode_nl(&b).unwrap();
-        assert_eq!(h, NlMsgHdr { len: 39, ty: NLMSG_DONE, flags: 0, seq: 7, pid: 0x1234 });
+        assert_eq!(
+            h,
+            NlMsgHdr {
+                len: 39,
+                ty: NLMSG_DONE,
+                flags: 0,
+                seq: 7,
+                pid: 0x1234
+            }
+        );
         assert_eq!(m, sample());
     }
 
@@ -364,24 +420,53 @@ mod tests {
         }
         assert_eq!(
             CnMsg::decode(&[0; 5]),
-            Err(CodecError::Short { what: "cn_msg", need: 20, have: 5 })
+            Err(CodecError::Short {
+                what: "cn_msg",
+                need: 20,
+                have: 5
+            })
         );
         // cn_msg.len larger than what follows.
         let mut cn = sample().encode().unwrap();
         cn[CN_LEN] = 200;
-        assert_eq!(CnMsg::decode(&cn), Err(CodecError::DataBeyond { len: 200, have: 3 }));
+        assert_eq!(
+            CnMsg::decode(&cn),
+            Err(CodecError::DataBeyond { len: 200, have: 3 })
+        );
         // nlmsg_len larger than the datagram.
         let mut nl = good.clone();
         nl[0] = 200;
-        assert_eq!(decode_nl(&nl), Err(CodecError::NlLen { nlmsg_len: 200, have: 40 }));
+        assert_eq!(
+            decode_nl(&nl),
+            Err(CodecError::NlLen {
+                nlmsg_len: 200,
+                have: 40
+            })
+        );
         // nlmsg_len smaller than the header.
         nl[0] = 3;
-        assert_eq!(decode_nl(&nl), Err(CodecError::NlLen { nlmsg_len: 3, have: 40 }));
+        assert_eq!(
+            decode_nl(&nl),
+            Err(CodecError::NlLen {
+                nlmsg_len: 3,
+                have: 40
+            })
+        );
         // nlmsg_len cuts into the cn_msg data.
         nl[0] = 37;
-        assert_eq!(decode_nl(&nl), Err(CodecError::CnBeyondNl { need: 39, nlmsg_len: 37 }));
         assert_eq!(
-            CodecError::CnBeyondNl { need: 39, nlmsg_len: 37 }.to_string(),
+            decode_nl(&nl),
+            Err(CodecError::CnBeyondNl {
+                need: 39,
+                nlmsg_len: 37
+            })
+        );
+        assert_eq!(
+            CodecError::CnBeyondNl {
+                need: 39,
+                nlmsg_len: 37
+            }
+            .to_string(),
             "cn_msg needs 39 bytes but nlmsg_len is 37"
         );
     }
@@ -392,7 +477,13 @@ mod tests {
         m.data = vec![b'a'; MAX_DATA_LEN];
         assert_eq!(m.encode().unwrap().len(), CONNECTOR_MAX_MSG_SIZE);
         m.data.push(b'a');
-        assert_eq!(m.encode(), Err(CodecError::TooLong { len: 16365, max: 16364 }));
+        assert_eq!(
+            m.encode(),
+            Err(CodecError::TooLong {
+                len: 16365,
+                max: 16364
+            })
+        );
     }
 
     #[test]

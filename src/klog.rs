@@ -46,7 +46,11 @@ pub struct LogLevelError {
 
 impl fmt::Display for LogLevelError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "netboot.log={:?}: expected off, error, warn, info, debug or trace", self.value)
+        write!(
+            f,
+            "netboot.log={:?}: expected off, error, warn, info, debug or trace",
+            self.value
+        )
     }
 }
 
@@ -61,7 +65,9 @@ pub fn parse_log_level(value: &str) -> Result<LevelFilter, LogLevelError> {
         "info" => Ok(LevelFilter::Info),
         "debug" => Ok(LevelFilter::Debug),
         "trace" => Ok(LevelFilter::Trace),
-        _ => Err(LogLevelError { value: value.to_string() }),
+        _ => Err(LogLevelError {
+            value: value.to_string(),
+        }),
     }
 }
 
@@ -166,11 +172,18 @@ impl KLogger {
     pub fn new(target: LogTarget, level: LevelFilter, secrets: Vec<String>) -> KLogger {
         let sink = Sink::open(target);
         let kmsg_wanted = !matches!(sink, Sink::Stderr) || target == LogTarget::Kmsg;
-        KLogger { level, redactor: Redactor::new(secrets), sink: Mutex::new(sink), kmsg_wanted }
+        KLogger {
+            level,
+            redactor: Redactor::new(secrets),
+            sink: Mutex::new(sink),
+            kmsg_wanted,
+        }
     }
 
     fn write(&self, level: Level, msg: &str) {
-        let Ok(mut sink) = self.sink.lock() else { return };
+        let Ok(mut sink) = self.sink.lock() else {
+            return;
+        };
         // Before devtmpfs is mounted there is no /dev/kmsg: retry each time
         // (a failing open is cheap) so we move to kmsg as soon as it exists.
         if self.kmsg_wanted && matches!(*sink, Sink::Console(_) | Sink::Stderr) {
@@ -196,7 +209,8 @@ impl KLogger {
                 let _ = f.write_all(text_lines(level, msg, &self.redactor).as_bytes());
             }
             Sink::Stderr => {
-                let _ = std::io::stderr().write_all(text_lines(level, msg, &self.redactor).as_bytes());
+                let _ =
+                    std::io::stderr().write_all(text_lines(level, msg, &self.redactor).as_bytes());
             }
         }
     }
@@ -244,21 +258,32 @@ mod tests {
     #[test]
     fn kmsg_records_have_priority_tag_and_fit() {
         let r = Redactor::new(vec!["hunter2".into()]);
-        assert_eq!(kmsg_records(Level::Error, "a\nb hunter2", &r), ["<3>netboot: a\n", "<3>netboot: b ***\n"]);
+        assert_eq!(
+            kmsg_records(Level::Error, "a\nb hunter2", &r),
+            ["<3>netboot: a\n", "<3>netboot: b ***\n"]
+        );
         assert_eq!(kmsg_records(Level::Warn, "", &r), ["<4>netboot: \n"]);
         assert_eq!(kmsg_records(Level::Info, "x", &r)[0], "<6>netboot: x\n");
         assert_eq!(kmsg_records(Level::Trace, "x", &r)[0], "<7>netboot: x\n");
         let long = "€".repeat(1000); // 3000 bytes, 3-byte chars
         let recs = kmsg_records(Level::Debug, &long, &r);
         assert!(recs.len() >= 4);
-        assert!(recs.iter().all(|x| x.len() <= KMSG_LINE_MAX && x.starts_with("<7>netboot: ")));
-        let joined: String = recs.iter().map(|x| &x["<7>netboot: ".len()..x.len() - 1]).collect();
+        assert!(recs
+            .iter()
+            .all(|x| x.len() <= KMSG_LINE_MAX && x.starts_with("<7>netboot: ")));
+        let joined: String = recs
+            .iter()
+            .map(|x| &x["<7>netboot: ".len()..x.len() - 1])
+            .collect();
         assert_eq!(joined, long);
     }
 
     #[test]
     fn text_lines_redact() {
         let r = Redactor::new(vec!["hunter2".into()]);
-        assert_eq!(text_lines(Level::Warn, "pw hunter2\nnext", &r), "netboot: WARN: pw ***\nnetboot: WARN: next\n");
+        assert_eq!(
+            text_lines(Level::Warn, "pw hunter2\nnext", &r),
+            "netboot: WARN: pw ***\nnetboot: WARN: next\n"
+        );
     }
 }

@@ -54,7 +54,11 @@ fn chan(n: u32) -> (u32, CbId) {
 
 fn target(n: u32) -> EventsTarget {
     let (group, id) = chan(n);
-    EventsTarget::Group { group, idx: id.idx, val: id.val }
+    EventsTarget::Group {
+        group,
+        idx: id.idx,
+        val: id.val,
+    }
 }
 
 fn tmp(name: &str) -> PathBuf {
@@ -74,7 +78,7 @@ struct Sub {
 
 fn listen(n: u32, count: u32) -> Sub {
     let (group, id) = chan(n);
-    let mut child = Command::new(BIN)
+    let child = Command::new(BIN)
         .args(["events", "--json", "--group", &group.to_string()])
         .args(["--id", &format!("{:#x}.{}", id.idx, id.val)])
         .args(["--count", &count.to_string(), "--timeout", "5"])
@@ -82,16 +86,29 @@ fn listen(n: u32, count: u32) -> Sub {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn netboot events");
-    let err = child.stderr.take().expect("stderr");
-    let (tx, rx) = mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(err).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
+    Sub::from_child(child)
+}
+
+impl Sub {
+    fn from_child(mut child: Child) -> Sub {
+        let err = child.stderr.take().expect("stderr");
+        let (tx, rx) = mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let first = rx.recv_timeout(Duration::from_secs(5)).unwrap_or_default();
+        assert!(
+            first.contains("listening on group"),
+            "listener did not start: {first:?}"
+        );
+        Sub {
+            child,
+            stderr: rx,
+            reader,
         }
-    });
-    let first = rx.recv_timeout(Duration::from_secs(5)).unwrap_or_default();
-    assert!(first.contains("listening on group"), "listener did not start: {first:?}");
-    Sub { child, stderr: rx, reader }
+    }
 }
 
 impl Sub {
@@ -107,7 +124,8 @@ impl Sub {
         let lines = out
             .lines()
             .map(|l| {
-                serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}\nstderr: {err:?}"))
+                serde_json::from_str(l)
+                    .unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}\nstderr: {err:?}"))
             })
             .collect();
         (code, lines, err)
@@ -116,19 +134,34 @@ impl Sub {
 
 /// Every event kind, through the recorder; returns the report path.
 fn boot_script(emitter: Emitter, dir: &std::path::Path, secret: &str) -> PathBuf {
-    let mut rec = Recorder::new(emitter, serde_json::json!({"root": "iscsi:198.18.0.1::::iqn.x", "chap": "***"}))
-        .with_report_path(dir.join("run/netboot/boot.json"));
+    let mut rec = Recorder::new(
+        emitter,
+        serde_json::json!({"root": "iscsi:198.18.0.1::::iqn.x", "chap": "***"}),
+    )
+    .with_report_path(dir.join("run/netboot/boot.json"));
     let s = rec.start(step::NET_LINK, Facts::new().str("ifname", "eth0"));
     rec.finish::<str>(s, Ok(Facts::new().u64("mtu", 1500)));
-    let s = rec.start(step::ISCSI_LOGIN, Facts::new().str("portal", "198.18.0.1:3260").str("leak", secret));
+    let s = rec.start(
+        step::ISCSI_LOGIN,
+        Facts::new()
+            .str("portal", "198.18.0.1:3260")
+            .str("leak", secret),
+    );
     rec.finish(s, Err(&format!("CHAP rejected for secret {secret}")));
-    rec.emitter().log(log::Level::Warn, &format!("retrying with {secret}"));
-    rec.finish_boot(BootOutcome::failed(step::ISCSI_LOGIN, &format!("auth failed ({secret})")))
-        .expect("report written")
+    rec.emitter()
+        .log(log::Level::Warn, &format!("retrying with {secret}"));
+    rec.finish_boot(BootOutcome::failed(
+        step::ISCSI_LOGIN,
+        &format!("auth failed ({secret})"),
+    ))
+    .expect("report written")
 }
 
 fn kinds(lines: &[Value]) -> Vec<String> {
-    lines.iter().map(|v| v["event"].as_str().unwrap_or("?").to_string()).collect()
+    lines
+        .iter()
+        .map(|v| v["event"].as_str().unwrap_or("?").to_string())
+        .collect()
 }
 
 #[test]
@@ -143,9 +176,20 @@ fn subprocess_listener_sees_every_event_type_in_order() {
     assert_eq!(code, 0, "stderr: {err:?}");
     assert_eq!(
         kinds(&lines),
-        ["boot_start", "step_start", "step_end", "step_start", "step_end", "log", "boot_end"]
+        [
+            "boot_start",
+            "step_start",
+            "step_end",
+            "step_start",
+            "step_end",
+            "log",
+            "boot_end"
+        ]
     );
-    let seqs: Vec<u64> = lines.iter().map(|v| v["seq"].as_u64().unwrap_or(99)).collect();
+    let seqs: Vec<u64> = lines
+        .iter()
+        .map(|v| v["seq"].as_u64().unwrap_or(99))
+        .collect();
     assert_eq!(seqs, [0, 1, 2, 3, 4, 5, 6]);
     assert_eq!(lines[2]["step"], "net.link");
     assert_eq!(lines[2]["result"], "ok");
@@ -159,6 +203,51 @@ fn subprocess_listener_sees_every_event_type_in_order() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+#[test]
+fn human_mode_prints_one_line_per_event() {
+    if !have_root("human_mode_prints_one_line_per_event") {
+        return;
+    }
+    let (group, id) = chan(7);
+    let child = Command::new(BIN)
+        .args([
+            "events",
+            "--group",
+            &group.to_string(),
+            "--id",
+            &format!("{}.{}", id.idx, id.val),
+        ])
+        .args(["--count", "7", "--timeout", "5"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut sub = Sub::from_child(child);
+    let dir = tmp("human");
+    boot_script(
+        Emitter::new(target(7), vec!["hunter2hunter2".into()]),
+        &dir,
+        "hunter2hunter2",
+    );
+    let mut out = String::new();
+    if let Some(mut o) = sub.child.stdout.take() {
+        let _ = o.read_to_string(&mut out);
+    }
+    let code = sub.child.wait().expect("wait").code();
+    println!("{out}");
+    assert_eq!(code, Some(0));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 7, "{out}");
+    assert!(lines[0].contains("boot             start"), "{out}");
+    assert!(lines[2].contains("net.link         ok"), "{out}");
+    assert!(
+        lines[4].contains(r#"error="CHAP rejected for secret ***""#),
+        "{out}"
+    );
+    assert!(!out.contains("hunter2"));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// Receive `n` events in-process (the same Listener the CLI uses).
 fn recv_in_process(sock: &CnSocket, id: CbId, n: usize) -> (Vec<(u32, Value)>, Listener) {
     let mut l = Listener::new(id);
@@ -167,7 +256,11 @@ fn recv_in_process(sock: &CnSocket, id: CbId, n: usize) -> (Vec<(u32, Value)>, L
     let deadline = Instant::now() + Duration::from_secs(5);
     while got.len() < n {
         let left = deadline.saturating_duration_since(Instant::now());
-        assert!(!left.is_zero(), "timed out with {} of {n} events: {got:?}", got.len());
+        assert!(
+            !left.is_zero(),
+            "timed out with {} of {n} events: {got:?}",
+            got.len()
+        );
         if let Some((len, from)) = sock.recv(&mut buf, Some(left)).expect("recv") {
             for item in l.feed(&buf[..len], from) {
                 if let Item::Event { seq, payload, .. } = item {
@@ -202,7 +295,9 @@ fn in_process_listener_and_redaction_everywhere() {
         let text = p.to_string();
         assert!(!text.contains("Sup3r"), "secret in payload {text}");
     }
-    assert!(got.iter().any(|(_, p)| p["error"] == "CHAP rejected for secret ***"));
+    assert!(got
+        .iter()
+        .any(|(_, p)| p["error"] == "CHAP rejected for secret ***"));
     assert!(got.iter().any(|(_, p)| p["msg"] == "retrying with ***"));
     assert!(got.iter().any(|(_, p)| p["facts"]["leak"] == "***"));
     let text = std::fs::read_to_string(&report).expect("report");
@@ -213,8 +308,20 @@ fn in_process_listener_and_redaction_everywhere() {
     for line in klog::kmsg_records(log::Level::Error, &format!("login {secret} failed"), &r) {
         assert_eq!(line, "<3>netboot: login *** failed\n");
     }
-    assert_eq!(klog::text_lines(log::Level::Info, secret, &r), "netboot: INFO: ***\n");
+    assert_eq!(
+        klog::text_lines(log::Level::Info, secret, &r),
+        "netboot: INFO: ***\n"
+    );
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Multicast a raw datagram. In a non-initial netns the kernel's unicast
+/// copy is refused after the multicast went out (reference §1.4): not an error.
+fn send_dgram(s: &CnSocket, group: u32, bytes: &[u8]) {
+    match s.send_group(group, bytes) {
+        Ok(_) | Err(rustix::io::Errno::CONNREFUSED) => {}
+        Err(e) => panic!("send to group {group}: {e}"),
+    }
 }
 
 /// Send raw cn_msgs with chosen seqs, as a second agent would.
@@ -223,8 +330,14 @@ fn send_raw(n: u32, seqs: &[u32], ack: u32) {
     let s = CnSocket::open().expect("socket");
     for &seq in seqs {
         let data = format!(r#"{{"v":1,"event":"log","t_us":{seq},"level":"info","msg":"n{seq}"}}"#);
-        let m = CnMsg { id, seq, ack, flags: 0, data: data.into_bytes() };
-        s.send_group(group, &m.encode_nl(s.portid()).expect("encode")).expect("send");
+        let m = CnMsg {
+            id,
+            seq,
+            ack,
+            flags: 0,
+            data: data.into_bytes(),
+        };
+        send_dgram(&s, group, &m.encode_nl(s.portid()).expect("encode"));
     }
 }
 
@@ -239,9 +352,26 @@ fn gaps_in_seq_are_reported_exactly() {
     assert_eq!(code, 0, "stderr: {err:?}");
     let lost: Vec<&Value> = lines.iter().filter(|v| v["event"] == "lost").collect();
     assert_eq!(lost.len(), 2, "{lines:?}");
-    assert_eq!((lost[0]["count"].as_u64(), lost[0]["first_seq"].as_u64(), lost[0]["last_seq"].as_u64()), (Some(3), Some(2), Some(4)));
-    assert_eq!((lost[1]["count"].as_u64(), lost[1]["first_seq"].as_u64(), lost[1]["last_seq"].as_u64()), (Some(3), Some(7), Some(9)));
-    assert!(err.iter().any(|l| l.contains("5 events, 6 lost")), "{err:?}");
+    assert_eq!(
+        (
+            lost[0]["count"].as_u64(),
+            lost[0]["first_seq"].as_u64(),
+            lost[0]["last_seq"].as_u64()
+        ),
+        (Some(3), Some(2), Some(4))
+    );
+    assert_eq!(
+        (
+            lost[1]["count"].as_u64(),
+            lost[1]["first_seq"].as_u64(),
+            lost[1]["last_seq"].as_u64()
+        ),
+        (Some(3), Some(7), Some(9))
+    );
+    assert!(
+        err.iter().any(|l| l.contains("5 events, 6 lost")),
+        "{err:?}"
+    );
 }
 
 #[test]
@@ -254,20 +384,53 @@ fn garbage_on_the_group_is_skipped() {
     let s = CnSocket::open().expect("socket");
     let mut random = [0u8; 64];
     rustix::rand::getrandom(&mut random, rustix::rand::GetRandomFlags::empty()).expect("random");
-    let mut short = CnMsg { id, seq: 0, ack: 0, flags: 0, data: b"{}".to_vec() }.encode_nl(0).expect("enc");
+    let mut short = CnMsg {
+        id,
+        seq: 0,
+        ack: 0,
+        flags: 0,
+        data: b"{}".to_vec(),
+    }
+    .encode_nl(0)
+    .expect("enc");
     short[0] = 20; // nlmsg_len covers the header and 4 bytes of cn_msg only
     let garbage: Vec<Vec<u8>> = vec![
         random.to_vec(),
         vec![1, 2, 3],
         short,
-        CnMsg { id, seq: 0, ack: 0, flags: 0, data: b"not json at all".to_vec() }.encode_nl(0).expect("enc"),
-        CnMsg { id, seq: 1, ack: 0, flags: 0, data: b"[1,2]".to_vec() }.encode_nl(0).expect("enc"),
-        CnMsg { id: CbId { idx: id.idx + 1, val: 0 }, seq: 0, ack: 0, flags: 0, data: b"{}".to_vec() }
-            .encode_nl(0)
-            .expect("enc"),
+        CnMsg {
+            id,
+            seq: 0,
+            ack: 0,
+            flags: 0,
+            data: b"not json at all".to_vec(),
+        }
+        .encode_nl(0)
+        .expect("enc"),
+        CnMsg {
+            id,
+            seq: 1,
+            ack: 0,
+            flags: 0,
+            data: b"[1,2]".to_vec(),
+        }
+        .encode_nl(0)
+        .expect("enc"),
+        CnMsg {
+            id: CbId {
+                idx: id.idx + 1,
+                val: 0,
+            },
+            seq: 0,
+            ack: 0,
+            flags: 0,
+            data: b"{}".to_vec(),
+        }
+        .encode_nl(0)
+        .expect("enc"),
     ];
     for g in &garbage {
-        s.send_group(group, g).expect("send garbage");
+        send_dgram(&s, group, g);
     }
     let mut e = Emitter::new(target(4), vec![]);
     e.log(log::Level::Info, "after garbage 1");
@@ -276,7 +439,10 @@ fn garbage_on_the_group_is_skipped() {
     assert_eq!(code, 0, "stderr: {err:?}");
     let msgs: Vec<&str> = lines.iter().filter_map(|v| v["msg"].as_str()).collect();
     assert_eq!(msgs, ["after garbage 1", "after garbage 2"], "{lines:?}");
-    let skipped = err.iter().filter(|l| l.contains("skipped malformed")).count();
+    let skipped = err
+        .iter()
+        .filter(|l| l.contains("skipped malformed"))
+        .count();
     assert!(skipped >= 4, "{err:?}");
 }
 
@@ -340,12 +506,20 @@ fn report_renders_fixture_and_names_bad_paths() {
     let dir = tmp("report");
     let good = dir.join("boot.json");
     std::fs::write(&good, FIXTURE).expect("write fixture");
-    let out = Command::new(BIN).arg("report").arg(&good).output().expect("run");
+    let out = Command::new(BIN)
+        .arg("report")
+        .arg(&good)
+        .output()
+        .expect("run");
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(String::from_utf8_lossy(&out.stdout), RENDERED);
 
     let missing = dir.join("nope.json");
-    let out = Command::new(BIN).arg("report").arg(&missing).output().expect("run");
+    let out = Command::new(BIN)
+        .arg("report")
+        .arg(&missing)
+        .output()
+        .expect("run");
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.lines().count(), 1, "{err}");
@@ -353,10 +527,20 @@ fn report_renders_fixture_and_names_bad_paths() {
 
     let bad = dir.join("bad.json");
     std::fs::write(&bad, "{\"v\":1").expect("write");
-    let out = Command::new(BIN).arg("report").arg(&bad).output().expect("run");
+    let out = Command::new(BIN)
+        .arg("report")
+        .arg(&bad)
+        .output()
+        .expect("run");
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.starts_with(&format!("netboot report: {} is not a netboot boot report", bad.display())), "{err}");
+    assert!(
+        err.starts_with(&format!(
+            "netboot report: {} is not a netboot boot report",
+            bad.display()
+        )),
+        "{err}"
+    );
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -364,8 +548,11 @@ fn report_renders_fixture_and_names_bad_paths() {
 fn report_write_is_atomic_and_redacted() {
     let dir = tmp("atomic");
     let path = dir.join("sub/boot.json");
-    let mut rec = Recorder::new(Emitter::new(EventsTarget::Off, vec!["pw123456".into()]), serde_json::json!({"x": "pw123456"}))
-        .with_report_path(&path);
+    let mut rec = Recorder::new(
+        Emitter::new(EventsTarget::Off, vec!["pw123456".into()]),
+        serde_json::json!({"x": "pw123456"}),
+    )
+    .with_report_path(&path);
     let s = rec.start(step::ROOT_MOUNT, Facts::new());
     let _unfinished = rec.start(step::SWITCH_ROOT, Facts::new());
     rec.finish::<str>(s, Ok(Facts::new().str("fstype", "ext4")));
@@ -390,7 +577,10 @@ fn emit_cost() {
     for with_listener in [false, true] {
         let _l = if with_listener { Some(joined(6)) } else { None };
         let mut e = Emitter::new(target(6), vec!["some-secret".into()]);
-        let facts = Facts::new().str("portal", "198.18.0.1:3260").str("target", "iqn.2026-01.test:root").u64("lun", 0);
+        let facts = Facts::new()
+            .str("portal", "198.18.0.1:3260")
+            .str("target", "iqn.2026-01.test:root")
+            .u64("lun", 0);
         let mut times = Vec::with_capacity(N);
         for _ in 0..N {
             let t = Instant::now();

@@ -42,7 +42,13 @@ fn num(text: &str) -> Option<u32> {
 }
 
 fn parse(args: &[String]) -> Result<Opts, String> {
-    let mut o = Opts { json: false, group: DEFAULT_GROUP, id: DEFAULT_ID, count: None, timeout: None };
+    let mut o = Opts {
+        json: false,
+        group: DEFAULT_GROUP,
+        id: DEFAULT_ID,
+        count: None,
+        timeout: None,
+    };
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut val = |name: &str| it.next().cloned().ok_or(format!("{name} needs a value"));
@@ -64,7 +70,10 @@ fn parse(args: &[String]) -> Result<Opts, String> {
             }
             "--count" => {
                 let v = val("--count")?;
-                o.count = Some(v.parse().map_err(|_| format!("--count {v:?}: expected a number"))?);
+                o.count = Some(
+                    v.parse()
+                        .map_err(|_| format!("--count {v:?}: expected a number"))?,
+                );
             }
             "--timeout" => {
                 let v = val("--timeout")?;
@@ -102,7 +111,10 @@ pub fn run(args: &[String]) -> i32 {
     if let Err(e) = sock.join(o.group) {
         return fail(CMD, Exit::Failure, e);
     }
-    eprintln!("netboot {CMD}: listening on group {}, id {:#x}.{}", o.group, o.id.idx, o.id.val);
+    eprintln!(
+        "netboot {CMD}: listening on group {}, id {:#x}.{}",
+        o.group, o.id.idx, o.id.val
+    );
     let mut l = Listener::new(o.id);
     let deadline = o.timeout.map(|t| Instant::now() + t);
     let mut out = std::io::stdout().lock();
@@ -135,7 +147,11 @@ pub fn run(args: &[String]) -> i32 {
             Err(Errno::NOBUFS) => {
                 l.overflow();
                 let r = if o.json {
-                    writeln!(out, "{}", serde_json::json!({"event": "lost", "reason": "overflow"}))
+                    writeln!(
+                        out,
+                        "{}",
+                        serde_json::json!({"event": "lost", "reason": "overflow"})
+                    )
                 } else {
                     eprintln!("lost events: receive queue overflowed (ENOBUFS)");
                     Ok(())
@@ -145,7 +161,13 @@ pub fn run(args: &[String]) -> i32 {
                 }
                 continue;
             }
-            Err(e) => break fail(CMD, Exit::Failure, format!("receiving on group {}: {e}", o.group)),
+            Err(e) => {
+                break fail(
+                    CMD,
+                    Exit::Failure,
+                    format!("receiving on group {}: {e}", o.group),
+                )
+            }
         };
         let mut closed = false;
         for item in items {
@@ -161,7 +183,9 @@ pub fn run(args: &[String]) -> i32 {
                         writeln!(out, "{}", human_line(&payload))
                     }
                 }
-                Item::Lost { count, first, last, .. } => {
+                Item::Lost {
+                    count, first, last, ..
+                } => {
                     if o.json {
                         writeln!(out, "{}", lost_json(count, first, last))
                     } else {

@@ -47,7 +47,9 @@ fn random_u32() -> u32 {
         Ok(4) => u32::from_ne_bytes(b),
         _ => {
             let t = boottime_us();
-            (t as u32) ^ ((t >> 32) as u32) ^ rustix::process::getpid().as_raw_nonzero().get() as u32
+            (t as u32)
+                ^ ((t >> 32) as u32)
+                ^ rustix::process::getpid().as_raw_nonzero().get() as u32
         }
     }
 }
@@ -120,7 +122,12 @@ impl Emitter {
     }
 
     fn record(&self, event: &str) -> EventRecord {
-        EventRecord { v: SCHEMA_VERSION, event: event.to_string(), t_us: self.t_us(), ..Default::default() }
+        EventRecord {
+            v: SCHEMA_VERSION,
+            event: event.to_string(),
+            t_us: self.t_us(),
+            ..Default::default()
+        }
     }
 
     pub fn boot_start(&mut self) {
@@ -138,7 +145,13 @@ impl Emitter {
     }
 
     /// `result`: `Err(text)` for a failed step.
-    pub fn step_end(&mut self, step: &str, duration_us: u64, result: Result<(), &str>, facts: &Facts) {
+    pub fn step_end(
+        &mut self,
+        step: &str,
+        duration_us: u64,
+        result: Result<(), &str>,
+        facts: &Facts,
+    ) {
         let mut r = self.record(kind::STEP_END);
         r.step = Some(step.to_string());
         r.duration_us = Some(duration_us);
@@ -175,7 +188,12 @@ impl Emitter {
         let mut r = rec.clone();
         let red = &self.redactor;
         for s in [
-            &mut r.step, &mut r.result, &mut r.outcome, &mut r.version, &mut r.level, &mut r.msg,
+            &mut r.step,
+            &mut r.result,
+            &mut r.outcome,
+            &mut r.version,
+            &mut r.level,
+            &mut r.msg,
             &mut r.error,
         ]
         .into_iter()
@@ -192,7 +210,13 @@ impl Emitter {
         if red.leaks(&String::from_utf8_lossy(&out)) {
             // Only possible outside strings (a secret made of digits matching
             // a number): send the bare event kind rather than risk it.
-            let bare = EventRecord { v: rec.v, event: red.redact(&rec.event).into_owned(), t_us: rec.t_us, truncated: true, ..Default::default() };
+            let bare = EventRecord {
+                v: rec.v,
+                event: red.redact(&rec.event).into_owned(),
+                t_us: rec.t_us,
+                truncated: true,
+                ..Default::default()
+            };
             return (serde_json::to_vec(&bare).unwrap_or_default(), true);
         }
         (out, truncated)
@@ -217,7 +241,13 @@ impl Emitter {
             self.stats.failed += 1;
             return;
         };
-        let msg = CnMsg { id: self.id, seq, ack: self.ack, flags: 0, data };
+        let msg = CnMsg {
+            id: self.id,
+            seq,
+            ack: self.ack,
+            flags: 0,
+            data,
+        };
         let frame = match msg.encode_nl(sock.portid()) {
             Ok(f) => f,
             Err(e) => {
@@ -287,7 +317,10 @@ mod tests {
     use super::*;
 
     fn off(secrets: &[&str]) -> Emitter {
-        Emitter::new(EventsTarget::Off, secrets.iter().map(|s| s.to_string()).collect())
+        Emitter::new(
+            EventsTarget::Off,
+            secrets.iter().map(|s| s.to_string()).collect(),
+        )
     }
 
     #[test]
@@ -298,7 +331,10 @@ mod tests {
             event: "step_end".into(),
             step: Some("iscsi.login".into()),
             error: Some("CHAP failed for s3cr3t-chap".into()),
-            facts: Facts::new().str("note", "xs3cr3t-chapx").str("s3cr3t-chap", "k").0,
+            facts: Facts::new()
+                .str("note", "xs3cr3t-chapx")
+                .str("s3cr3t-chap", "k")
+                .0,
             ..Default::default()
         };
         let p = String::from_utf8(e.payload(&rec)).unwrap();
@@ -330,7 +366,12 @@ mod tests {
         assert!(back.truncated);
         assert_eq!(back.event, "step_end");
         // Control characters expand 6x when escaped; still fits.
-        let ctl = EventRecord { v: 1, event: "log".into(), msg: Some("\u{1}".repeat(20_000)), ..Default::default() };
+        let ctl = EventRecord {
+            v: 1,
+            event: "log".into(),
+            msg: Some("\u{1}".repeat(20_000)),
+            ..Default::default()
+        };
         let p = e.payload(&ctl);
         assert!(p.len() <= MAX_DATA_LEN);
         assert!(serde_json::from_slice::<EventRecord>(&p).unwrap().truncated);
@@ -339,8 +380,18 @@ mod tests {
     #[test]
     fn small_payload_is_untouched() {
         let e = off(&[]);
-        let rec = EventRecord { v: 1, event: "log".into(), t_us: 5, level: Some("info".into()), msg: Some("hi".into()), ..Default::default() };
-        assert_eq!(e.payload(&rec), br#"{"v":1,"event":"log","t_us":5,"level":"info","msg":"hi"}"#);
+        let rec = EventRecord {
+            v: 1,
+            event: "log".into(),
+            t_us: 5,
+            level: Some("info".into()),
+            msg: Some("hi".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            e.payload(&rec),
+            br#"{"v":1,"event":"log","t_us":5,"level":"info","msg":"hi"}"#
+        );
     }
 
     #[test]

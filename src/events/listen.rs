@@ -12,9 +12,18 @@ use crate::connector::{messages, CbId};
 #[derive(Debug, Clone, PartialEq)]
 pub enum Item {
     /// A valid event: the payload as JSON plus its cn_msg seq and sender.
-    Event { sender: u32, seq: u32, payload: Value },
+    Event {
+        sender: u32,
+        seq: u32,
+        payload: Value,
+    },
     /// `count` events of `sender` never arrived: seq `first..=last`.
-    Lost { sender: u32, count: u64, first: u32, last: u32 },
+    Lost {
+        sender: u32,
+        count: u64,
+        first: u32,
+        last: u32,
+    },
     /// Our idx/val but undecodable (why), or an undecodable datagram.
     Malformed(String),
     /// A well-formed cn_msg for another `{idx,val}` on the same group.
@@ -48,7 +57,11 @@ pub struct Listener {
 
 impl Listener {
     pub fn new(id: CbId) -> Listener {
-        Listener { id, streams: HashMap::new(), stats: ListenStats::default() }
+        Listener {
+            id,
+            streams: HashMap::new(),
+            stats: ListenStats::default(),
+        }
     }
 
     /// Decode one datagram received from port id `sender`.
@@ -69,15 +82,26 @@ impl Listener {
                 continue;
             }
             let payload = match serde_json::from_slice::<Value>(&cn.data) {
-                Ok(v) if v.is_object() && serde_json::from_value::<EventRecord>(v.clone()).is_ok() => v,
+                Ok(v)
+                    if v.is_object()
+                        && serde_json::from_value::<EventRecord>(v.clone()).is_ok() =>
+                {
+                    v
+                }
                 Ok(_) => {
                     self.stats.malformed += 1;
-                    items.push(Item::Malformed(format!("from port {sender}: seq {}: not a v1 event object", cn.seq)));
+                    items.push(Item::Malformed(format!(
+                        "from port {sender}: seq {}: not a v1 event object",
+                        cn.seq
+                    )));
                     continue;
                 }
                 Err(e) => {
                     self.stats.malformed += 1;
-                    items.push(Item::Malformed(format!("from port {sender}: seq {}: not JSON: {e}", cn.seq)));
+                    items.push(Item::Malformed(format!(
+                        "from port {sender}: seq {}: not JSON: {e}",
+                        cn.seq
+                    )));
                     continue;
                 }
             };
@@ -85,17 +109,36 @@ impl Listener {
             // doc); a jump forward means lost messages. A different ack is a
             // new stream (restarted agent); a step back is treated the same.
             match self.streams.get(&sender) {
-                Some(s) if s.ack == cn.ack && cn.seq > s.last_seq.wrapping_add(1) && cn.seq > s.last_seq => {
+                Some(s)
+                    if s.ack == cn.ack
+                        && cn.seq > s.last_seq.wrapping_add(1)
+                        && cn.seq > s.last_seq =>
+                {
                     let (first, last) = (s.last_seq + 1, cn.seq - 1);
                     let count = u64::from(last - first) + 1;
                     self.stats.lost += count;
-                    items.push(Item::Lost { sender, count, first, last });
+                    items.push(Item::Lost {
+                        sender,
+                        count,
+                        first,
+                        last,
+                    });
                 }
                 _ => {}
             }
-            self.streams.insert(sender, Stream { ack: cn.ack, last_seq: cn.seq });
+            self.streams.insert(
+                sender,
+                Stream {
+                    ack: cn.ack,
+                    last_seq: cn.seq,
+                },
+            );
             self.stats.events += 1;
-            items.push(Item::Event { sender, seq: cn.seq, payload });
+            items.push(Item::Event {
+                sender,
+                seq: cn.seq,
+                payload,
+            });
         }
         items
     }
@@ -146,28 +189,43 @@ pub fn human_line(payload: &Value) -> String {
                 r.boot_us.unwrap_or(0) as f64 / 1e6
             ),
         ),
-        kind::STEP_START => {
-            (r.step.clone().unwrap_or_default(), "start".to_string(), String::new(), facts_text(&r.facts))
-        }
+        kind::STEP_START => (
+            r.step.clone().unwrap_or_default(),
+            "start".to_string(),
+            String::new(),
+            facts_text(&r.facts),
+        ),
         kind::STEP_END => (
             r.step.clone().unwrap_or_default(),
             r.result.clone().unwrap_or_default(),
             r.duration_us.map(fmt_duration).unwrap_or_default(),
             facts_text(&r.facts),
         ),
-        kind::BOOT_END => (
-            "boot".to_string(),
-            r.outcome.clone().unwrap_or_default(),
-            r.total_us.map(fmt_duration).unwrap_or_default(),
-            String::new(),
-        ),
+        kind::BOOT_END => {
+            let outcome = r.outcome.clone().unwrap_or_default();
+            let (status, details) = match outcome.split_once(':') {
+                Some((st, step)) => (st.to_string(), format!("step={step}")),
+                None => (outcome, String::new()),
+            };
+            (
+                "boot".to_string(),
+                status,
+                r.total_us.map(fmt_duration).unwrap_or_default(),
+                details,
+            )
+        }
         kind::LOG => (
             "log".to_string(),
             r.level.clone().unwrap_or_default(),
             String::new(),
             r.msg.clone().unwrap_or_default(),
         ),
-        other => (other.to_string(), String::new(), String::new(), facts_text(&r.facts)),
+        other => (
+            other.to_string(),
+            String::new(),
+            String::new(),
+            facts_text(&r.facts),
+        ),
     };
     if let Some(e) = &r.error {
         if !details.is_empty() {
@@ -178,7 +236,9 @@ pub fn human_line(payload: &Value) -> String {
     if r.truncated {
         details.push_str(" [truncated]");
     }
-    format!("{t} {name:<16} {status:<6} {dur:>9}  {details}").trim_end().to_string()
+    format!("{t} {name:<16} {status:<6} {dur:>9}  {details}")
+        .trim_end()
+        .to_string()
 }
 
 #[cfg(test)]
@@ -187,10 +247,21 @@ mod tests {
     use super::*;
     use crate::connector::CnMsg;
 
-    const ID: CbId = CbId { idx: 0x4e42, val: 1 };
+    const ID: CbId = CbId {
+        idx: 0x4e42,
+        val: 1,
+    };
 
     fn dgram(id: CbId, seq: u32, ack: u32, data: &[u8]) -> Vec<u8> {
-        CnMsg { id, seq, ack, flags: 0, data: data.to_vec() }.encode_nl(0).unwrap()
+        CnMsg {
+            id,
+            seq,
+            ack,
+            flags: 0,
+            data: data.to_vec(),
+        }
+        .encode_nl(0)
+        .unwrap()
     }
 
     const EV: &[u8] = br#"{"v":1,"event":"log","t_us":1,"level":"info","msg":"m"}"#;
@@ -199,9 +270,21 @@ mod tests {
     fn gaps_are_counted_per_sender_and_stream() {
         let mut l = Listener::new(ID);
         assert_eq!(l.feed(&dgram(ID, 0, 9, EV), 100).len(), 1);
-        assert_eq!(l.feed(&dgram(ID, 5, 9, EV), 200).len(), 1, "other sender: new stream");
+        assert_eq!(
+            l.feed(&dgram(ID, 5, 9, EV), 200).len(),
+            1,
+            "other sender: new stream"
+        );
         let items = l.feed(&dgram(ID, 4, 9, EV), 100);
-        assert_eq!(items[0], Item::Lost { sender: 100, count: 3, first: 1, last: 3 });
+        assert_eq!(
+            items[0],
+            Item::Lost {
+                sender: 100,
+                count: 3,
+                first: 1,
+                last: 3
+            }
+        );
         // New ack: restarted agent, seq back to 0 is no loss.
         assert_eq!(l.feed(&dgram(ID, 0, 10, EV), 100).len(), 1);
         assert_eq!(l.stats.lost, 3);
@@ -212,11 +295,23 @@ mod tests {
     fn garbage_is_skipped() {
         let mut l = Listener::new(ID);
         assert!(matches!(l.feed(&[1, 2, 3], 1)[0], Item::Malformed(_)));
-        assert!(matches!(l.feed(&dgram(ID, 0, 0, b"{nope"), 1)[0], Item::Malformed(_)));
-        assert!(matches!(l.feed(&dgram(ID, 0, 0, b"[1]"), 1)[0], Item::Malformed(_)));
-        assert_eq!(l.feed(&dgram(CbId { idx: 1, val: 1 }, 0, 0, EV), 1), [Item::Foreign]);
+        assert!(matches!(
+            l.feed(&dgram(ID, 0, 0, b"{nope"), 1)[0],
+            Item::Malformed(_)
+        ));
+        assert!(matches!(
+            l.feed(&dgram(ID, 0, 0, b"[1]"), 1)[0],
+            Item::Malformed(_)
+        ));
+        assert_eq!(
+            l.feed(&dgram(CbId { idx: 1, val: 1 }, 0, 0, EV), 1),
+            [Item::Foreign]
+        );
         assert_eq!(l.stats.malformed, 3);
-        assert!(matches!(l.feed(&dgram(ID, 1, 0, EV), 1)[0], Item::Event { seq: 1, .. }));
+        assert!(matches!(
+            l.feed(&dgram(ID, 1, 0, EV), 1)[0],
+            Item::Event { seq: 1, .. }
+        ));
     }
 
     #[test]
@@ -225,7 +320,13 @@ mod tests {
             r#"{"v":1,"event":"step_end","t_us":2345678,"step":"iscsi.login","result":"ok","duration_us":812000,"facts":{"portal":"198.18.0.1:3260"}}"#,
         )
         .unwrap();
-        assert_eq!(human_line(&v), "  2.345678 iscsi.login      ok       812.0ms  portal=198.18.0.1:3260");
-        assert_eq!(json_line(7, &serde_json::json!({"v":1})), r#"{"seq":7,"v":1}"#);
+        assert_eq!(
+            human_line(&v),
+            "  2.345678 iscsi.login      ok       812.0ms  portal=198.18.0.1:3260"
+        );
+        assert_eq!(
+            json_line(7, &serde_json::json!({"v":1})),
+            r#"{"seq":7,"v":1}"#
+        );
     }
 }

@@ -60,7 +60,10 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// Default connector group (see the module docs for why 26).
 pub const DEFAULT_GROUP: u32 = 26;
 /// Default `{idx, val}`: idx 0x4e42 is ASCII "NB"; val 1 is the boot event stream.
-pub const DEFAULT_ID: CbId = CbId { idx: 0x4e42, val: 1 };
+pub const DEFAULT_ID: CbId = CbId {
+    idx: 0x4e42,
+    val: 1,
+};
 
 /// Step names, dotted `area.action`, in boot order.
 pub mod step {
@@ -78,8 +81,18 @@ pub mod step {
     pub const SWITCH_ROOT: &str = "switch_root";
     /// All of the above, in order.
     pub const ALL: [&str; 12] = [
-        PSEUDOFS, MODULES, NET_LINK, NET_ADDR, CONFIG_FETCH, ISCSI_CONNECT, ISCSI_LOGIN,
-        SCSI_SCAN, DISK_WAIT, QUEUE_TUNE, ROOT_MOUNT, SWITCH_ROOT,
+        PSEUDOFS,
+        MODULES,
+        NET_LINK,
+        NET_ADDR,
+        CONFIG_FETCH,
+        ISCSI_CONNECT,
+        ISCSI_LOGIN,
+        SCSI_SCAN,
+        DISK_WAIT,
+        QUEUE_TUNE,
+        ROOT_MOUNT,
+        SWITCH_ROOT,
     ];
 }
 
@@ -92,7 +105,11 @@ pub enum EventsTarget {
 
 impl Default for EventsTarget {
     fn default() -> Self {
-        EventsTarget::Group { group: DEFAULT_GROUP, idx: DEFAULT_ID.idx, val: DEFAULT_ID.val }
+        EventsTarget::Group {
+            group: DEFAULT_GROUP,
+            idx: DEFAULT_ID.idx,
+            val: DEFAULT_ID.val,
+        }
     }
 }
 
@@ -102,7 +119,11 @@ pub enum EventsError {
     /// Not `off` and not `GROUP[:IDX.VAL]`.
     Syntax { value: String },
     /// A number that does not parse (`what` is group, idx or val).
-    Number { value: String, what: &'static str, text: String },
+    Number {
+        value: String,
+        what: &'static str,
+        text: String,
+    },
     /// Group outside 1..=32 (netlink groups of the connector socket).
     GroupRange { value: String, group: u32 },
     /// Group 1..=10: kernel connector users broadcast there.
@@ -144,11 +165,13 @@ fn parse_u32(value: &str, what: &'static str, text: &str) -> Result<u32, EventsE
         None => text.parse::<u32>(),
     };
     // `parse` accepts a leading '+'; we do not.
-    r.ok().filter(|_| !text.starts_with('+')).ok_or_else(|| EventsError::Number {
-        value: value.to_string(),
-        what,
-        text: text.to_string(),
-    })
+    r.ok()
+        .filter(|_| !text.starts_with('+'))
+        .ok_or_else(|| EventsError::Number {
+            value: value.to_string(),
+            what,
+            text: text.to_string(),
+        })
 }
 
 /// Parse `netboot.events=off|GROUP[:IDX.VAL]` (numbers decimal or `0x` hex).
@@ -158,7 +181,9 @@ pub fn parse_events_target(value: &str) -> Result<EventsTarget, EventsError> {
         return Ok(EventsTarget::Off);
     }
     if v.is_empty() {
-        return Err(EventsError::Syntax { value: value.to_string() });
+        return Err(EventsError::Syntax {
+            value: value.to_string(),
+        });
     }
     let (g, id) = match v.split_once(':') {
         Some((g, id)) => (g, Some(id)),
@@ -166,22 +191,31 @@ pub fn parse_events_target(value: &str) -> Result<EventsTarget, EventsError> {
     };
     let group = parse_u32(value, "group", g)?;
     if !(1..=32).contains(&group) {
-        return Err(EventsError::GroupRange { value: value.to_string(), group });
+        return Err(EventsError::GroupRange {
+            value: value.to_string(),
+            group,
+        });
     }
     if group < CN_NETLINK_USERS {
-        return Err(EventsError::GroupKernel { value: value.to_string(), group });
+        return Err(EventsError::GroupKernel {
+            value: value.to_string(),
+            group,
+        });
     }
     let (idx, val) = match id {
         None => (DEFAULT_ID.idx, DEFAULT_ID.val),
         Some(id) => {
-            let (i, l) = id
-                .split_once('.')
-                .ok_or_else(|| EventsError::Syntax { value: value.to_string() })?;
+            let (i, l) = id.split_once('.').ok_or_else(|| EventsError::Syntax {
+                value: value.to_string(),
+            })?;
             (parse_u32(value, "idx", i)?, parse_u32(value, "val", l)?)
         }
     };
     if idx < CN_NETLINK_USERS {
-        return Err(EventsError::IdxKernel { value: value.to_string(), idx });
+        return Err(EventsError::IdxKernel {
+            value: value.to_string(),
+            idx,
+        });
     }
     Ok(EventsTarget::Group { group, idx, val })
 }
@@ -215,7 +249,8 @@ impl Facts {
     /// Record that a secret is configured, as `"***"` (or `""` when empty).
     pub fn secret(mut self, key: &str, value: &crate::plan::Secret) -> Facts {
         let shown = if value.is_empty() { "" } else { "***" };
-        self.0.insert(key.to_string(), Value::String(shown.to_string()));
+        self.0
+            .insert(key.to_string(), Value::String(shown.to_string()));
         self
     }
     /// Add every fact of `other`, replacing equal keys.
@@ -354,16 +389,49 @@ mod tests {
             ("26", g(26, 0x4e42, 1)),
             ("11:0x4e42.1", g(11, 0x4e42, 1)),
             ("32:20000.0x10", g(32, 20000, 16)),
-            ("", Err(r#"netboot.events="": expected off or GROUP[:IDX.VAL], e.g. 26:0x4e42.1"#)),
-            ("26:77", Err(r#"netboot.events="26:77": expected off or GROUP[:IDX.VAL], e.g. 26:0x4e42.1"#)),
-            ("x", Err(r#"netboot.events="x": group "x" is not a number (decimal or 0x hex)"#)),
-            ("+26", Err(r#"netboot.events="+26": group "+26" is not a number (decimal or 0x hex)"#)),
-            ("26:0xzz.1", Err(r#"netboot.events="26:0xzz.1": idx "0xzz" is not a number (decimal or 0x hex)"#)),
-            ("26:99.", Err(r#"netboot.events="26:99.": val "" is not a number (decimal or 0x hex)"#)),
+            (
+                "",
+                Err(r#"netboot.events="": expected off or GROUP[:IDX.VAL], e.g. 26:0x4e42.1"#),
+            ),
+            (
+                "26:77",
+                Err(r#"netboot.events="26:77": expected off or GROUP[:IDX.VAL], e.g. 26:0x4e42.1"#),
+            ),
+            (
+                "x",
+                Err(r#"netboot.events="x": group "x" is not a number (decimal or 0x hex)"#),
+            ),
+            (
+                "+26",
+                Err(r#"netboot.events="+26": group "+26" is not a number (decimal or 0x hex)"#),
+            ),
+            (
+                "26:0xzz.1",
+                Err(
+                    r#"netboot.events="26:0xzz.1": idx "0xzz" is not a number (decimal or 0x hex)"#,
+                ),
+            ),
+            (
+                "26:99.",
+                Err(r#"netboot.events="26:99.": val "" is not a number (decimal or 0x hex)"#),
+            ),
             ("0", Err(r#"netboot.events="0": group 0 is outside 1..=32"#)),
-            ("33", Err(r#"netboot.events="33": group 33 is outside 1..=32"#)),
-            ("1", Err(r#"netboot.events="1": group 1 belongs to a kernel connector user; use 11..=32 (default 26)"#)),
-            ("26:1.1", Err(r#"netboot.events="26:1.1": idx 1 is reserved for kernel connector users (< 11); use e.g. 0x4e42"#)),
+            (
+                "33",
+                Err(r#"netboot.events="33": group 33 is outside 1..=32"#),
+            ),
+            (
+                "1",
+                Err(
+                    r#"netboot.events="1": group 1 belongs to a kernel connector user; use 11..=32 (default 26)"#,
+                ),
+            ),
+            (
+                "26:1.1",
+                Err(
+                    r#"netboot.events="26:1.1": idx 1 is reserved for kernel connector users (< 11); use e.g. 0x4e42"#,
+                ),
+            ),
         ];
         for (input, want) in cases {
             let got = parse_events_target(input).map_err(|e| e.to_string());

@@ -25,12 +25,18 @@ use super::{Emitter, Facts, SCHEMA_VERSION};
 pub enum BootOutcome {
     Ok,
     /// `step` failed with `error` (the error's Display text).
-    Failed { step: String, error: String },
+    Failed {
+        step: String,
+        error: String,
+    },
 }
 
 impl BootOutcome {
     pub fn failed(step: &str, error: &(impl fmt::Display + ?Sized)) -> BootOutcome {
-        BootOutcome::Failed { step: step.to_string(), error: error.to_string() }
+        BootOutcome::Failed {
+            step: step.to_string(),
+            error: error.to_string(),
+        }
     }
     /// `ok` or `failed:STEP`, as in the report and the `boot_end` event.
     pub fn label(&self) -> String {
@@ -102,14 +108,22 @@ impl Recorder {
             facts: facts.0,
         });
         self.open.push(true);
-        StepHandle { index: self.steps.len() - 1 }
+        StepHandle {
+            index: self.steps.len() - 1,
+        }
     }
 
     /// End a step; `Ok(facts)` adds facts learnt, `Err(e)` records `e`'s
     /// Display text. Emits `step_end` with the duration.
-    pub fn finish<E: fmt::Display + ?Sized>(&mut self, step: StepHandle, result: Result<Facts, &E>) {
+    pub fn finish<E: fmt::Display + ?Sized>(
+        &mut self,
+        step: StepHandle,
+        result: Result<Facts, &E>,
+    ) {
         let now = self.emitter.t_us();
-        let Some(s) = self.steps.get_mut(step.index) else { return };
+        let Some(s) = self.steps.get_mut(step.index) else {
+            return;
+        };
         self.open[step.index] = false;
         s.duration_us = now.saturating_sub(s.start_us);
         let mut facts = Facts(std::mem::take(&mut s.facts));
@@ -123,7 +137,8 @@ impl Recorder {
         s.result = if err.is_some() { "error" } else { "ok" }.to_string();
         s.error = err.clone();
         let (name, duration) = (s.step.clone(), s.duration_us);
-        self.emitter.step_end(&name, duration, err.as_deref().map_or(Ok(()), Err), &facts);
+        self.emitter
+            .step_end(&name, duration, err.as_deref().map_or(Ok(()), Err), &facts);
         if let Some(s) = self.steps.get_mut(step.index) {
             s.facts = facts.0;
         }
@@ -148,10 +163,14 @@ impl Recorder {
     pub fn finish_boot(&mut self, outcome: BootOutcome) -> Result<PathBuf, ReportError> {
         let open: Vec<usize> = (0..self.open.len()).filter(|&i| self.open[i]).collect();
         for index in open {
-            self.finish(StepHandle { index }, Err("step did not finish before the boot ended"));
+            self.finish(
+                StepHandle { index },
+                Err("step did not finish before the boot ended"),
+            );
         }
         let report = self.report(&outcome);
-        self.emitter.boot_end(&outcome.label(), outcome.error(), report.total_us);
+        self.emitter
+            .boot_end(&outcome.label(), outcome.error(), report.total_us);
         report.write(&self.report_path, self.emitter.redactor())?;
         Ok(self.report_path.clone())
     }

@@ -49,9 +49,18 @@ pub struct StepReport {
 /// Reading or writing the report failed; names the path.
 #[derive(Debug)]
 pub enum ReportError {
-    Write { path: PathBuf, cause: std::io::Error },
-    Read { path: PathBuf, cause: std::io::Error },
-    Invalid { path: PathBuf, cause: serde_json::Error },
+    Write {
+        path: PathBuf,
+        cause: std::io::Error,
+    },
+    Read {
+        path: PathBuf,
+        cause: std::io::Error,
+    },
+    Invalid {
+        path: PathBuf,
+        cause: serde_json::Error,
+    },
 }
 
 impl fmt::Display for ReportError {
@@ -64,7 +73,11 @@ impl fmt::Display for ReportError {
                 write!(f, "cannot read boot report {}: {cause}", path.display())
             }
             ReportError::Invalid { path, cause } => {
-                write!(f, "{} is not a netboot boot report: {cause}", path.display())
+                write!(
+                    f,
+                    "{} is not a netboot boot report: {cause}",
+                    path.display()
+                )
             }
         }
     }
@@ -96,7 +109,10 @@ impl BootReport {
     /// Write atomically: `PATH.tmp`, fsync, rename over `PATH`. Creates the
     /// parent directory (`/run/netboot`) if needed.
     pub fn write(&self, path: &Path, redactor: &Redactor) -> Result<(), ReportError> {
-        let werr = |cause| ReportError::Write { path: path.to_path_buf(), cause };
+        let werr = |cause| ReportError::Write {
+            path: path.to_path_buf(),
+            cause,
+        };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(werr)?;
         }
@@ -104,17 +120,22 @@ impl BootReport {
         tmp.push(".tmp");
         let tmp = PathBuf::from(tmp);
         let mut f = std::fs::File::create(&tmp).map_err(werr)?;
-        f.write_all(self.to_json(redactor).as_bytes()).map_err(werr)?;
+        f.write_all(self.to_json(redactor).as_bytes())
+            .map_err(werr)?;
         f.sync_all().map_err(werr)?;
         drop(f);
         std::fs::rename(&tmp, path).map_err(werr)
     }
 
     pub fn read(path: &Path) -> Result<BootReport, ReportError> {
-        let text = std::fs::read(path)
-            .map_err(|cause| ReportError::Read { path: path.to_path_buf(), cause })?;
-        serde_json::from_slice(&text)
-            .map_err(|cause| ReportError::Invalid { path: path.to_path_buf(), cause })
+        let text = std::fs::read(path).map_err(|cause| ReportError::Read {
+            path: path.to_path_buf(),
+            cause,
+        })?;
+        serde_json::from_slice(&text).map_err(|cause| ReportError::Invalid {
+            path: path.to_path_buf(),
+            cause,
+        })
     }
 
     /// Blame (slowest first) then the chronological table.
@@ -134,13 +155,25 @@ impl BootReport {
         }
         let _ = writeln!(o, "\nslowest first:");
         let mut by_dur: Vec<&StepReport> = self.steps.iter().collect();
-        by_dur.sort_by(|a, b| b.duration_us.cmp(&a.duration_us).then(a.start_us.cmp(&b.start_us)));
+        by_dur.sort_by(|a, b| {
+            b.duration_us
+                .cmp(&a.duration_us)
+                .then(a.start_us.cmp(&b.start_us))
+        });
         for s in by_dur {
-            let mark = if s.result == "ok" { String::new() } else { format!("  ({})", s.result) };
+            let mark = if s.result == "ok" {
+                String::new()
+            } else {
+                format!("  ({})", s.result)
+            };
             let _ = writeln!(o, "{:>10} {}{mark}", fmt_duration(s.duration_us), s.step);
         }
         let _ = writeln!(o, "\nin order:");
-        let _ = writeln!(o, "{:>11} {:>10}  {:<16} {:<7} details", "start", "duration", "step", "result");
+        let _ = writeln!(
+            o,
+            "{:>11} {:>10}  {:<16} {:<7} details",
+            "start", "duration", "step", "result"
+        );
         let mut by_start: Vec<&StepReport> = self.steps.iter().collect();
         by_start.sort_by_key(|s| s.start_us);
         for s in by_start {

@@ -24,7 +24,10 @@ pub enum SockError {
     Bind(Errno),
     /// The group is not in 1..=32.
     GroupRange(u32),
-    Join { group: u32, errno: Errno },
+    Join {
+        group: u32,
+        errno: Errno,
+    },
     Recv(Errno),
 }
 
@@ -113,8 +116,13 @@ impl CnSocket {
         if rc == 0 {
             Ok(())
         } else {
-            let raw = std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EINVAL);
-            Err(SockError::Join { group, errno: Errno::from_raw_os_error(raw) })
+            let raw = std::io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::EINVAL);
+            Err(SockError::Join {
+                group,
+                errno: Errno::from_raw_os_error(raw),
+            })
         }
     }
 
@@ -129,7 +137,12 @@ impl CnSocket {
     /// copy fails with ECONNREFUSED after the multicast was delivered.
     pub fn send_group(&self, group: u32, datagram: &[u8]) -> Result<usize, Errno> {
         let mask = group_mask(group).map_err(|_| Errno::INVAL)?;
-        sendto(&self.fd, datagram, SendFlags::DONTWAIT, &SocketAddrNetlink::new(0, mask))
+        sendto(
+            &self.fd,
+            datagram,
+            SendFlags::DONTWAIT,
+            &SocketAddrNetlink::new(0, mask),
+        )
     }
 
     /// Wait up to `timeout` (None: forever) for one datagram; returns its
