@@ -9,4 +9,5 @@ pub mod cmdline;
 pub mod connector;
 pub mod events;
 pub mod iscsi;
+pub mod klog;
 pub mod plan;

@@ -1,1 +1,0 @@
-//! Boot events: schema, kmsg logger, boot report.

@@ -1,0 +1,230 @@
+//! The boot report, `/run/netboot/boot.json`: the masked plan, every step
+//! with start offset, duration, result and facts, and the outcome. Written
+//! once at the end of the boot (tmp + rename); `netboot report` renders it.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::fmt::{self, Write as _};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use super::Redactor;
+
+/// Where the recorder writes the report unless told otherwise.
+pub const DEFAULT_REPORT_PATH: &str = "/run/netboot/boot.json";
+
+/// `boot.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BootReport {
+    pub v: u32,
+    #[serde(default)]
+    pub plan: Value,
+    pub steps: Vec<StepReport>,
+    /// `ok` or `failed:STEP`.
+    pub outcome: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// µs from agent start to the end of the boot.
+    pub total_us: u64,
+    /// CLOCK_BOOTTIME (µs) at agent start.
+    #[serde(default)]
+    pub boot_us: u64,
+}
+
+/// One step in the report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepReport {
+    pub step: String,
+    /// µs from agent start.
+    pub start_us: u64,
+    pub duration_us: u64,
+    /// `ok`, `error` (or `running` in a report taken mid-boot).
+    pub result: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub facts: Map<String, Value>,
+}
+
+/// Reading or writing the report failed; names the path.
+#[derive(Debug)]
+pub enum ReportError {
+    Write {
+        path: PathBuf,
+        cause: std::io::Error,
+    },
+    Read {
+        path: PathBuf,
+        cause: std::io::Error,
+    },
+    Invalid {
+        path: PathBuf,
+        cause: serde_json::Error,
+    },
+}
+
+impl fmt::Display for ReportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReportError::Write { path, cause } => {
+                write!(f, "cannot write boot report {}: {cause}", path.display())
+            }
+            ReportError::Read { path, cause } => {
+                write!(f, "cannot read boot report {}: {cause}", path.display())
+            }
+            ReportError::Invalid { path, cause } => {
+                write!(
+                    f,
+                    "{} is not a netboot boot report: {cause}",
+                    path.display()
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for ReportError {}
+
+/// `812us`, `12.3ms`, `6.612s` (like systemd-analyze).
+pub fn fmt_duration(us: u64) -> String {
+    if us < 1000 {
+        format!("{us}us")
+    } else if us < 1_000_000 {
+        format!("{:.1}ms", us as f64 / 1000.0)
+    } else {
+        format!("{:.3}s", us as f64 / 1_000_000.0)
+    }
+}
+
+impl BootReport {
+    /// Serialize with every string passed through `redactor`.
+    pub fn to_json(&self, redactor: &Redactor) -> String {
+        let mut v = serde_json::to_value(self).unwrap_or(Value::Null);
+        redactor.redact_value(&mut v);
+        let mut s = serde_json::to_string_pretty(&v).unwrap_or_default();
+        s.push('\n');
+        s
+    }
+
+    /// Write atomically: `PATH.tmp`, fsync, rename over `PATH`. Creates the
+    /// parent directory (`/run/netboot`) if needed.
+    pub fn write(&self, path: &Path, redactor: &Redactor) -> Result<(), ReportError> {
+        let werr = |cause| ReportError::Write {
+            path: path.to_path_buf(),
+            cause,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(werr)?;
+        }
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
+        let mut f = std::fs::File::create(&tmp).map_err(werr)?;
+        f.write_all(self.to_json(redactor).as_bytes())
+            .map_err(werr)?;
+        f.sync_all().map_err(werr)?;
+        drop(f);
+        std::fs::rename(&tmp, path).map_err(werr)
+    }
+
+    pub fn read(path: &Path) -> Result<BootReport, ReportError> {
+        let text = std::fs::read(path).map_err(|cause| ReportError::Read {
+            path: path.to_path_buf(),
+            cause,
+        })?;
+        serde_json::from_slice(&text).map_err(|cause| ReportError::Invalid {
+            path: path.to_path_buf(),
+            cause,
+        })
+    }
+
+    /// Blame (slowest first) then the chronological table.
+    pub fn render(&self) -> String {
+        let mut o = String::new();
+        let failed = self.steps.iter().filter(|s| s.result != "ok").count();
+        let _ = writeln!(
+            o,
+            "boot {} in {} ({} steps, {} not ok)",
+            self.outcome,
+            fmt_duration(self.total_us),
+            self.steps.len(),
+            failed
+        );
+        if let Some(e) = &self.error {
+            let _ = writeln!(o, "error: {e}");
+        }
+        let _ = writeln!(o, "\nslowest first:");
+        let mut by_dur: Vec<&StepReport> = self.steps.iter().collect();
+        by_dur.sort_by(|a, b| {
+            b.duration_us
+                .cmp(&a.duration_us)
+                .then(a.start_us.cmp(&b.start_us))
+        });
+        for s in by_dur {
+            let mark = if s.result == "ok" {
+                String::new()
+            } else {
+                format!("  ({})", s.result)
+            };
+            let _ = writeln!(o, "{:>10} {}{mark}", fmt_duration(s.duration_us), s.step);
+        }
+        let _ = writeln!(o, "\nin order:");
+        let _ = writeln!(
+            o,
+            "{:>11} {:>10}  {:<16} {:<7} details",
+            "start", "duration", "step", "result"
+        );
+        let mut by_start: Vec<&StepReport> = self.steps.iter().collect();
+        by_start.sort_by_key(|s| s.start_us);
+        for s in by_start {
+            let mut details = facts_text(&s.facts);
+            if let Some(e) = &s.error {
+                if !details.is_empty() {
+                    details.push(' ');
+                }
+                details.push_str(&format!("error={e:?}"));
+            }
+            let line = format!(
+                "{:>11} {:>10}  {:<16} {:<7} {details}",
+                format!("+{:.6}", s.start_us as f64 / 1e6),
+                fmt_duration(s.duration_us),
+                s.step,
+                s.result
+            );
+            let _ = writeln!(o, "{}", line.trim_end());
+        }
+        o
+    }
+}
+
+/// `key=value key=value`, strings unquoted unless they contain a space.
+pub fn facts_text(facts: &Map<String, Value>) -> String {
+    let mut o = String::new();
+    for (k, v) in facts {
+        if !o.is_empty() {
+            o.push(' ');
+        }
+        match v {
+            Value::String(s) if !s.contains(' ') && !s.is_empty() => {
+                let _ = write!(o, "{k}={s}");
+            }
+            other => {
+                let _ = write!(o, "{k}={other}");
+            }
+        }
+    }
+    o
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(fmt_duration(812), "812us");
+        assert_eq!(fmt_duration(12_345), "12.3ms");
+        assert_eq!(fmt_duration(6_612_000), "6.612s");
+    }
+}

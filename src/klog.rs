@@ -1,0 +1,289 @@
+//! The logger: `/dev/kmsg` as PID 1, `/dev/console` until devtmpfs exists,
+//! stderr for the command-line tools. Every line passes the secret guard.
+//!
+//! kmsg format (Documentation/ABI/testing/dev-kmsg): one record per write,
+//! `<N>` = syslog priority; without a facility the kernel files it as
+//! LOG_USER (printk.c devkmsg_write). Records are capped at
+//! PRINTKRB_RECORD_MAX (1024 B; older kernels 1024 − 32), so we split longer
+//! lines at character boundaries under [`KMSG_LINE_MAX`].
+//!
+//! Rate limit: unless `printk.devkmsg=on`, writes are limited per open file
+//! to a burst of 10 per 5 s (printk.c devkmsg_open: `ratelimit_default_init`)
+//! and the rest are silently dropped. A boot writes a bounded number of lines
+//! (a few per step) that are worth keeping, so the kmsg file is reopened
+//! every [`KMSG_BURST`] records; `printk.devkmsg=off` is respected (the open
+//! fails with EPERM and we use the console).
+
+use log::{Level, LevelFilter, Log, Metadata, Record};
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::sync::Mutex;
+
+use crate::events::Redactor;
+
+/// Longest kmsg record we write, prefix and newline included.
+pub const KMSG_LINE_MAX: usize = 976;
+/// Records per open of /dev/kmsg (the kernel's default ratelimit burst).
+pub const KMSG_BURST: u32 = 10;
+const TAG: &str = "netboot: ";
+
+/// Where log lines go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogTarget {
+    /// PID 1: kmsg, falling back to the console; otherwise stderr.
+    Auto,
+    /// /dev/kmsg, falling back to /dev/console, then stderr.
+    Kmsg,
+    Stderr,
+}
+
+/// A `netboot.log=` value that is not a level.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLevelError {
+    pub value: String,
+}
+
+impl fmt::Display for LogLevelError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "netboot.log={:?}: expected off, error, warn, info, debug or trace",
+            self.value
+        )
+    }
+}
+
+impl std::error::Error for LogLevelError {}
+
+/// Parse `netboot.log=LEVEL` (case-insensitive; `warning` accepted).
+pub fn parse_log_level(value: &str) -> Result<LevelFilter, LogLevelError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "off" => Ok(LevelFilter::Off),
+        "error" => Ok(LevelFilter::Error),
+        "warn" | "warning" => Ok(LevelFilter::Warn),
+        "info" => Ok(LevelFilter::Info),
+        "debug" => Ok(LevelFilter::Debug),
+        "trace" => Ok(LevelFilter::Trace),
+        _ => Err(LogLevelError {
+            value: value.to_string(),
+        }),
+    }
+}
+
+/// syslog priority for a level: err 3, warning 4, info 6, debug 7.
+pub fn syslog_priority(level: Level) -> u8 {
+    match level {
+        Level::Error => 3,
+        Level::Warn => 4,
+        Level::Info => 6,
+        Level::Debug | Level::Trace => 7,
+    }
+}
+
+/// Largest prefix of `s` of at most `max` bytes ending on a char boundary.
+fn split_at_char(s: &str, max: usize) -> (&str, &str) {
+    if s.len() <= max {
+        return (s, "");
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s.split_at(end)
+}
+
+/// kmsg records for one message: one per line, each `<N>netboot: …\n`,
+/// long lines split. Secrets are replaced before splitting.
+pub fn kmsg_records(level: Level, msg: &str, redactor: &Redactor) -> Vec<String> {
+    let prefix = format!("<{}>{TAG}", syslog_priority(level));
+    let room = KMSG_LINE_MAX - prefix.len() - 1;
+    let msg = redactor.redact(msg);
+    let mut out = Vec::new();
+    for line in msg.lines() {
+        let mut rest = line;
+        loop {
+            let (head, tail) = split_at_char(rest, room);
+            out.push(format!("{prefix}{head}\n"));
+            if tail.is_empty() {
+                break;
+            }
+            rest = tail;
+        }
+    }
+    if out.is_empty() {
+        out.push(format!("{prefix}\n"));
+    }
+    out
+}
+
+/// Console/stderr lines: `netboot: LEVEL: msg`, one per line of `msg`.
+pub fn text_lines(level: Level, msg: &str, redactor: &Redactor) -> String {
+    let msg = redactor.redact(msg);
+    let mut out = String::new();
+    for line in msg.lines() {
+        out.push_str(&format!("{TAG}{level}: {line}\n"));
+    }
+    if out.is_empty() {
+        out.push_str(&format!("{TAG}{level}: \n"));
+    }
+    out
+}
+
+enum Sink {
+    Kmsg { file: File, written: u32 },
+    Console(File),
+    Stderr,
+}
+
+fn open_w(path: &str) -> Option<File> {
+    OpenOptions::new().write(true).open(path).ok()
+}
+
+impl Sink {
+    fn open(target: LogTarget) -> Sink {
+        let kmsg = match target {
+            LogTarget::Stderr => false,
+            LogTarget::Kmsg => true,
+            LogTarget::Auto => rustix::process::getpid().is_init(),
+        };
+        if !kmsg {
+            return Sink::Stderr;
+        }
+        if let Some(file) = open_w("/dev/kmsg") {
+            return Sink::Kmsg { file, written: 0 };
+        }
+        match open_w("/dev/console") {
+            Some(f) => Sink::Console(f),
+            None => Sink::Stderr,
+        }
+    }
+}
+
+/// The `log::Log` implementation; see the module docs.
+pub struct KLogger {
+    level: LevelFilter,
+    redactor: Redactor,
+    sink: Mutex<Sink>,
+    kmsg_wanted: bool,
+}
+
+impl KLogger {
+    pub fn new(target: LogTarget, level: LevelFilter, secrets: Vec<String>) -> KLogger {
+        let sink = Sink::open(target);
+        let kmsg_wanted = !matches!(sink, Sink::Stderr) || target == LogTarget::Kmsg;
+        KLogger {
+            level,
+            redactor: Redactor::new(secrets),
+            sink: Mutex::new(sink),
+            kmsg_wanted,
+        }
+    }
+
+    fn write(&self, level: Level, msg: &str) {
+        let Ok(mut sink) = self.sink.lock() else {
+            return;
+        };
+        // Before devtmpfs is mounted there is no /dev/kmsg: retry each time
+        // (a failing open is cheap) so we move to kmsg as soon as it exists.
+        if self.kmsg_wanted && matches!(*sink, Sink::Console(_) | Sink::Stderr) {
+            if let Some(file) = open_w("/dev/kmsg") {
+                *sink = Sink::Kmsg { file, written: 0 };
+            }
+        }
+        match &mut *sink {
+            Sink::Kmsg { file, written } => {
+                for rec in kmsg_records(level, msg, &self.redactor) {
+                    if *written >= KMSG_BURST {
+                        if let Some(f) = open_w("/dev/kmsg") {
+                            *file = f;
+                        }
+                        *written = 0;
+                    }
+                    // One write() per record: kmsg takes each write as one record.
+                    let _ = file.write(rec.as_bytes());
+                    *written += 1;
+                }
+            }
+            Sink::Console(f) => {
+                let _ = f.write_all(text_lines(level, msg, &self.redactor).as_bytes());
+            }
+            Sink::Stderr => {
+                let _ =
+                    std::io::stderr().write_all(text_lines(level, msg, &self.redactor).as_bytes());
+            }
+        }
+    }
+}
+
+impl Log for KLogger {
+    fn enabled(&self, metadata: &Metadata) -> bool {
+        metadata.level() <= self.level
+    }
+
+    fn log(&self, record: &Record) {
+        if self.enabled(record.metadata()) {
+            self.write(record.level(), &record.args().to_string());
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+/// Install the logger for the whole process. A second call does nothing
+/// (the `log` crate allows one logger per process).
+pub fn init(target: LogTarget, level: LevelFilter, secrets: Vec<String>) {
+    let logger = KLogger::new(target, level, secrets);
+    if log::set_boxed_logger(Box::new(logger)).is_ok() {
+        log::set_max_level(level);
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_parse_with_exact_errors() {
+        assert_eq!(parse_log_level("DEBUG"), Ok(LevelFilter::Debug));
+        assert_eq!(parse_log_level("warning"), Ok(LevelFilter::Warn));
+        assert_eq!(parse_log_level("off"), Ok(LevelFilter::Off));
+        assert_eq!(
+            parse_log_level("loud").unwrap_err().to_string(),
+            r#"netboot.log="loud": expected off, error, warn, info, debug or trace"#
+        );
+    }
+
+    #[test]
+    fn kmsg_records_have_priority_tag_and_fit() {
+        let r = Redactor::new(vec!["hunter2".into()]);
+        assert_eq!(
+            kmsg_records(Level::Error, "a\nb hunter2", &r),
+            ["<3>netboot: a\n", "<3>netboot: b ***\n"]
+        );
+        assert_eq!(kmsg_records(Level::Warn, "", &r), ["<4>netboot: \n"]);
+        assert_eq!(kmsg_records(Level::Info, "x", &r)[0], "<6>netboot: x\n");
+        assert_eq!(kmsg_records(Level::Trace, "x", &r)[0], "<7>netboot: x\n");
+        let long = "€".repeat(1000); // 3000 bytes, 3-byte chars
+        let recs = kmsg_records(Level::Debug, &long, &r);
+        assert!(recs.len() >= 4);
+        assert!(recs
+            .iter()
+            .all(|x| x.len() <= KMSG_LINE_MAX && x.starts_with("<7>netboot: ")));
+        let joined: String = recs
+            .iter()
+            .map(|x| &x["<7>netboot: ".len()..x.len() - 1])
+            .collect();
+        assert_eq!(joined, long);
+    }
+
+    #[test]
+    fn text_lines_redact() {
+        let r = Redactor::new(vec!["hunter2".into()]);
+        assert_eq!(
+            text_lines(Level::Warn, "pw hunter2\nnext", &r),
+            "netboot: WARN: pw ***\nnetboot: WARN: next\n"
+        );
+    }
+}
