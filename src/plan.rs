@@ -108,12 +108,11 @@ pub const DEFAULT_LOGIN_RETRY_MAX: u32 = 3;
 /// iscsistart's replacement_timeout is 120 s; a target that is back within
 /// that window should not cost a reboot.
 pub const DEFAULT_TIMEOUT_MS: u64 = 120_000;
-/// Connector address of boot events. Group 11 = `CN_NETLINK_USERS`, the first
-/// group no kernel user broadcasts on (kernel users use group = idx, 1..=10);
-/// idx 0x4e42 ("NB") is not assigned in include/uapi/linux/connector.h.
-pub const DEFAULT_EVENTS_GROUP: u32 = 11;
-pub const DEFAULT_EVENTS_IDX: u32 = 0x4e42;
-pub const DEFAULT_EVENTS_VAL: u32 = 1;
+/// Connector address of boot events: the events module's default (group 26,
+/// the last group reserved for non-kernel users; idx 0x4e42 "NB", val 1).
+pub const DEFAULT_EVENTS_GROUP: u32 = crate::events::DEFAULT_GROUP;
+pub const DEFAULT_EVENTS_IDX: u32 = crate::events::DEFAULT_ID.idx;
+pub const DEFAULT_EVENTS_VAL: u32 = crate::events::DEFAULT_ID.val;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BootPlan {

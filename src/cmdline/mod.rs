@@ -17,7 +17,7 @@ pub mod tokenize;
 
 use crate::plan::{
     BootPlan, Chap, ConfigServer, EventsTarget, FailurePolicy, IfName, LogLevel, MutualChap, Param,
-    RootDevice, Secret, DEFAULT_EVENTS_IDX, DEFAULT_EVENTS_VAL,
+    RootDevice, Secret,
 };
 use ip::IpError;
 use rootpath::{parse_dec, valid_host, RootPathError, MAX_NAME_LEN};
@@ -124,9 +124,7 @@ pub enum CmdlineError {
     Scheduler {
         value: String,
     },
-    Events {
-        value: String,
-    },
+    Events(crate::events::EventsError),
     Config {
         value: String,
     },
@@ -202,10 +200,7 @@ impl fmt::Display for CmdlineError {
                 f,
                 "invalid netboot.scheduler=: {value} is not a scheduler name (1..15 of a-z 0-9 - _)"
             ),
-            Events { value } => write!(
-                f,
-                "invalid netboot.events=: {value} is not off or GROUP[:IDX.VAL] with GROUP 1..32"
-            ),
+            Events(e) => write!(f, "invalid {e}"),
             Config { value } => write!(
                 f,
                 "invalid netboot.config=: {value} is not rxrpc:HOST[:PORT] with PORT 1..65535"
@@ -567,9 +562,7 @@ fn netboot_key(plan: &mut BootPlan, arg: &Arg, value: &str) -> Result<(), Cmdlin
             }
         }
         "netboot.events" => {
-            plan.events = events(value, plan.events).ok_or_else(|| CmdlineError::Events {
-                value: quote(value),
-            })?
+            plan.events = events(value).map_err(CmdlineError::Events)?
         }
         "netboot.config" => plan
             .config
@@ -642,32 +635,13 @@ fn timeout_ms(value: &str) -> Option<u64> {
     (1..=TIMEOUT_MAX_MS).contains(&ms).then_some(ms)
 }
 
-/// `off` or `GROUP[:IDX.VAL]`; IDX and VAL decimal or `0x` hex. Without
-/// IDX.VAL the default idx/val stay. Outer `None` = invalid.
-fn events(value: &str, current: Option<EventsTarget>) -> Option<Option<EventsTarget>> {
-    if value == "off" {
-        return Some(None);
-    }
-    let num = |s: &str| -> Option<u32> {
-        match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
-            Some(h) if !h.is_empty() && h.len() <= 8 => u32::from_str_radix(h, 16).ok(),
-            Some(_) => None,
-            None => parse_dec(s).and_then(|n| u32::try_from(n).ok()),
-        }
-    };
-    let (g, rest) = match value.split_once(':') {
-        Some((g, r)) => (g, Some(r)),
-        None => (value, None),
-    };
-    let group = parse_dec(g).filter(|n| (1..=32).contains(n))? as u32;
-    let (idx, val) = match rest {
-        None => current.map_or((DEFAULT_EVENTS_IDX, DEFAULT_EVENTS_VAL), |c| (c.idx, c.val)),
-        Some(r) => {
-            let (i, v) = r.split_once('.')?;
-            (num(i)?, num(v)?)
-        }
-    };
-    Some(Some(EventsTarget { group, idx, val }))
+/// `off` or `GROUP[:IDX.VAL]`: the events module owns the syntax and the
+/// rules (groups and ids clear of kernel connector users).
+fn events(value: &str) -> Result<Option<EventsTarget>, crate::events::EventsError> {
+    Ok(match crate::events::parse_events_target(value)? {
+        crate::events::EventsTarget::Off => None,
+        crate::events::EventsTarget::Group { group, idx, val } => Some(EventsTarget { group, idx, val }),
+    })
 }
 
 /// `rxrpc:HOST[:PORT]`, HOST a name, IPv4 or `[IPv6]`.
