@@ -37,6 +37,16 @@ pub(crate) fn quote(value: &str) -> String {
     }
 }
 
+/// A key as typed, for an error line: quoted and escaped if it holds
+/// anything but printable ASCII, so the error stays one line (fuzz-found).
+fn show_key(key: &str) -> String {
+    if key.bytes().all(|b| b.is_ascii_graphic()) && key.len() <= QUOTE_MAX {
+        key.to_string()
+    } else {
+        quote(key)
+    }
+}
+
 // Bounds of the numeric netboot.* keys, documented in one place.
 /// `nr_requests`: the kernel refuses more than 2048 with an I/O scheduler
 /// (block/blk-sysfs.c, `MAX_SCHED_RQ` = 16 × BLKDEV_DEFAULT_RQ).
@@ -205,7 +215,7 @@ impl fmt::Display for CmdlineError {
                 f,
                 "invalid netboot.config=: {value} is not rxrpc:HOST[:PORT] with PORT 1..65535"
             ),
-            Param { key, value, why } => write!(f, "invalid {key}=: {value} {why}"),
+            Param { key, value, why } => write!(f, "invalid {}=: {value} {why}", show_key(key)),
             Path { key, value } => write!(f, "invalid {key}=: {value} is not an absolute path"),
             FsType { value } => write!(
                 f,
@@ -213,7 +223,8 @@ impl fmt::Display for CmdlineError {
             ),
             UnknownNetboot { key } => write!(
                 f,
-                "unknown key {key}=: netboot.* keys are {NETBOOT_KEYS}"
+                "unknown key {}=: netboot.* keys are {NETBOOT_KEYS}",
+                show_key(key)
             ),
         }
     }
