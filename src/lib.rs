@@ -10,3 +10,4 @@ pub mod connector;
 pub mod events;
 pub mod iscsi;
 pub mod plan;
+pub mod rxrpc;
