@@ -17,6 +17,7 @@ pub mod call;
 pub mod config;
 pub mod proto;
 pub mod server;
+pub mod store;
 pub mod udp;
 pub mod wire;
 
