@@ -33,7 +33,7 @@ pub const RECEIVE_IDLE: Duration = Duration::from_secs(10);
 pub const REPLY_BUDGET: Duration = Duration::from_secs(10);
 /// How long a finished channel remembers its call (duplicate detection and
 /// the cached ABORT).
-pub const LINGER: Duration = Duration::from_secs(30);
+pub const LINGER: Duration = Duration::from_secs(10);
 /// Bound on remembered connections: a flood of fresh cids cannot grow the
 /// table past this; idle entries are evicted first, else new calls get BUSY.
 pub const MAX_CONNS: usize = 16 * 1024;
@@ -362,10 +362,11 @@ impl Server {
         if self.conns.len() < MAX_CONNS {
             return true;
         }
-        self.conns.retain(|_, c| {
-            c.channels.iter().flatten().any(ServerCall::in_progress)
-                || now.duration_since(c.last_used) < Duration::from_secs(1)
-        });
+        // Under pressure, forget every connection without a call in
+        // progress (only duplicate detection for finished calls is lost).
+        let _ = now;
+        self.conns
+            .retain(|_, c| c.channels.iter().flatten().any(ServerCall::in_progress));
         self.conns.len() < MAX_CONNS
     }
 

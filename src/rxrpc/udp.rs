@@ -29,13 +29,17 @@ fn random_u32() -> u32 {
 }
 
 /// Userspace client transport: one UDP socket per address family, one
-/// fresh connection (cid) per call, epoch random with bit 31 set and bit 30
-/// clear as OpenAFS `rx_InitHost` (rxrpc.md §1.7).
+/// connection (cid) per peer and service whose channel 0 carries the calls
+/// in turn (call number +1 each, which also ends the previous call on the
+/// server, rxrpc.md §1.7); epoch random with bit 31 set and bit 30 clear as
+/// OpenAFS `rx_InitHost`.
 pub struct UdpTransport {
     v4: Option<UdpSocket>,
     v6: Option<UdpSocket>,
     epoch: u32,
     next_cid: u32,
+    /// (peer, service) → (cid, last call number).
+    conns: std::collections::HashMap<(SocketAddr, u16), (u32, u32)>,
     /// Reply bound per call.
     pub max_reply: usize,
 }
@@ -47,6 +51,7 @@ impl UdpTransport {
             v6: None,
             epoch: (random_u32() | RANDOM_EPOCH) & !0x4000_0000,
             next_cid: random_u32() & 0x3fff_fffc,
+            conns: std::collections::HashMap::new(),
             max_reply,
         }
     }
@@ -73,12 +78,24 @@ impl RxTransport for UdpTransport {
         request: &[u8],
         timeout: Duration,
     ) -> Result<Vec<u8>, CallError> {
-        let cid = self.next_cid;
-        self.next_cid = self.next_cid.wrapping_add(4) & 0x3fff_fffc;
+        let next_cid = &mut self.next_cid;
+        let conn = self.conns.entry((peer, service_id)).or_insert_with(|| {
+            let cid = *next_cid;
+            *next_cid = next_cid.wrapping_add(4) & 0x3fff_fffc;
+            (cid, 0)
+        });
+        if conn.1 == u32::MAX {
+            // Call numbers exhausted on this channel: a fresh connection.
+            conn.0 = *next_cid;
+            *next_cid = next_cid.wrapping_add(4) & 0x3fff_fffc;
+            conn.1 = 0;
+        }
+        conn.1 += 1;
+        let (cid, call_number) = *conn;
         let id = CallId {
             epoch: self.epoch,
             cid,
-            call: 1,
+            call: call_number,
             service_id,
             security_index: 0,
         };
