@@ -40,6 +40,8 @@ impl Configd {
         Self::start_with(Command::new(CONFIGD), dir, extra)
     }
 
+    // The child is killed and waited for in Drop, which clippy cannot see.
+    #[allow(clippy::zombie_processes)]
     fn start_with(mut cmd: Command, dir: &Path, extra: &[&str]) -> Configd {
         let mut child = cmd
             .arg("--dir")
@@ -460,6 +462,7 @@ fn shim(server: SocketAddr, f: Faults, seed: u64) -> Shim {
         let mut held: [Option<Vec<u8>>; 2] = [None, None];
         let mut buf = vec![0u8; 65536];
         while !stop2.load(Ordering::Relaxed) {
+            #[allow(clippy::needless_range_loop)] // dir also picks the sockets
             for dir in 0..2 {
                 let (rx, tx) = if dir == 0 { (&front, &back) } else { (&back, &front) };
                 let Ok((n, from)) = rx.recv_from(&mut buf) else { continue };
