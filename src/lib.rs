@@ -11,3 +11,4 @@ pub mod events;
 pub mod iscsi;
 pub mod klog;
 pub mod plan;
+pub mod rxrpc;

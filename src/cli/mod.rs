@@ -2,6 +2,7 @@
 //! exit code from [`Exit`]; errors are printed as `netboot CMD: message`.
 
 pub mod common;
+pub mod config;
 pub mod discover;
 pub mod events;
 pub mod plan;
@@ -40,6 +41,7 @@ pub fn main(args: &[String]) -> i32 {
     let rest = args.get(2..).unwrap_or(&[]);
     match args.get(1).map(String::as_str) {
         Some("plan") => plan::run(rest),
+        Some("config-fetch") => config::run(rest),
         Some("discover") => discover::run(rest),
         Some("probe") => probe::run(rest),
         Some("events") => events::run(rest),

@@ -1,0 +1,164 @@
+//! Configuration over RxRPC (DESIGN.md §1 "[config fetch]").
+//!
+//! - [`wire`]: packet codec, pure (rxrpc.md §1).
+//! - [`call`]: sans-IO client call (retransmission, reassembly).
+//! - [`server`]: sans-IO server endpoint (connections, BUSY, VERSION).
+//! - [`udp`]: userspace transport and server loop over UDP sockets.
+//! - [`proto`]: our service (id, port, GetConfig marshalling, abort codes).
+//! - [`config`]: the JSON schema and its merge into the BootPlan.
+//!
+//! The agent fetches through [`fetch_config`] over any [`RxTransport`]: the
+//! userspace [`udp::UdpTransport`] now, the kernel AF_RXRPC client later
+//! (rxrpc.md §2.6: one `sendmsg` of the request with `RXRPC_USER_CALL_ID`,
+//! `recvmsg` until `MSG_EOR`, `RXRPC_ABORT` cmsg → [`CallError::Aborted`]),
+//! with the userspace one as fallback where AF_RXRPC is missing (§2.7).
+
+pub mod call;
+pub mod config;
+pub mod proto;
+pub mod server;
+pub mod store;
+pub mod udp;
+pub mod wire;
+
+pub use call::CallError;
+pub use config::{apply, Config, ConfigError};
+pub use proto::Identity;
+
+use crate::plan::ConfigServer;
+use std::fmt;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::Duration;
+
+/// One Rx call to a peer: send `request` (opcode + XDR args) to
+/// `service_id`, return the reply bytes or why there are none. Both the
+/// userspace client and the kernel AF_RXRPC client implement it.
+pub trait RxTransport {
+    fn call(
+        &mut self,
+        peer: SocketAddr,
+        service_id: u16,
+        request: &[u8],
+        timeout: Duration,
+    ) -> Result<Vec<u8>, CallError>;
+}
+
+/// Why no config was obtained.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FetchError {
+    /// `netboot.config=` listed no server.
+    NoServers,
+    /// Every attempt at every server failed; one entry per attempt, in
+    /// order: `host:port` and what happened.
+    AllFailed(Vec<(String, AttemptError)>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttemptError {
+    /// The host name did not resolve (text of the resolver error).
+    Resolve(String),
+    Call(CallError),
+    /// The reply was not an XDR opaque.
+    Reply(proto::XdrError),
+    /// The reply was no valid config.
+    Config(ConfigError),
+}
+
+impl fmt::Display for AttemptError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AttemptError::Resolve(e) => write!(f, "cannot resolve: {e}"),
+            AttemptError::Call(e) => e.fmt(f),
+            AttemptError::Reply(e) => write!(f, "bad GetConfig reply: {e}"),
+            AttemptError::Config(e) => e.fmt(f),
+        }
+    }
+}
+
+impl fmt::Display for FetchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FetchError::NoServers => write!(f, "no config server given (netboot.config=rxrpc:HOST[:PORT])"),
+            FetchError::AllFailed(v) => {
+                write!(f, "no config server answered:")?;
+                for (s, e) in v {
+                    write!(f, " {s}: {e};")?;
+                }
+                write!(f, " hint: check netboot-configd runs and has a file for this machine")
+            }
+        }
+    }
+}
+
+impl std::error::Error for FetchError {}
+
+/// `host:port` for messages, IPv6 bracketed.
+fn server_label(s: &ConfigServer) -> String {
+    let port = s.port.unwrap_or(proto::DEFAULT_PORT);
+    if s.host.contains(':') {
+        format!("[{}]:{port}", s.host)
+    } else {
+        format!("{}:{port}", s.host)
+    }
+}
+
+/// Fetch our config: try each server in order, each call bounded by
+/// `timeout`; repeat the round `retries` more times with a backoff of
+/// 0.5 s, 1 s, 2 s … (capped at 8 s). The first valid config wins. An abort
+/// from a server (e.g. `NBCONF_NOT_FOUND`) counts as that server failing:
+/// the next one may know us.
+pub fn fetch_config(
+    transport: &mut dyn RxTransport,
+    servers: &[ConfigServer],
+    identity: &Identity,
+    timeout: Duration,
+    retries: u32,
+) -> Result<Config, FetchError> {
+    if servers.is_empty() {
+        return Err(FetchError::NoServers);
+    }
+    let request = proto::encode_get_config(identity);
+    let mut errors = Vec::new();
+    for round in 0..=retries {
+        if round > 0 {
+            let ms = 500u64.saturating_mul(1 << (round - 1).min(4)).min(8000);
+            std::thread::sleep(Duration::from_millis(ms));
+        }
+        for s in servers {
+            let label = server_label(s);
+            let port = s.port.unwrap_or(proto::DEFAULT_PORT);
+            let addr = match (s.host.as_str(), port).to_socket_addrs() {
+                Ok(mut it) => match it.next() {
+                    Some(a) => a,
+                    None => {
+                        errors.push((label, AttemptError::Resolve("no address".into())));
+                        continue;
+                    }
+                },
+                Err(e) => {
+                    errors.push((label, AttemptError::Resolve(e.to_string())));
+                    continue;
+                }
+            };
+            let reply = match transport.call(addr, proto::SERVICE_ID, &request, timeout) {
+                Ok(r) => r,
+                Err(e) => {
+                    errors.push((label, AttemptError::Call(e)));
+                    continue;
+                }
+            };
+            let json = match proto::decode_reply(&reply) {
+                Ok(j) => j,
+                Err(e) => {
+                    errors.push((label, AttemptError::Reply(e)));
+                    continue;
+                }
+            };
+            match Config::from_json(json) {
+                Ok(c) => return Ok(c),
+                Err(e) => errors.push((label, AttemptError::Config(e))),
+            }
+        }
+    }
+    Err(FetchError::AllFailed(errors))
+}

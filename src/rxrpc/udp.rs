@@ -1,0 +1,216 @@
+//! Userspace RxRPC over plain UDP sockets: the I/O drivers around the
+//! sans-IO [`ClientCall`] and [`Server`]. Used on hosts without AF_RXRPC
+//! (rxrpc.md §2.7: Debian cloud kernels, blacklisted rxrpc.ko) and by
+//! `netboot-configd`.
+
+use super::call::{CallError, CallId, ClientCall};
+use super::server::{AppReply, Server};
+use super::wire::{Packet, RANDOM_EPOCH};
+use super::RxTransport;
+use rustix::event::{poll, PollFd, PollFlags, Timespec};
+use std::io::ErrorKind;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// Largest datagram we read: a full jumbogram is below 64 KiB.
+const RECV_BUF: usize = 65_536;
+
+fn random_u32() -> u32 {
+    let mut b = [0u8; 4];
+    match rustix::rand::getrandom(&mut b, rustix::rand::GetRandomFlags::empty()) {
+        Ok(_) => u32::from_ne_bytes(b),
+        // No entropy source: fall back to the clock; the epoch only has to
+        // differ between client restarts (rxrpc.md §1.7).
+        Err(_) => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0x5eed, |d| d.subsec_nanos() ^ d.as_secs() as u32),
+    }
+}
+
+/// Userspace client transport: one UDP socket per address family, one
+/// connection (cid) per peer and service whose channel 0 carries the calls
+/// in turn (call number +1 each, which also ends the previous call on the
+/// server, rxrpc.md §1.7); epoch random with bit 31 set and bit 30 clear as
+/// OpenAFS `rx_InitHost`.
+pub struct UdpTransport {
+    v4: Option<UdpSocket>,
+    v6: Option<UdpSocket>,
+    epoch: u32,
+    next_cid: u32,
+    /// (peer, service) → (cid, last call number).
+    conns: std::collections::HashMap<(SocketAddr, u16), (u32, u32)>,
+    /// Reply bound per call.
+    pub max_reply: usize,
+}
+
+impl UdpTransport {
+    pub fn new(max_reply: usize) -> UdpTransport {
+        UdpTransport {
+            v4: None,
+            v6: None,
+            epoch: (random_u32() | RANDOM_EPOCH) & !0x4000_0000,
+            next_cid: random_u32() & 0x3fff_fffc,
+            conns: std::collections::HashMap::new(),
+            max_reply,
+        }
+    }
+
+    fn socket(&mut self, peer: SocketAddr) -> std::io::Result<&UdpSocket> {
+        let slot = if peer.is_ipv4() { &mut self.v4 } else { &mut self.v6 };
+        if slot.is_none() {
+            let local: SocketAddr = if peer.is_ipv4() {
+                (Ipv4Addr::UNSPECIFIED, 0).into()
+            } else {
+                (Ipv6Addr::UNSPECIFIED, 0).into()
+            };
+            *slot = Some(UdpSocket::bind(local)?);
+        }
+        slot.as_ref().ok_or_else(|| std::io::Error::other("no socket"))
+    }
+}
+
+impl RxTransport for UdpTransport {
+    fn call(
+        &mut self,
+        peer: SocketAddr,
+        service_id: u16,
+        request: &[u8],
+        timeout: Duration,
+    ) -> Result<Vec<u8>, CallError> {
+        let next_cid = &mut self.next_cid;
+        let conn = self.conns.entry((peer, service_id)).or_insert_with(|| {
+            let cid = *next_cid;
+            *next_cid = next_cid.wrapping_add(4) & 0x3fff_fffc;
+            (cid, 0)
+        });
+        if conn.1 == u32::MAX {
+            // Call numbers exhausted on this channel: a fresh connection.
+            conn.0 = *next_cid;
+            *next_cid = next_cid.wrapping_add(4) & 0x3fff_fffc;
+            conn.1 = 0;
+        }
+        conn.1 += 1;
+        let (cid, call_number) = *conn;
+        let id = CallId {
+            epoch: self.epoch,
+            cid,
+            call: call_number,
+            service_id,
+            security_index: 0,
+        };
+        let max_reply = self.max_reply;
+        let io = |e: std::io::Error| CallError::Io(format!("udp {peer}: {e}"));
+        let sock = self.socket(peer).map_err(io)?;
+        let now = Instant::now();
+        let mut call = ClientCall::new(id, request, max_reply, now, timeout);
+        let mut buf = vec![0u8; RECV_BUF];
+        loop {
+            while let Some(b) = call.poll_transmit() {
+                // A send error (e.g. ICMP unreachable reported on a later
+                // send) is not fatal: retransmission or the deadline decides.
+                let _ = sock.send_to(&b, peer);
+            }
+            if let Some(r) = call.take_result() {
+                return r;
+            }
+            let now = Instant::now();
+            let wait = call.next_timeout().saturating_duration_since(now);
+            if wait.is_zero() {
+                call.handle_timeout(now);
+                continue;
+            }
+            sock.set_read_timeout(Some(wait.max(Duration::from_micros(100))))
+                .map_err(io)?;
+            match sock.recv_from(&mut buf) {
+                Ok((n, from)) if from == peer => {
+                    if let Ok(p) = Packet::decode(&buf[..n]) {
+                        call.handle(&p, Instant::now());
+                    }
+                }
+                Ok(_) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        ErrorKind::WouldBlock
+                            | ErrorKind::TimedOut
+                            | ErrorKind::Interrupted
+                            | ErrorKind::ConnectionRefused
+                    ) => {}
+                Err(e) => return Err(io(e)),
+            }
+            let now = Instant::now();
+            if now >= call.next_timeout() {
+                call.handle_timeout(now);
+            }
+        }
+    }
+}
+
+/// Serve until `stop` is set: poll every socket, feed datagrams to the
+/// server, send what it produces, run its timers, hand log lines to `log`.
+pub fn serve(
+    sockets: &[UdpSocket],
+    server: &mut Server,
+    app: &mut dyn FnMut(&[u8], SocketAddr) -> AppReply,
+    log: &mut dyn FnMut(&str),
+    stop: &AtomicBool,
+) -> std::io::Result<()> {
+    for s in sockets {
+        s.set_nonblocking(true)?;
+    }
+    let mut buf = vec![0u8; RECV_BUF];
+    while !stop.load(Ordering::Relaxed) {
+        let now = Instant::now();
+        let wait = server
+            .next_timeout()
+            .map_or(Duration::from_millis(500), |t| t.saturating_duration_since(now))
+            .min(Duration::from_millis(500));
+        let ts = Timespec {
+            tv_sec: wait.as_secs() as i64,
+            tv_nsec: i64::from(wait.subsec_nanos()),
+        };
+        let mut fds: Vec<PollFd<'_>> = sockets.iter().map(|s| PollFd::new(s, PollFlags::IN)).collect();
+        match poll(&mut fds, Some(&ts)) {
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+        let ready: Vec<bool> = fds.iter().map(|f| !f.revents().is_empty()).collect();
+        drop(fds);
+        for (i, s) in sockets.iter().enumerate() {
+            if !ready.get(i).copied().unwrap_or(false) {
+                continue;
+            }
+            // Bounded batch per socket so one busy socket cannot starve others.
+            for _ in 0..256 {
+                match s.recv_from(&mut buf) {
+                    Ok((n, from)) => {
+                        server.handle_datagram((i, from), &buf[..n], Instant::now(), app);
+                        flush(sockets, server);
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(e) if matches!(e.kind(), ErrorKind::Interrupted | ErrorKind::ConnectionRefused) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        // Every round, not only when a call timer is due: this also forgets
+        // finished connections after LINGER.
+        server.handle_timeout(Instant::now());
+        flush(sockets, server);
+        for line in server.drain_logs() {
+            log(&line);
+        }
+    }
+    Ok(())
+}
+
+fn flush(sockets: &[UdpSocket], server: &mut Server) {
+    for ((i, to), b) in server.drain_transmit() {
+        if let Some(s) = sockets.get(i) {
+            // UDP: a full socket buffer drops the packet; retransmission recovers.
+            let _ = s.send_to(&b, to);
+        }
+    }
+}

@@ -1,0 +1,548 @@
+//! Host tests: userspace RxRPC client ↔ `netboot-configd`.
+//!
+//! Layout: configd runs as a child process on 127.0.0.1 with an ephemeral
+//! port (read from its `listening on` line) and a temp directory of JSON
+//! files. The lossy-link tests create a private network namespace
+//! `nbrx-<pid>-<n>`, put `tc netem` on its `lo`, run configd inside it with
+//! `ip netns exec`, and run the client in a thread that `setns()`es into it;
+//! the namespace is deleted at the end (Drop). Without root or `ip`/`tc`
+//! those tests print why and pass, unless NETBOOT_REQUIRE_ROOT=1.
+
+use netboot::plan::ConfigServer;
+use netboot::rxrpc::call::CallError;
+use netboot::rxrpc::proto::{self, Identity};
+use netboot::rxrpc::udp::UdpTransport;
+use netboot::rxrpc::wire::{flags, ptype, Body, Header, Packet};
+use netboot::rxrpc::{fetch_config, AttemptError, FetchError, RxTransport};
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const CONFIGD: &str = env!("CARGO_BIN_EXE_netboot-configd");
+
+struct Configd {
+    child: Child,
+    addr: SocketAddr,
+    log: std::sync::mpsc::Receiver<String>,
+}
+
+impl Drop for Configd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Configd {
+    fn start(dir: &Path, extra: &[&str]) -> Configd {
+        Self::start_with(Command::new(CONFIGD), dir, extra)
+    }
+
+    // The child is killed and waited for in Drop, which clippy cannot see.
+    #[allow(clippy::zombie_processes)]
+    fn start_with(mut cmd: Command, dir: &Path, extra: &[&str]) -> Configd {
+        let mut child = cmd
+            .arg("--dir")
+            .arg(dir)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(extra)
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn configd");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let line = rx
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .expect("configd printed no listening line");
+            if let Some(a) = line.strip_prefix("netboot-configd: listening on ") {
+                let addr = a.parse().expect("addr");
+                return Configd { child, addr, log: rx };
+            }
+        }
+    }
+
+    fn logs(&self) -> Vec<String> {
+        self.log.try_iter().collect()
+    }
+}
+
+fn tempdir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("netboot-rxrpc-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("mkdir");
+    d
+}
+
+fn write(dir: &Path, name: &str, body: &str) {
+    std::fs::write(dir.join(name), body).expect("write");
+}
+
+fn cfg(initiator: &str) -> String {
+    format!(r#"{{"version":1,"initiator":"{initiator}","tuning":{{"queue_depth":64}}}}"#)
+}
+
+fn id(mac: &str, iqn: &str, host: &str) -> Identity {
+    Identity { mac: mac.into(), iqn: iqn.into(), hostname: host.into() }
+}
+
+fn server(addr: SocketAddr) -> Vec<ConfigServer> {
+    vec![ConfigServer { host: addr.ip().to_string(), port: Some(addr.port()) }]
+}
+
+fn fetch(addr: SocketAddr, who: &Identity) -> Result<netboot::rxrpc::Config, FetchError> {
+    let mut t = UdpTransport::new(proto::MAX_REPLY + 8);
+    fetch_config(&mut t, &server(addr), who, Duration::from_secs(5), 0)
+}
+
+fn abort_of(r: Result<netboot::rxrpc::Config, FetchError>) -> i32 {
+    match r {
+        Err(FetchError::AllFailed(v)) => match v.first() {
+            Some((_, AttemptError::Call(CallError::Aborted(c)))) => *c,
+            other => panic!("not an abort: {other:?}"),
+        },
+        other => panic!("not a failure: {other:?}"),
+    }
+}
+
+fn standard_dir(tag: &str) -> PathBuf {
+    let d = tempdir(tag);
+    write(&d, "mac-52-54-00-12-34-56.json", &cfg("iqn.2024-01.test:by-mac"));
+    write(&d, "iqn-iqn.2024-01.test:init1.json", &cfg("iqn.2024-01.test:by-iqn"));
+    write(&d, "host-node1.json", &cfg("iqn.2024-01.test:by-host"));
+    write(&d, "default.json", &cfg("iqn.2024-01.test:default"));
+    d
+}
+
+#[test]
+fn lookup_order_mac_iqn_host_default() {
+    let d = standard_dir("order");
+    let s = Configd::start(&d, &[]);
+    let init = |who: Identity| fetch(s.addr, &who).expect("config").initiator;
+    let all = id("52-54-00-12-34-56", "iqn.2024-01.test:init1", "node1");
+    assert_eq!(init(all).as_deref(), Some("iqn.2024-01.test:by-mac"));
+    assert_eq!(init(id("", "IQN.2024-01.test:init1", "node1")).as_deref(), Some("iqn.2024-01.test:by-iqn"));
+    assert_eq!(init(id("", "", "NODE1")).as_deref(), Some("iqn.2024-01.test:by-host"));
+    assert_eq!(init(id("52:54:00:00:00:99", "", "")).as_deref(), Some("iqn.2024-01.test:default"));
+    // One log line per call.
+    std::thread::sleep(Duration::from_millis(200));
+    let calls = s.logs().iter().filter(|l| l.contains(" call ")).count();
+    assert_eq!(calls, 4);
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn aborts_not_found_invalid_too_large_and_reload() {
+    let d = tempdir("aborts");
+    let s = Configd::start(&d, &[]);
+    assert_eq!(abort_of(fetch(s.addr, &id("", "", "x"))), proto::NBCONF_NOT_FOUND);
+    write(&d, "host-x.json", r#"{"version":1,"tunnig":{}}"#);
+    assert_eq!(abort_of(fetch(s.addr, &id("", "", "x"))), proto::NBCONF_INVALID);
+    // Oversized: valid JSON, but over MAX_REPLY.
+    let big = format!(r#"{{"version":1,"init":{{"args":["{}"]}}}}"#, "a".repeat(proto::MAX_REPLY));
+    write(&d, "host-big.json", &big);
+    assert_eq!(abort_of(fetch(s.addr, &id("", "", "big"))), proto::NBCONF_TOO_LARGE);
+    // Fixed on disk → served without restart (size differs, so mtime
+    // granularity cannot hide the change).
+    write(&d, "host-x.json", &cfg("iqn.2024-01.test:fixed"));
+    assert_eq!(
+        fetch(s.addr, &id("", "", "x")).expect("reloaded").initiator.as_deref(),
+        Some("iqn.2024-01.test:fixed")
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn large_reply_spans_many_packets() {
+    let d = tempdir("large");
+    let arg = "a".repeat(40_000);
+    write(&d, "default.json", &format!(r#"{{"version":1,"init":{{"args":["{arg}"]}}}}"#));
+    let s = Configd::start(&d, &[]);
+    let c = fetch(s.addr, &Identity::default()).expect("config");
+    assert_eq!(c.init_args, Some(vec![arg]));
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn traversal_identities_refused() {
+    let d = standard_dir("traversal");
+    // A file a traversal would reach if names were used raw.
+    write(&d.join(".."), &format!("host-escape-{}.json", std::process::id()), &cfg("iqn.2024-01.test:escaped"));
+    let s = Configd::start(&d, &[]);
+    for who in [
+        id("../../etc/passwd", "", ""),
+        id("", "iqn.2024-01.test:init1/../../x", ""),
+        id("", "", "../host-node1"),
+        id("", "", &format!("../host-escape-{}", std::process::id())),
+        id("", "", "a/b"),
+        id("", "", "nul\0byte"),
+    ] {
+        assert_eq!(abort_of(fetch(s.addr, &who)), proto::NBCONF_BAD_IDENTITY, "{who:?}");
+    }
+    let _ = std::fs::remove_file(d.join("..").join(format!("host-escape-{}.json", std::process::id())));
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn malformed_request_and_unknown_opcode_then_still_serving() {
+    let d = standard_dir("malformed");
+    let s = Configd::start(&d, &[]);
+    let mut t = UdpTransport::new(1000);
+    let call = |t: &mut UdpTransport, req: &[u8]| t.call(s.addr, proto::SERVICE_ID, req, Duration::from_secs(5));
+    // Truncated string.
+    assert_eq!(call(&mut t, &[0, 0, 0, 1, 0, 0, 0, 9, b'x']), Err(CallError::Aborted(-453)));
+    // Empty request.
+    assert_eq!(call(&mut t, &[]), Err(CallError::Aborted(-453)));
+    // Unknown opcode.
+    assert_eq!(call(&mut t, &[0, 0, 0x27, 0x0f]), Err(CallError::Aborted(-455)));
+    // Wrong service.
+    assert_eq!(t.call(s.addr, 77, &[0, 0, 0, 1], Duration::from_secs(5)), Err(CallError::Aborted(-2)));
+    // Garbage datagrams do not hurt.
+    let raw = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    for g in [&b""[..], b"x", &[0xff; 27], &[0u8; 200]] {
+        raw.send_to(g, s.addr).expect("send");
+    }
+    assert!(fetch(s.addr, &id("", "", "node1")).is_ok());
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// A raw client that sends a GetConfig request and never ACKs the reply,
+/// so the call stays in progress on the server.
+fn hold_call(sock: &UdpSocket, to: SocketAddr, cid: u32) -> Packet {
+    let h = Header {
+        epoch: 0x8000_1234,
+        cid,
+        call: 1,
+        seq: 1,
+        serial: 1,
+        ptype: ptype::DATA,
+        flags: flags::CLIENT_INITIATED | flags::LAST_PACKET,
+        service_id: proto::SERVICE_ID,
+        ..Header::default()
+    };
+    let p = Packet { header: h, body: Body::Data(proto::encode_get_config(&Identity::default())) };
+    sock.send_to(&p.encode().expect("encode"), to).expect("send");
+    sock.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    let mut buf = [0u8; 2048];
+    let (n, _) = sock.recv_from(&mut buf).expect("answer");
+    Packet::decode(&buf[..n]).expect("decode")
+}
+
+#[test]
+fn busy_beyond_max_calls() {
+    let d = standard_dir("busy");
+    let s = Configd::start(&d, &["--max-calls", "2"]);
+    let socks: Vec<UdpSocket> = (0..3).map(|_| UdpSocket::bind("127.0.0.1:0").expect("bind")).collect();
+    assert_eq!(hold_call(&socks[0], s.addr, 4).header.ptype, ptype::DATA);
+    assert_eq!(hold_call(&socks[1], s.addr, 8).header.ptype, ptype::DATA);
+    let third = hold_call(&socks[2], s.addr, 12);
+    assert_eq!(third.header.ptype, ptype::BUSY, "{third:?}");
+    // Our client reports BUSY as such.
+    assert!(matches!(
+        fetch(s.addr, &Identity::default()),
+        Err(FetchError::AllFailed(v)) if v[0].1 == AttemptError::Call(CallError::Busy)
+    ));
+    // An ACKALL from one holder frees its slot.
+    let mut h = hold_call_header(4);
+    h.ptype = ptype::ACKALL;
+    h.seq = 0;
+    h.serial = 2;
+    h.flags = flags::CLIENT_INITIATED;
+    let p = Packet { header: h, body: Body::AckAll(vec![]) };
+    socks[0].send_to(&p.encode().expect("encode"), s.addr).expect("send");
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(fetch(s.addr, &Identity::default()).is_ok());
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+fn hold_call_header(cid: u32) -> Header {
+    Header {
+        epoch: 0x8000_1234,
+        cid,
+        call: 1,
+        service_id: proto::SERVICE_ID,
+        ..Header::default()
+    }
+}
+
+#[test]
+fn version_request_answered() {
+    let d = tempdir("version");
+    let s = Configd::start(&d, &[]);
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    // rxrpc.md §1.10: epoch 999, cid 0, type 13, flags 0x05, payload 00.
+    let h = Header { epoch: 999, call: 7, ptype: ptype::VERSION, flags: 0x05, ..Header::default() };
+    let p = Packet { header: h, body: Body::Version(vec![0]) };
+    sock.send_to(&p.encode().expect("encode"), s.addr).expect("send");
+    sock.set_read_timeout(Some(Duration::from_secs(5))).expect("t");
+    let mut buf = [0u8; 256];
+    let (n, _) = sock.recv_from(&mut buf).expect("reply");
+    let r = Packet::decode(&buf[..n]).expect("decode");
+    assert_eq!((r.header.ptype, r.header.flags, r.header.call, r.header.epoch), (13, 0x04, 7, 999));
+    let Body::Version(b) = r.body else { panic!("{r:?}") };
+    assert_eq!(b.len(), 65);
+    assert!(netboot::rxrpc::wire::version_string(&b).starts_with("netboot-configd "));
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+// ---------------------------------------------------------------------------
+// Lossy links inside a private network namespace.
+// ---------------------------------------------------------------------------
+
+fn have(tool: &str) -> bool {
+    Command::new(tool).arg("-V").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok()
+}
+
+/// None = skip (reason printed); panics under NETBOOT_REQUIRE_ROOT=1.
+fn can_netns() -> Option<()> {
+    let required = std::env::var("NETBOOT_REQUIRE_ROOT").as_deref() == Ok("1");
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let why = if !root {
+        "not root"
+    } else if !have("ip") || !have("tc") {
+        "ip or tc missing"
+    } else {
+        return Some(());
+    };
+    assert!(!required, "NETBOOT_REQUIRE_ROOT=1 but {why}");
+    eprintln!("SKIP: {why}");
+    None
+}
+
+struct Netns(String);
+
+impl Netns {
+    /// None when the kernel has no netem qdisc (sch_netem): skipped with
+    /// the reason printed; the shim tests below cover the same faults.
+    fn new(tag: &str, netem: &str) -> Option<Netns> {
+        let name = format!("nbrx-{}-{tag}", std::process::id());
+        let run = |args: &[&str]| {
+            let st = Command::new("ip").args(args).status().expect("ip");
+            assert!(st.success(), "ip {args:?}");
+        };
+        run(&["netns", "add", &name]);
+        let ns = Netns(name.clone());
+        run(&["-n", &name, "link", "set", "lo", "up"]);
+        let mut tc = vec!["-n", &name, "qdisc", "add", "dev", "lo", "root", "netem"];
+        tc.extend(netem.split_whitespace());
+        let st = Command::new("tc").args(&tc).status().expect("tc");
+        if !st.success() {
+            eprintln!("SKIP: tc {tc:?} failed (no sch_netem in this kernel?)");
+            return None;
+        }
+        Some(ns)
+    }
+
+    /// Run `f` on a thread that lives in the namespace (setns affects only
+    /// the calling thread, so the test process stays where it is).
+    fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let path = format!("/var/run/netns/{}", self.0);
+        std::thread::spawn(move || {
+            let fd = std::fs::File::open(&path).expect("open netns");
+            use std::os::fd::AsRawFd;
+            // SAFETY: fd is an open network-namespace file; setns only
+            // changes this thread's namespace.
+            let r = unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(r, 0, "setns: {}", std::io::Error::last_os_error());
+            f()
+        })
+        .join()
+        .expect("netns thread")
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+fn lossy_run(tag: &str, netem: &str, calls: usize) {
+    if can_netns().is_none() {
+        return;
+    }
+    let d = standard_dir(tag);
+    let Some(ns) = Netns::new(tag, netem) else {
+        let _ = std::fs::remove_dir_all(&d);
+        return;
+    };
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", &ns.0, CONFIGD]);
+    let s = Configd::start_with(cmd, &d, &[]);
+    let addr = s.addr;
+    let started = Instant::now();
+    let (ok, errs) = ns.run(move || {
+        let mut t = UdpTransport::new(proto::MAX_REPLY + 8);
+        let mut ok = 0;
+        let mut errs = Vec::new();
+        for i in 0..calls {
+            let who = id("", "", if i % 2 == 0 { "node1" } else { "" });
+            match fetch_config(&mut t, &server(addr), &who, Duration::from_secs(10), 2) {
+                Ok(c) if c.initiator.is_some() => ok += 1,
+                other => errs.push(format!("{other:?}")),
+            }
+        }
+        (ok, errs)
+    });
+    eprintln!("{tag}: {ok}/{calls} calls ok over `netem {netem}` in {:?}", started.elapsed());
+    assert_eq!(ok, calls, "errors: {errs:?}\nserver log: {:?}", s.logs());
+    drop(s);
+    drop(ns);
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn netns_loss_10_percent() {
+    lossy_run("loss", "loss 10%", 60);
+}
+
+#[test]
+fn netns_duplicate_and_reorder() {
+    // Delay so reordering has something to reorder; 25 % sent early.
+    lossy_run("reorder", "delay 5ms reorder 25% 50% duplicate 30%", 40);
+}
+
+// ---------------------------------------------------------------------------
+// Test-only lossy shim: a UDP relay between one client and configd on
+// loopback that drops, duplicates and reorders datagrams in both directions
+// with a seeded PRNG (so a failure reproduces). Runs without root.
+// ---------------------------------------------------------------------------
+
+#[derive(Clone, Copy)]
+struct Faults {
+    drop_pct: u32,
+    dup_pct: u32,
+    /// Hold a datagram back and send it after the next one.
+    reorder_pct: u32,
+}
+
+struct Shim {
+    addr: SocketAddr,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    stats: std::sync::Arc<std::sync::Mutex<[u32; 3]>>,
+}
+
+impl Drop for Shim {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+fn shim(server: SocketAddr, f: Faults, seed: u64) -> Shim {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    let front = UdpSocket::bind("127.0.0.1:0").expect("front");
+    let back = UdpSocket::bind("127.0.0.1:0").expect("back");
+    let addr = front.local_addr().expect("addr");
+    let stop = Arc::new(AtomicBool::new(false));
+    let stats = Arc::new(Mutex::new([0u32; 3]));
+    let (stop2, stats2) = (stop.clone(), stats.clone());
+    std::thread::spawn(move || {
+        let mut rng = seed | 1;
+        let mut roll = move |pct: u32| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            (rng % 100) < u64::from(pct)
+        };
+        front.set_read_timeout(Some(Duration::from_millis(2))).expect("t");
+        back.set_read_timeout(Some(Duration::from_millis(2))).expect("t");
+        let mut client: Option<SocketAddr> = None;
+        let mut held: [Option<Vec<u8>>; 2] = [None, None];
+        let mut buf = vec![0u8; 65536];
+        while !stop2.load(Ordering::Relaxed) {
+            #[allow(clippy::needless_range_loop)] // dir also picks the sockets
+            for dir in 0..2 {
+                let (rx, tx) = if dir == 0 { (&front, &back) } else { (&back, &front) };
+                let Ok((n, from)) = rx.recv_from(&mut buf) else { continue };
+                let to = if dir == 0 {
+                    client = Some(from);
+                    server
+                } else {
+                    match client {
+                        Some(c) => c,
+                        None => continue,
+                    }
+                };
+                let pkt = buf[..n].to_vec();
+                let mut st = stats2.lock().expect("stats");
+                if roll(f.drop_pct) {
+                    st[0] += 1;
+                    continue;
+                }
+                if roll(f.reorder_pct) && held[dir].is_none() {
+                    st[2] += 1;
+                    held[dir] = Some(pkt);
+                    continue;
+                }
+                let _ = tx.send_to(&pkt, to);
+                if roll(f.dup_pct) {
+                    st[1] += 1;
+                    let _ = tx.send_to(&pkt, to);
+                }
+                if let Some(h) = held[dir].take() {
+                    let _ = tx.send_to(&h, to);
+                }
+            }
+        }
+    });
+    Shim { addr, stop, stats }
+}
+
+fn shim_run(tag: &str, f: Faults, calls: usize, reply_len: usize) {
+    let d = standard_dir(tag);
+    if reply_len > 0 {
+        let arg = "b".repeat(reply_len);
+        write(&d, "default.json", &format!(r#"{{"version":1,"initiator":"iqn.2024-01.test:big","init":{{"args":["{arg}"]}}}}"#));
+    }
+    let s = Configd::start(&d, &[]);
+    let sh = shim(s.addr, f, 0x9e37_79b9_7f4a_7c15 ^ calls as u64);
+    let started = Instant::now();
+    let mut t = UdpTransport::new(proto::MAX_REPLY + 8);
+    let mut errs = Vec::new();
+    let mut ok = 0;
+    for i in 0..calls {
+        let who = id("", "", if i % 2 == 0 { "node1" } else { "" });
+        match fetch_config(&mut t, &server(sh.addr), &who, Duration::from_secs(10), 2) {
+            Ok(c) if c.initiator.is_some() => ok += 1,
+            other => errs.push(format!("{other:?}")),
+        }
+    }
+    let st = *sh.stats.lock().expect("stats");
+    eprintln!(
+        "{tag}: {ok}/{calls} ok in {:?}; shim dropped {}, duplicated {}, reordered {}",
+        started.elapsed(),
+        st[0],
+        st[1],
+        st[2]
+    );
+    assert_eq!(ok, calls, "errors: {errs:?}");
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn shim_loss_10_percent() {
+    shim_run("shimloss", Faults { drop_pct: 10, dup_pct: 0, reorder_pct: 0 }, 100, 0);
+}
+
+#[test]
+fn shim_duplicate_and_reorder() {
+    shim_run("shimdup", Faults { drop_pct: 0, dup_pct: 30, reorder_pct: 30 }, 100, 0);
+}
+
+#[test]
+fn shim_all_faults_multi_packet_reply() {
+    // 20 KB reply = 15 DATA packets per call, all faults at once.
+    shim_run("shimall", Faults { drop_pct: 10, dup_pct: 10, reorder_pct: 20 }, 20, 20_000);
+}
