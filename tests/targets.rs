@@ -68,13 +68,20 @@ fn target_root(t: &Target, creds: &str) -> String {
 }
 
 fn context(out: &Output, t: Option<&Target>) -> String {
-    format!("{}\n{}", out.describe(), t.map(Target::log).unwrap_or_default())
+    format!(
+        "{}\n{}",
+        out.describe(),
+        t.map(Target::log).unwrap_or_default()
+    )
 }
 
 fn assert_no_secret(out: &Output, t: Option<&Target>) {
     for s in SECRETS {
         if out.stdout.contains(s) || out.stderr.contains(s) {
-            panic!("a CHAP secret ({s:?}) appears in netboot's output\n{}", context(out, t));
+            panic!(
+                "a CHAP secret ({s:?}) appears in netboot's output\n{}",
+                context(out, t)
+            );
         }
     }
 }
@@ -91,7 +98,11 @@ fn expect_failure<'a>(out: &'a Output, cmd: &str, t: Option<&Target>) -> &'a str
     if out.timed_out || out.code() != Some(1) {
         panic!("expected exit 1 from netboot {cmd}\n{}", context(out, t));
     }
-    let lines: Vec<&str> = out.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    let lines: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .collect();
     let prefix = format!("netboot {cmd}: ");
     match lines.as_slice() {
         [line] if line.starts_with(&prefix) => {
@@ -115,9 +126,8 @@ fn expect_contains(line: &str, needles: &[&str], out: &Output, t: Option<&Target
 }
 
 fn json(out: &Output, t: &Target) -> Value {
-    serde_json::from_str(out.stdout.trim()).unwrap_or_else(|e| {
-        panic!("stdout is not JSON ({e})\n{}", context(out, Some(t)))
-    })
+    serde_json::from_str(out.stdout.trim())
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e})\n{}", context(out, Some(t))))
 }
 
 fn start(kind: Kind, auth: Auth) -> Option<Target> {
@@ -137,8 +147,14 @@ fn check_probe_json(out: &Output, t: &Target) {
     let Some(luns) = v["luns"].as_array() else {
         fail("no \"luns\" array")
     };
-    let Some(disk) = luns.iter().find(|l| l["lun"].as_u64() == Some(t.disk_lun())) else {
-        fail(&format!("no LUN {} (the backing file) listed", t.disk_lun()))
+    let Some(disk) = luns
+        .iter()
+        .find(|l| l["lun"].as_u64() == Some(t.disk_lun()))
+    else {
+        fail(&format!(
+            "no LUN {} (the backing file) listed",
+            t.disk_lun()
+        ))
     };
     if disk["device_type"] != 0 {
         fail("disk LUN device_type is not 0 (direct access)");
@@ -168,7 +184,9 @@ fn check_probe_json(out: &Output, t: &Target) {
 // discover
 
 fn discover_plain(kind: Kind) {
-    let Some(t) = start(kind, Auth::None) else { return };
+    let Some(t) = start(kind, Auth::None) else {
+        return;
+    };
     let out = netboot(&["discover", "--timeout", "5", &t.portal()]);
     expect_ok(&out, &t);
     // iscsiadm style: `ADDRESS:PORT,TPGT TARGETNAME`
@@ -191,7 +209,9 @@ fn discover_plain(kind: Kind) {
 }
 
 fn discover_json(kind: Kind) {
-    let Some(t) = start(kind, Auth::None) else { return };
+    let Some(t) = start(kind, Auth::None) else {
+        return;
+    };
     let out = netboot(&["discover", "--timeout", "5", "--json", &t.portal()]);
     expect_ok(&out, &t);
     let v = json(&out, &t);
@@ -220,7 +240,9 @@ fn discover_json(kind: Kind) {
 // Discovery on a CHAP-protected target still works without credentials: both targets guard
 // only the normal session (tgt: account bound to tid 1; istgt: DiscoveryAuthMethod None).
 fn discover_chap_target_open(kind: Kind) {
-    let Some(t) = start(kind, Auth::chap()) else { return };
+    let Some(t) = start(kind, Auth::chap()) else {
+        return;
+    };
     let out = netboot(&["discover", "--timeout", "5", "--json", &t.portal()]);
     expect_ok(&out, &t);
     if !out.stdout.contains(t.iqn()) {
@@ -232,44 +254,70 @@ fn discover_chap_target_open(kind: Kind) {
 // probe
 
 fn probe_noauth(kind: Kind) {
-    let Some(t) = start(kind, Auth::None) else { return };
+    let Some(t) = start(kind, Auth::None) else {
+        return;
+    };
     let out = netboot(&["probe", "--timeout", "5", "--json", &target_root(&t, "")]);
     expect_ok(&out, &t);
     check_probe_json(&out, &t);
 }
 
 fn probe_plain(kind: Kind) {
-    let Some(t) = start(kind, Auth::None) else { return };
+    let Some(t) = start(kind, Auth::None) else {
+        return;
+    };
     let out = netboot(&["probe", "--timeout", "5", &target_root(&t, "")]);
     expect_ok(&out, &t);
     if !out.stdout.contains(t.iqn()) {
-        panic!("plain probe output does not name the target\n{}", context(&out, Some(&t)));
+        panic!(
+            "plain probe output does not name the target\n{}",
+            context(&out, Some(&t))
+        );
     }
 }
 
 fn probe_chap(kind: Kind) {
-    let Some(t) = start(kind, Auth::chap()) else { return };
-    let out = netboot(&["probe", "--timeout", "5", "--json", &target_root(&t, "chapuser:chapsecret1234")]);
+    let Some(t) = start(kind, Auth::chap()) else {
+        return;
+    };
+    let out = netboot(&[
+        "probe",
+        "--timeout",
+        "5",
+        "--json",
+        &target_root(&t, "chapuser:chapsecret1234"),
+    ]);
     expect_ok(&out, &t);
     check_probe_json(&out, &t);
 }
 
 fn probe_chap_missing_credentials(kind: Kind) {
-    let Some(t) = start(kind, Auth::chap()) else { return };
+    let Some(t) = start(kind, Auth::chap()) else {
+        return;
+    };
     let out = netboot(&["probe", "--timeout", "5", &target_root(&t, "")]);
     let line = expect_failure(&out, "probe", Some(&t));
     expect_contains(line, &["auth"], &out, Some(&t));
 }
 
 fn probe_chap_wrong_secret(kind: Kind) {
-    let Some(t) = start(kind, Auth::chap()) else { return };
-    let out = netboot(&["probe", "--timeout", "5", &target_root(&t, "chapuser:wrongsecret999")]);
+    let Some(t) = start(kind, Auth::chap()) else {
+        return;
+    };
+    let out = netboot(&[
+        "probe",
+        "--timeout",
+        "5",
+        &target_root(&t, "chapuser:wrongsecret999"),
+    ]);
     let line = expect_failure(&out, "probe", Some(&t));
     expect_contains(line, &["authentication failed", "chapuser"], &out, Some(&t));
 }
 
 fn probe_mutual_chap(kind: Kind) {
-    let Some(t) = start(kind, Auth::mutual()) else { return };
+    let Some(t) = start(kind, Auth::mutual()) else {
+        return;
+    };
     let creds = "chapuser:chapsecret1234:targetuser:tgtsecret56789";
     let out = netboot(&["probe", "--timeout", "5", "--json", &target_root(&t, creds)]);
     expect_ok(&out, &t);
@@ -277,7 +325,9 @@ fn probe_mutual_chap(kind: Kind) {
 }
 
 fn probe_mutual_wrong_target_secret(kind: Kind) {
-    let Some(t) = start(kind, Auth::mutual()) else { return };
+    let Some(t) = start(kind, Auth::mutual()) else {
+        return;
+    };
     // The target proves itself with tgtsecret56789; we expect wrongtarget777, so its
     // CHAP_R cannot verify and netboot must refuse the session.
     let creds = "chapuser:chapsecret1234:targetuser:wrongtarget777";
@@ -289,7 +339,9 @@ fn probe_mutual_wrong_target_secret(kind: Kind) {
 // tgt allows one session per initiator and target: a second probe only works if the first
 // logged out (or at least closed) properly.
 fn probe_twice(kind: Kind) {
-    let Some(t) = start(kind, Auth::None) else { return };
+    let Some(t) = start(kind, Auth::None) else {
+        return;
+    };
     let root = target_root(&t, "");
     for round in 1..=2 {
         let out = netboot(&["probe", "--timeout", "5", "--json", &root]);
@@ -301,18 +353,33 @@ fn probe_twice(kind: Kind) {
 }
 
 fn probe_initiator_name(kind: Kind) {
-    let Some(t) = start(kind, Auth::None) else { return };
+    let Some(t) = start(kind, Auth::None) else {
+        return;
+    };
     let iqn = "iqn.2026-11.test:netboot-initiator";
-    let out = netboot(&["probe", "--timeout", "5", "--initiator", iqn, "--json", &target_root(&t, "")]);
+    let out = netboot(&[
+        "probe",
+        "--timeout",
+        "5",
+        "--initiator",
+        iqn,
+        "--json",
+        &target_root(&t, ""),
+    ]);
     expect_ok(&out, &t);
     // Both targets log the initiator name of each login (tgtd only with -d, istgt with -t).
     if kind == Kind::Istgt && !t.log().contains(iqn) {
-        panic!("istgt did not see initiator {iqn}\n{}", context(&out, Some(&t)));
+        panic!(
+            "istgt did not see initiator {iqn}\n{}",
+            context(&out, Some(&t))
+        );
     }
 }
 
 fn probe_unknown_target(kind: Kind) {
-    let Some(t) = start(kind, Auth::None) else { return };
+    let Some(t) = start(kind, Auth::None) else {
+        return;
+    };
     let root = root_path("", "127.0.0.1", t.port(), "iqn.2026-11.test:nosuchtarget");
     let out = netboot(&["probe", "--timeout", "5", &root]);
     let line = expect_failure(&out, "probe", Some(&t));
@@ -343,11 +410,19 @@ const IQN: &str = "iqn.2026-11.test:root";
 #[test]
 fn probe_nothing_listening() {
     let port = support::free_port(); // released again: connect gets RST
-    let out = netboot(&["probe", "--timeout", "5", &root_path("", "127.0.0.1", port, IQN)]);
+    let out = netboot(&[
+        "probe",
+        "--timeout",
+        "5",
+        &root_path("", "127.0.0.1", port, IQN),
+    ]);
     let line = expect_failure(&out, "probe", None);
     expect_contains(line, &["connect", "refused"], &out, None);
     if out.elapsed > Duration::from_secs(5) {
-        panic!("refused connect took longer than the timeout\n{}", out.describe());
+        panic!(
+            "refused connect took longer than the timeout\n{}",
+            out.describe()
+        );
     }
 }
 
@@ -365,10 +440,17 @@ const SLACK: Duration = Duration::from_millis(1500);
 fn expect_timed_out(out: &Output, cmd: &str, extra: &str) {
     let line = expect_failure(out, cmd, None);
     if !line.to_lowercase().contains("timed out") {
-        panic!("error line lacks \"timed out\": {line:?}\n{}\n{extra}", out.describe());
+        panic!(
+            "error line lacks \"timed out\": {line:?}\n{}\n{extra}",
+            out.describe()
+        );
     }
     if out.elapsed > Duration::from_secs(2) + SLACK || out.elapsed < Duration::from_millis(1500) {
-        panic!("--timeout 2 but the command took {:?}\n{}\n{extra}", out.elapsed, out.describe());
+        panic!(
+            "--timeout 2 but the command took {:?}\n{}\n{extra}",
+            out.elapsed,
+            out.describe()
+        );
     }
 }
 
@@ -376,14 +458,20 @@ fn expect_timed_out(out: &Output, cmd: &str, extra: &str) {
 fn probe_black_hole_times_out() {
     let Some(bh) = BlackHole::new() else { return };
     let root = root_path("", BlackHole::ADDR, 3260, IQN);
-    let out = run(bh.exec(NETBOOT, &["probe", "--timeout", "2", &root]), CMD_TIMEOUT);
+    let out = run(
+        bh.exec(NETBOOT, &["probe", "--timeout", "2", &root]),
+        CMD_TIMEOUT,
+    );
     expect_timed_out(&out, "probe", &bh.stats());
 }
 
 #[test]
 fn discover_black_hole_times_out() {
     let Some(bh) = BlackHole::new() else { return };
-    let out = run(bh.exec(NETBOOT, &["discover", "--timeout", "2", &bh.portal(3260)]), CMD_TIMEOUT);
+    let out = run(
+        bh.exec(NETBOOT, &["discover", "--timeout", "2", &bh.portal(3260)]),
+        CMD_TIMEOUT,
+    );
     expect_timed_out(&out, "discover", &bh.stats());
 }
 
@@ -392,7 +480,11 @@ fn discover_black_hole_times_out() {
 #[test]
 fn probe_silent_target_times_out() {
     let s = Silent::new();
-    let (host, port) = s.portal().rsplit_once(':').map(|(h, p)| (h.to_string(), p.parse().expect("port"))).expect("portal");
+    let (host, port) = s
+        .portal()
+        .rsplit_once(':')
+        .map(|(h, p)| (h.to_string(), p.parse().expect("port")))
+        .expect("portal");
     let out = netboot(&["probe", "--timeout", "2", &root_path("", &host, port, IQN)]);
     expect_timed_out(&out, "probe", "");
 }
@@ -435,7 +527,9 @@ fn peer_expect(out: &Output, t: &Target, ok: bool, needle: &str) {
 }
 
 fn peer_noauth(kind: Kind) {
-    let Some(t) = start_peer(kind, Auth::None) else { return };
+    let Some(t) = start_peer(kind, Auth::None) else {
+        return;
+    };
     let url = peer_url(&t, "", t.disk_lun(), "");
     peer_expect(&peer("iscsi-inq", &[&url]), &t, true, "DIRECT_ACCESS");
     let size = format!("Total size:{}", t.backing_size());
@@ -443,22 +537,49 @@ fn peer_noauth(kind: Kind) {
 }
 
 fn peer_chap(kind: Kind) {
-    let Some(t) = start_peer(kind, Auth::chap()) else { return };
+    let Some(t) = start_peer(kind, Auth::chap()) else {
+        return;
+    };
     let lun = t.disk_lun();
     let good = peer_url(&t, "chapuser%chapsecret1234", lun, "");
     peer_expect(&peer("iscsi-inq", &[&good]), &t, true, "DIRECT_ACCESS");
     // Without credentials and with a wrong secret the target must refuse.
-    peer_expect(&peer("iscsi-inq", &[&peer_url(&t, "", lun, "")]), &t, false, "");
-    peer_expect(&peer("iscsi-inq", &[&peer_url(&t, "chapuser%wrongsecret999", lun, "")]), &t, false, "");
+    peer_expect(
+        &peer("iscsi-inq", &[&peer_url(&t, "", lun, "")]),
+        &t,
+        false,
+        "",
+    );
+    peer_expect(
+        &peer(
+            "iscsi-inq",
+            &[&peer_url(&t, "chapuser%wrongsecret999", lun, "")],
+        ),
+        &t,
+        false,
+        "",
+    );
 }
 
 fn peer_mutual_chap(kind: Kind) {
-    let Some(t) = start_peer(kind, Auth::mutual()) else { return };
+    let Some(t) = start_peer(kind, Auth::mutual()) else {
+        return;
+    };
     let lun = t.disk_lun();
     // libiscsi: target_user/target_password URL arguments request mutual CHAP.
-    let good = peer_url(&t, "chapuser%chapsecret1234", lun, "?target_user=targetuser&target_password=tgtsecret56789");
+    let good = peer_url(
+        &t,
+        "chapuser%chapsecret1234",
+        lun,
+        "?target_user=targetuser&target_password=tgtsecret56789",
+    );
     peer_expect(&peer("iscsi-inq", &[&good]), &t, true, "DIRECT_ACCESS");
-    let bad = peer_url(&t, "chapuser%chapsecret1234", lun, "?target_user=targetuser&target_password=wrongtarget777");
+    let bad = peer_url(
+        &t,
+        "chapuser%chapsecret1234",
+        lun,
+        "?target_user=targetuser&target_password=wrongtarget777",
+    );
     peer_expect(&peer("iscsi-inq", &[&bad]), &t, false, "");
 }
 
@@ -468,7 +589,9 @@ per_target!(peer_noauth, peer_chap, peer_mutual_chap);
 // the Text Response, see tests/fixtures/README.md), so the discovery peer check is tgtd only.
 #[test]
 fn peer_discover_tgtd() {
-    let Some(t) = start_peer(Kind::Tgtd, Auth::None) else { return };
+    let Some(t) = start_peer(Kind::Tgtd, Auth::None) else {
+        return;
+    };
     let out = peer("iscsi-ls", &[&format!("iscsi://{}", t.portal())]);
     let want = format!("Target:{} Portal:{},1", t.iqn(), t.portal());
     peer_expect(&out, &t, true, &want);
@@ -477,19 +600,39 @@ fn peer_discover_tgtd() {
 // Two targets of each kind side by side: private ports, control channels, pid files.
 #[test]
 fn rig_parallel_targets() {
-    let Some(a) = Target::tgtd(&TargetOpts::default()) else { return };
-    let Some(b) = Target::tgtd(&TargetOpts::default()) else { return };
-    let Some(c) = Target::istgt(&TargetOpts::default()) else { return };
-    let Some(d) = Target::istgt(&TargetOpts::default()) else { return };
+    let Some(a) = Target::tgtd(&TargetOpts::default()) else {
+        return;
+    };
+    let Some(b) = Target::tgtd(&TargetOpts::default()) else {
+        return;
+    };
+    let Some(c) = Target::istgt(&TargetOpts::default()) else {
+        return;
+    };
+    let Some(d) = Target::istgt(&TargetOpts::default()) else {
+        return;
+    };
     let ports = [a.port(), b.port(), c.port(), d.port()];
     let mut uniq = ports.to_vec();
     uniq.sort_unstable();
     uniq.dedup();
-    assert!(uniq.len() == 4, "targets share a port: {ports:?}\n{}{}{}{}", a.log(), b.log(), c.log(), d.log());
+    assert!(
+        uniq.len() == 4,
+        "targets share a port: {ports:?}\n{}{}{}{}",
+        a.log(),
+        b.log(),
+        c.log(),
+        d.log()
+    );
     if support::which("iscsi-readcapacity16").is_some() {
         for t in [&a, &b, &c, &d] {
             let url = peer_url(t, "", t.disk_lun(), "");
-            peer_expect(&peer("iscsi-readcapacity16", &[&url]), t, true, "Total size:67108864");
+            peer_expect(
+                &peer("iscsi-readcapacity16", &[&url]),
+                t,
+                true,
+                "Total size:67108864",
+            );
         }
     }
 }
@@ -498,25 +641,35 @@ fn rig_parallel_targets() {
 // it is still waiting when we kill it, and the qdisc counted the drops.
 #[test]
 fn peer_black_hole_swallows_syn() {
-    let Some(_) = support::require(&["bash"]) else { return };
+    let Some(_) = support::require(&["bash"]) else {
+        return;
+    };
     let Some(bh) = BlackHole::new() else { return };
     let script = format!("exec 3<>/dev/tcp/{}/3260", BlackHole::ADDR);
     let out = run(bh.exec("bash", &["-c", &script]), Duration::from_secs(2));
     let stats = bh.stats();
     if !out.timed_out || !stats.contains("dropped") || stats.contains("dropped 0,") {
-        panic!("connect into the black hole did not hang\n{}\n{stats}", out.describe());
+        panic!(
+            "connect into the black hole did not hang\n{}\n{stats}",
+            out.describe()
+        );
     }
 }
 
 // The silent target really is silent: libiscsi's login hangs until we kill it.
 #[test]
 fn peer_silent_target_hangs() {
-    let Some(_) = support::require(&["iscsi-inq"]) else { return };
+    let Some(_) = support::require(&["iscsi-inq"]) else {
+        return;
+    };
     let s = Silent::new();
     let url = format!("iscsi://{}/{IQN}/0", s.portal());
     let out = peer_timeout("iscsi-inq", &[&url], Duration::from_secs(2));
     if !out.timed_out {
-        panic!("iscsi-inq against a silent listener did not hang\n{}", out.describe());
+        panic!(
+            "iscsi-inq against a silent listener did not hang\n{}",
+            out.describe()
+        );
     }
 }
 

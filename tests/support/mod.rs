@@ -158,8 +158,18 @@ pub fn run(mut cmd: Command, timeout: Duration) -> Output {
             String::from_utf8_lossy(&buf).into_owned()
         })
     };
-    let out = drain(child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>));
-    let err = drain(child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>));
+    let out = drain(
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+    );
+    let err = drain(
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+    );
     let mut timed_out = false;
     let status = loop {
         match child.try_wait() {
@@ -236,7 +246,10 @@ fn accepts(addr: SocketAddr) -> bool {
 pub enum Auth {
     None,
     /// The target challenges the initiator.
-    Chap { user: String, secret: String },
+    Chap {
+        user: String,
+        secret: String,
+    },
     /// Also the initiator challenges the target, which answers as `target_user`.
     MutualChap {
         user: String,
@@ -396,7 +409,8 @@ impl Target {
         fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
         let disk = dir.join("disk.img");
         // Sparse: set_len allocates no blocks, so a big LUN costs nothing.
-        let f = fs::File::create(&disk).unwrap_or_else(|e| panic!("create {}: {e}", disk.display()));
+        let f =
+            fs::File::create(&disk).unwrap_or_else(|e| panic!("create {}: {e}", disk.display()));
         f.set_len(opts.size)
             .unwrap_or_else(|e| panic!("set_len {} on {}: {e}", opts.size, disk.display()));
         (dir, disk)
@@ -417,7 +431,8 @@ impl Target {
 
     fn tgtadm(&self, args: &[&str]) -> Command {
         let mut c = Command::new("tgtadm");
-        c.args(["-C", &self.control.to_string(), "--lld", "iscsi"]).args(args);
+        c.args(["-C", &self.control.to_string(), "--lld", "iscsi"])
+            .args(args);
         c
     }
 
@@ -526,7 +541,16 @@ impl Target {
         let ctx = || self.log();
         let iqn = opts.iqn.clone();
         must(
-            self.tgtadm(&["--mode", "target", "--op", "new", "--tid", "1", "--targetname", &iqn]),
+            self.tgtadm(&[
+                "--mode",
+                "target",
+                "--op",
+                "new",
+                "--tid",
+                "1",
+                "--targetname",
+                &iqn,
+            ]),
             "tgtadm target new",
             &ctx,
         );
@@ -535,13 +559,33 @@ impl Target {
         let disk = disk.to_string_lossy().into_owned();
         // LUN 0 is tgt's controller; the backing store goes to LUN 1.
         must(
-            self.tgtadm(&["--mode", "logicalunit", "--op", "new", "--tid", "1", "--lun", "1", "--backing-store", &disk]),
+            self.tgtadm(&[
+                "--mode",
+                "logicalunit",
+                "--op",
+                "new",
+                "--tid",
+                "1",
+                "--lun",
+                "1",
+                "--backing-store",
+                &disk,
+            ]),
             "tgtadm logicalunit new",
             &ctx,
         );
         // Open ACL: only loopback reaches this portal anyway.
         must(
-            self.tgtadm(&["--mode", "target", "--op", "bind", "--tid", "1", "--initiator-address", "ALL"]),
+            self.tgtadm(&[
+                "--mode",
+                "target",
+                "--op",
+                "bind",
+                "--tid",
+                "1",
+                "--initiator-address",
+                "ALL",
+            ]),
             "tgtadm target bind ALL",
             &ctx,
         );
@@ -559,13 +603,55 @@ impl Target {
         // makes CHAP mandatory for logins to tid 1 (discovery stays open); an `--outgoing`
         // account is what tgt answers with when the initiator challenges it (mutual CHAP).
         if let Some((u, s)) = incoming {
-            must(self.tgtadm(&["--mode", "account", "--op", "new", "--user", u, "--password", s]), "tgtadm account new", &ctx);
-            must(self.tgtadm(&["--mode", "account", "--op", "bind", "--tid", "1", "--user", u]), "tgtadm account bind", &ctx);
+            must(
+                self.tgtadm(&[
+                    "--mode",
+                    "account",
+                    "--op",
+                    "new",
+                    "--user",
+                    u,
+                    "--password",
+                    s,
+                ]),
+                "tgtadm account new",
+                &ctx,
+            );
+            must(
+                self.tgtadm(&[
+                    "--mode", "account", "--op", "bind", "--tid", "1", "--user", u,
+                ]),
+                "tgtadm account bind",
+                &ctx,
+            );
         }
         if let Some((u, s)) = outgoing {
-            must(self.tgtadm(&["--mode", "account", "--op", "new", "--user", u, "--password", s]), "tgtadm account new (outgoing)", &ctx);
             must(
-                self.tgtadm(&["--mode", "account", "--op", "bind", "--tid", "1", "--user", u, "--outgoing"]),
+                self.tgtadm(&[
+                    "--mode",
+                    "account",
+                    "--op",
+                    "new",
+                    "--user",
+                    u,
+                    "--password",
+                    s,
+                ]),
+                "tgtadm account new (outgoing)",
+                &ctx,
+            );
+            must(
+                self.tgtadm(&[
+                    "--mode",
+                    "account",
+                    "--op",
+                    "bind",
+                    "--tid",
+                    "1",
+                    "--user",
+                    u,
+                    "--outgoing",
+                ]),
                 "tgtadm account bind --outgoing",
                 &ctx,
             );
@@ -694,7 +780,11 @@ impl Target {
                     return t;
                 }
                 if start.elapsed() > START_TIMEOUT {
-                    panic!("istgt did not listen on {} within {START_TIMEOUT:?}\n{}", t.portal(), t.log());
+                    panic!(
+                        "istgt did not listen on {} within {START_TIMEOUT:?}\n{}",
+                        t.portal(),
+                        t.log()
+                    );
                 }
                 thread::sleep(Duration::from_millis(50));
             }
@@ -711,7 +801,12 @@ impl Target {
         let start = Instant::now();
         while !accepts(SocketAddr::from(([127, 0, 0, 1], self.port))) {
             if start.elapsed() > START_TIMEOUT {
-                panic!("{} did not listen on {} within {START_TIMEOUT:?}\n{}", self.kind.name(), self.portal(), self.log());
+                panic!(
+                    "{} did not listen on {} within {START_TIMEOUT:?}\n{}",
+                    self.kind.name(),
+                    self.portal(),
+                    self.log()
+                );
             }
             thread::sleep(Duration::from_millis(50));
         }
@@ -726,27 +821,47 @@ impl Target {
                     // ask the daemon itself to exit; SIGKILL only as a last resort.
                     if self.has_tid {
                         let _ = run(
-                            self.tgtadm(&["--mode", "target", "--op", "delete", "--force", "--tid", "1"]),
+                            self.tgtadm(&[
+                                "--mode", "target", "--op", "delete", "--force", "--tid", "1",
+                            ]),
                             Duration::from_secs(5),
                         );
                         self.has_tid = false;
                     }
                     let mut c = Command::new("tgtadm");
-                    c.args(["-C", &self.control.to_string(), "--op", "delete", "--mode", "system"]);
+                    c.args([
+                        "-C",
+                        &self.control.to_string(),
+                        "--op",
+                        "delete",
+                        "--mode",
+                        "system",
+                    ]);
                     let _ = run(c, Duration::from_secs(5));
                     if !reap(&mut child, Duration::from_secs(5)) {
-                        let _ = writeln!(std::io::stderr(), "warning: tgtd {} had to be SIGKILLed", child.id());
+                        let _ = writeln!(
+                            std::io::stderr(),
+                            "warning: tgtd {} had to be SIGKILLed",
+                            child.id()
+                        );
                     }
                     // tgtd leaves its control socket and lock file behind.
                     for suffix in ["", ".lock"] {
-                        let _ = fs::remove_file(format!("/var/run/tgtd/socket.{}{suffix}", self.control));
+                        let _ = fs::remove_file(format!(
+                            "/var/run/tgtd/socket.{}{suffix}",
+                            self.control
+                        ));
                     }
                 }
                 Kind::Istgt => {
                     // istgt exits on SIGTERM, but only after its poll loop notices (~2–4 s).
                     sigterm(child.id());
                     if !reap(&mut child, Duration::from_secs(8)) {
-                        let _ = writeln!(std::io::stderr(), "warning: istgt {} had to be SIGKILLed", child.id());
+                        let _ = writeln!(
+                            std::io::stderr(),
+                            "warning: istgt {} had to be SIGKILLed",
+                            child.id()
+                        );
                     }
                 }
             }
@@ -798,9 +913,16 @@ impl BlackHole {
             c
         };
         must(ipn(&["link", "set", "lo", "up"]), "ip link set lo up", &ctx);
-        must(ipn(&["addr", "add", &format!("{}/32", Self::ADDR), "dev", "lo"]), "ip addr add", &ctx);
         must(
-            bh.exec("tc", &["qdisc", "add", "dev", "lo", "root", "pfifo", "limit", "0"]),
+            ipn(&["addr", "add", &format!("{}/32", Self::ADDR), "dev", "lo"]),
+            "ip addr add",
+            &ctx,
+        );
+        must(
+            bh.exec(
+                "tc",
+                &["qdisc", "add", "dev", "lo", "root", "pfifo", "limit", "0"],
+            ),
             "tc qdisc add pfifo limit 0",
             &ctx,
         );
@@ -826,7 +948,11 @@ impl BlackHole {
 
     /// `tc -s qdisc` inside the namespace: shows how many packets were dropped.
     pub fn stats(&self) -> String {
-        run(self.exec("tc", &["-s", "qdisc", "show", "dev", "lo"]), Duration::from_secs(5)).stdout
+        run(
+            self.exec("tc", &["-s", "qdisc", "show", "dev", "lo"]),
+            Duration::from_secs(5),
+        )
+        .stdout
     }
 }
 
@@ -836,7 +962,12 @@ impl Drop for BlackHole {
         c.args(["netns", "del", &self.name]);
         let out = run(c, Duration::from_secs(10));
         if out.code() != Some(0) {
-            let _ = writeln!(std::io::stderr(), "warning: could not delete netns {}\n{}", self.name, out.describe());
+            let _ = writeln!(
+                std::io::stderr(),
+                "warning: could not delete netns {}\n{}",
+                self.name,
+                out.describe()
+            );
         }
     }
 }
@@ -856,7 +987,9 @@ pub struct Silent {
 impl Silent {
     pub fn new() -> Silent {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        listener.set_nonblocking(true).expect("nonblocking listener");
+        listener
+            .set_nonblocking(true)
+            .expect("nonblocking listener");
         let l2 = listener.try_clone().expect("clone listener");
         let held = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -880,7 +1013,10 @@ impl Silent {
     }
 
     pub fn portal(&self) -> String {
-        format!("127.0.0.1:{}", self.listener.local_addr().expect("local_addr").port())
+        format!(
+            "127.0.0.1:{}",
+            self.listener.local_addr().expect("local_addr").port()
+        )
     }
 }
 
