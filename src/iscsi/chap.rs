@@ -207,7 +207,8 @@ pub fn read_challenge(get: impl Fn(&str) -> Option<String>) -> Result<TargetChal
 
 /// Verify the target's mutual CHAP answer (RFC 7143 §12.1.3 step 4).
 pub fn verify_target(
-    ours: &OurChallenge,
+    id: u8,
+    challenge: &[u8],
     expected_user: &str,
     secret: &[u8],
     get: impl Fn(&str) -> Option<String>,
@@ -218,7 +219,7 @@ pub fn verify_target(
     }
     let r = get("CHAP_R").ok_or(ChapError::MissingKey("CHAP_R"))?;
     let got = decode_binary("CHAP_R", &r)?;
-    let want = response(ours.id, secret, &ours.challenge);
+    let want = response(id, secret, challenge);
     // Constant-time compare: the digest is not secret, but it costs nothing.
     let diff = got.len() ^ want.len()
         | got.iter().zip(want.iter()).fold(0usize, |acc, (a, b)| acc | usize::from(a ^ b));
@@ -279,7 +280,6 @@ mod tests {
 
     #[test]
     fn mutual_verification() {
-        let ours = OurChallenge { id: 9, challenge: [3; CHALLENGE_LEN] };
         let good = encode_hex(&response(9, b"tsecret", &[3; CHALLENGE_LEN]));
         let get = |r: String| {
             move |k: &str| match k {
@@ -288,13 +288,13 @@ mod tests {
                 _ => None,
             }
         };
-        assert!(verify_target(&ours, "tuser", b"tsecret", get(good.clone())).is_ok());
+        assert!(verify_target(9, &[3; CHALLENGE_LEN], "tuser", b"tsecret", get(good.clone())).is_ok());
         assert_eq!(
-            verify_target(&ours, "tuser", b"wrong", get(good.clone())),
+            verify_target(9, &[3; CHALLENGE_LEN], "tuser", b"wrong", get(good.clone())),
             Err(ChapError::TargetResponse { user: "tuser".into() })
         );
         assert!(matches!(
-            verify_target(&ours, "other", b"tsecret", get(good)),
+            verify_target(9, &[3; CHALLENGE_LEN], "other", b"tsecret", get(good)),
             Err(ChapError::TargetName { .. })
         ));
     }

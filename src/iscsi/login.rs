@@ -454,7 +454,7 @@ impl Login {
             transit,
             cont: false,
             csg,
-            nsg: if transit { nsg } else { csg },
+            nsg,
             version_max: 0,
             version_min: 0,
             isid: self.cfg.isid,
@@ -601,7 +601,7 @@ impl Login {
             }
             Auth::ResponseSent(ours) => {
                 if let (Some(ours), Some(m)) = (&ours, &chap.mutual) {
-                    chap::verify_target(ours, &m.username, m.secret.expose().as_bytes(), lookup)?;
+                    chap::verify_target(ours.id, &ours.challenge, &m.username, m.secret.expose().as_bytes(), lookup)?;
                 }
                 self.after_security(rsp)
             }

@@ -264,9 +264,9 @@ pub struct LoginRequest {
 }
 
 fn login_flags(transit: bool, cont: bool, csg: Stage, nsg: Stage) -> u8 {
-    let mut f = (csg as u8) << 2;
+    let mut f = (csg as u8) << 2 | nsg as u8;
     if transit {
-        f |= LOGIN_TRANSIT | nsg as u8;
+        f |= LOGIN_TRANSIT;
     }
     if cont {
         f |= LOGIN_CONTINUE;
@@ -274,13 +274,18 @@ fn login_flags(transit: bool, cont: bool, csg: Stage, nsg: Stage) -> u8 {
     f
 }
 
-/// (transit, continue, csg, nsg). NSG is only meaningful with T=1; without
-/// it we report NSG = CSG so callers need not special-case.
+/// (transit, continue, csg, nsg). NSG is meaningful only with T=1 (RFC 7143
+/// §11.12.3); with T=0 it is kept as sent when it names a stage (istgt sends
+/// NSG=1 with T=0) and read as CSG when it holds the reserved value 2.
 fn read_login_flags(f: u8) -> Result<(bool, bool, Stage, Stage), PduError> {
     let transit = f & LOGIN_TRANSIT != 0;
     let cont = f & LOGIN_CONTINUE != 0;
     let csg = Stage::from_bits((f >> 2) & 3)?;
-    let nsg = if transit { Stage::from_bits(f & 3)? } else { csg };
+    let nsg = match Stage::from_bits(f & 3) {
+        Ok(s) => s,
+        Err(e) if transit => return Err(e),
+        Err(_) => csg,
+    };
     if transit && cont {
         // RFC 7143 §11.12.2: T and C must not both be set.
         return Err(PduError::BadField { field: "login flags (T and C)", value: u32::from(f) });
@@ -1020,6 +1025,10 @@ mod tests {
         let bytes = login_req().to_pdu().encode().unwrap();
         assert_eq!(bytes[0], 0x43, "immediate | login");
         assert_eq!(bytes[1], 0x87, "T, CSG=1, NSG=3");
+        let mut r = login_req();
+        r.transit = false;
+        r.nsg = Stage::Operational;
+        assert_eq!(r.to_pdu().encode().unwrap()[1], 0x05, "NSG kept without T, as istgt sends it");
         assert_eq!(&bytes[5..8], &[0, 0, 20], "DataSegmentLength");
         assert_eq!(&bytes[8..14], &[0x80, 1, 2, 3, 0, 1]);
         assert_eq!(&bytes[16..20], &[1, 2, 3, 4], "ITT big-endian");
