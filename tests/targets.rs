@@ -64,7 +64,7 @@ fn root_path(creds: &str, portal_host: &str, port: u16, iqn: &str) -> String {
 }
 
 fn target_root(t: &Target, creds: &str) -> String {
-    root_path(creds, "127.0.0.1", t.port(), t.iqn())
+    root_path(creds, t.host_literal(), t.port(), t.iqn())
 }
 
 fn context(out: &Output, t: Option<&Target>) -> String {
@@ -386,7 +386,35 @@ fn probe_unknown_target(kind: Kind) {
     expect_contains(line, &["nosuchtarget"], &out, Some(&t));
 }
 
+/// IPv6: the target listens on [::1]; discovery lists it bracketed and the
+/// probe goes through an `iscsi:[::1]::PORT::IQN` root path, with mutual CHAP.
+fn ipv6_discover_and_probe(kind: Kind) {
+    let opts = TargetOpts { ipv6: true, ..TargetOpts::with_auth(Auth::mutual()) };
+    let Some(t) = Target::start(kind, &opts) else {
+        return;
+    };
+    let out = netboot(&["discover", "--timeout", "5", "--json", &t.portal()]);
+    expect_ok(&out, &t);
+    let v = json(&out, &t);
+    let listed = v.as_array().is_some_and(|ts| {
+        ts.iter().any(|e| {
+            e["target"] == t.iqn()
+                && e["portals"].as_array().is_some_and(|ps| {
+                    ps.iter().any(|p| p["address"] == "::1" && p["port"].as_u64() == Some(u64::from(t.port())))
+                })
+        })
+    });
+    if !listed {
+        panic!("discover over IPv6 does not list [::1]:{}\n{}", t.port(), context(&out, Some(&t)));
+    }
+    let creds = "chapuser:chapsecret1234:targetuser:tgtsecret56789";
+    let out = netboot(&["probe", "--timeout", "5", "--json", &target_root(&t, creds)]);
+    expect_ok(&out, &t);
+    check_probe_json(&out, &t);
+}
+
 per_target!(
+    ipv6_discover_and_probe,
     discover_plain,
     discover_json,
     discover_chap_target_open,

@@ -285,6 +285,8 @@ pub struct TargetOpts {
     /// Size of the sparse backing file in bytes (64 MiB by default).
     pub size: u64,
     pub auth: Auth,
+    /// Listen on [::1] instead of 127.0.0.1.
+    pub ipv6: bool,
 }
 
 impl Default for TargetOpts {
@@ -293,6 +295,7 @@ impl Default for TargetOpts {
             iqn: "iqn.2026-11.test:root".into(),
             size: 64 << 20,
             auth: Auth::None,
+            ipv6: false,
         }
     }
 }
@@ -340,6 +343,7 @@ pub struct Target {
     size: u64,
     dir: PathBuf,
     log: PathBuf,
+    ipv6: bool,
 }
 
 impl Target {
@@ -363,9 +367,25 @@ impl Target {
     pub fn kind(&self) -> Kind {
         self.kind
     }
-    /// `127.0.0.1:PORT`
+    /// `127.0.0.1:PORT`, or `[::1]:PORT` for an IPv6 target.
     pub fn portal(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("{}:{}", self.host_literal(), self.port)
+    }
+    fn socket_addr(&self) -> SocketAddr {
+        let ip: std::net::IpAddr = if self.ipv6 {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        };
+        SocketAddr::new(ip, self.port)
+    }
+    /// The address as it goes into a portal or root path (`[::1]` bracketed).
+    pub fn host_literal(&self) -> &'static str {
+        if self.ipv6 {
+            "[::1]"
+        } else {
+            "127.0.0.1"
+        }
     }
     pub fn port(&self) -> u16 {
         self.port
@@ -452,7 +472,7 @@ impl Target {
             let mut cmd = Command::new("tgtd");
             cmd.args(["-f", "--control-port", &control.to_string()])
                 .arg("--iscsi")
-                .arg(format!("portal=127.0.0.1:{port}"));
+                .arg(format!("portal={}:{port}", if opts.ipv6 { "[::1]" } else { "127.0.0.1" }));
             let child = Self::spawn_logged(cmd, &log);
             let mut t = Target {
                 kind: Kind::Tgtd,
@@ -464,6 +484,7 @@ impl Target {
                 size: opts.size,
                 dir: dir.clone(),
                 log: log.clone(),
+                ipv6: opts.ipv6,
             };
             match t.wait_tgtd_ready() {
                 Ready::Yes => {
@@ -676,6 +697,8 @@ impl Target {
             ),
         };
         let d = self.dir.display();
+        let host = self.host_literal();
+        let netmask = if self.ipv6 { "[::1]/128" } else { "127.0.0.0/8" };
         // Keys from /usr/share/doc/istgt/examples/istgt.conf. No [UnitControl] portal, so
         // istgtcontrol is unreachable and nothing else listens. PidFile in our dir keeps
         // instances apart (the default is /var/run/istgt.pid).
@@ -709,11 +732,11 @@ impl Target {
   AuthGroup AuthGroup10000
 
 [PortalGroup1]
-  Portal DA1 127.0.0.1:{port}
+  Portal DA1 {host}:{port}
 
 [InitiatorGroup1]
   InitiatorName "ALL"
-  Netmask 127.0.0.0/8
+  Netmask {netmask}
 
 [LogicalUnit1]
   TargetName {iqn}
@@ -750,6 +773,7 @@ impl Target {
                 size: opts.size,
                 dir: dir.clone(),
                 log: log.clone(),
+                ipv6: opts.ipv6,
             };
             let (conf, auth) = t.istgt_conf(opts, &disk);
             let conf_path = dir.join("istgt.conf");
@@ -776,7 +800,7 @@ impl Target {
                     }
                     panic!("istgt exited during start-up\n{last_log}");
                 }
-                if accepts(SocketAddr::from(([127, 0, 0, 1], port))) {
+                if accepts(t.socket_addr()) {
                     return t;
                 }
                 if start.elapsed() > START_TIMEOUT {
@@ -799,7 +823,7 @@ impl Target {
 
     fn wait_listening(&self) {
         let start = Instant::now();
-        while !accepts(SocketAddr::from(([127, 0, 0, 1], self.port))) {
+        while !accepts(self.socket_addr()) {
             if start.elapsed() > START_TIMEOUT {
                 panic!(
                     "{} did not listen on {} within {START_TIMEOUT:?}\n{}",
