@@ -22,7 +22,11 @@ fn main() {
         .get(1)
         .cloned()
         .unwrap_or_else(|| "target/x86_64-unknown-linux-musl/release/netboot-configd".into());
-    let secs: u64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(3).clamp(1, 30);
+    let secs: u64 = args
+        .get(2)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3)
+        .clamp(1, 30);
     let dir = std::env::temp_dir().join(format!("configd-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("mkdir");
     std::fs::write(
@@ -31,10 +35,19 @@ fn main() {
     )
     .expect("write");
     let mut child = Command::new(&bin)
-        .args(["--dir", &dir.display().to_string(), "--listen", "127.0.0.1:0", "--max-calls", "4096"])
+        .args([
+            "--dir",
+            &dir.display().to_string(),
+            "--listen",
+            "127.0.0.1:0",
+            "--max-calls",
+            "4096",
+        ])
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| panic!("{bin}: {e} (build it with cargo build --release --bin netboot-configd)"));
+        .unwrap_or_else(|e| {
+            panic!("{bin}: {e} (build it with cargo build --release --bin netboot-configd)")
+        });
     let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
     let addr: SocketAddr = loop {
         let l = lines.next().expect("configd exited").expect("read");

@@ -34,6 +34,9 @@ if [ "$size" -gt $((1024 * 1024)) ]; then
     exit 1
 fi
 
+step "rustfmt"
+cargo fmt --check
+
 step "clippy"
 # Shipped code: every lint, unwrap included. Tests may unwrap (a panic there
 # is the failure report).

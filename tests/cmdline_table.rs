@@ -522,7 +522,11 @@ fn cli_plan_file_and_usage() {
 /// Fuzz-found: a quoted key with control characters made a multi-line error.
 #[test]
 fn errors_with_control_characters_stay_one_line() {
-    for line in ["netboot.\"\u{b}\u{8}\n\"\u{3ef}\u{3}", "\"netboot.param.\nX=1\"", "netboot.x\ty=1"] {
+    for line in [
+        "netboot.\"\u{b}\u{8}\n\"\u{3ef}\u{3}",
+        "\"netboot.param.\nX=1\"",
+        "netboot.x\ty=1",
+    ] {
         if let Err(e) = netboot::cmdline::parse_plan(line) {
             let msg = e.to_string();
             assert_eq!(msg.lines().count(), 1, "{msg:?}");

@@ -46,7 +46,12 @@ fn pdus(dir: &Path) -> Vec<(String, Vec<u8>)> {
         .unwrap()
         .flatten()
         .filter(|e| e.path().extension().is_some_and(|x| x == "bin"))
-        .map(|e| (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap()))
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
         .collect();
     v.sort();
     v
@@ -68,10 +73,23 @@ fn key(p: &Pdu, k: &str) -> Option<String> {
 
 #[test]
 fn fixtures_exist_for_both_targets() {
-    let names: Vec<String> = folders().iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
-    for want in ["tgtd-noauth-1-discovery", "tgtd-noauth-2-session", "tgtd-chap-1-session", "tgtd-mutual-1-session",
-                 "istgt-noauth-2-session", "istgt-chap-1-session", "istgt-mutual-1-session"] {
-        assert!(names.iter().any(|n| n == want), "missing fixture folder {want}; have {names:?}");
+    let names: Vec<String> = folders()
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    for want in [
+        "tgtd-noauth-1-discovery",
+        "tgtd-noauth-2-session",
+        "tgtd-chap-1-session",
+        "tgtd-mutual-1-session",
+        "istgt-noauth-2-session",
+        "istgt-chap-1-session",
+        "istgt-mutual-1-session",
+    ] {
+        assert!(
+            names.iter().any(|n| n == want),
+            "missing fixture folder {want}; have {names:?}"
+        );
     }
 }
 
@@ -84,10 +102,23 @@ fn every_captured_pdu_reencodes_byte_for_byte() {
             let p = decode(&label, &bytes);
             // The file name carries the direction and opcode the capture saw.
             let init = name.contains("-i2t-");
-            assert_eq!(p.opcode() < 0x20, init, "{label}: opcode {:#04x} in the wrong direction", p.opcode());
+            assert_eq!(
+                p.opcode() < 0x20,
+                init,
+                "{label}: opcode {:#04x} in the wrong direction",
+                p.opcode()
+            );
             let m = Message::from_pdu(&p).unwrap_or_else(|e| panic!("{label}: {e}"));
-            assert!(!matches!(m, Message::Other(_)), "{label}: opcode {:#04x} not typed", p.opcode());
-            assert_eq!(m.to_pdu().encode().unwrap(), bytes, "{label}: typed re-encode differs");
+            assert!(
+                !matches!(m, Message::Other(_)),
+                "{label}: opcode {:#04x} not typed",
+                p.opcode()
+            );
+            assert_eq!(
+                m.to_pdu().encode().unwrap(),
+                bytes,
+                "{label}: typed re-encode differs"
+            );
             count += 1;
         }
     }
@@ -104,7 +135,11 @@ fn replay(dir: &str, chap: Option<Chap>) -> (netboot::iscsi::login::LoginOutcome
         .filter(|(n, _)| n.ends_with("-login-rsp.bin"))
         .map(|(n, b)| decode(n, b))
         .collect();
-    let mut cfg = LoginConfig::new("iqn.2026-11.test:fixture-initiator", Some("iqn.2026-11.test:root"), SessionType::Normal);
+    let mut cfg = LoginConfig::new(
+        "iqn.2026-11.test:fixture-initiator",
+        Some("iqn.2026-11.test:root"),
+        SessionType::Normal,
+    );
     cfg.chap = chap;
     cfg.itt = 0x1234;
     let (mut login, mut req) = Login::start(cfg).unwrap();
@@ -114,7 +149,10 @@ fn replay(dir: &str, chap: Option<Chap>) -> (netboot::iscsi::login::LoginOutcome
         let mut rsp = LoginResponse::from_pdu(&r).unwrap();
         rsp.itt = ours.itt;
         rsp.isid = ours.isid;
-        match login.receive(&rsp.to_pdu()).unwrap_or_else(|e| panic!("{dir}: {e}")) {
+        match login
+            .receive(&rsp.to_pdu())
+            .unwrap_or_else(|e| panic!("{dir}: {e}"))
+        {
             Step::Send(next) => {
                 req = next;
                 sent.push(req.clone());
@@ -129,7 +167,10 @@ fn chap(mutual: bool) -> Option<Chap> {
     Some(Chap {
         username: "chapuser".into(),
         secret: Secret::new(INITIATOR_SECRET),
-        mutual: mutual.then(|| MutualChap { username: "targetuser".into(), secret: Secret::new(TARGET_SECRET) }),
+        mutual: mutual.then(|| MutualChap {
+            username: "targetuser".into(),
+            secret: Secret::new(TARGET_SECRET),
+        }),
     })
 }
 
@@ -143,7 +184,10 @@ fn tgtd_noauth_login_replays() {
     assert_eq!(o.negotiated.first_burst_length, 65536);
     assert_eq!(o.negotiated.max_burst_length, 262144);
     assert!(o.negotiated.initial_r2t);
-    assert_eq!(o.negotiated.max_xmit_data_segment_length, 8192, "tgt declares nothing: RFC default");
+    assert_eq!(
+        o.negotiated.max_xmit_data_segment_length, 8192,
+        "tgt declares nothing: RFC default"
+    );
 }
 
 #[test]
@@ -164,10 +208,20 @@ fn chap_logins_replay_on_both_targets() {
         let libiscsi_r = files
             .iter()
             .map(|(n, b)| decode(n, b))
-            .find_map(|p| if p.opcode() == pdu::op::LOGIN { key(&p, "CHAP_R") } else { None })
+            .find_map(|p| {
+                if p.opcode() == pdu::op::LOGIN {
+                    key(&p, "CHAP_R")
+                } else {
+                    None
+                }
+            })
             .unwrap();
         let ours_r = sent.iter().find_map(|p| key(p, "CHAP_R")).unwrap();
-        assert_eq!(ours_r.to_ascii_lowercase(), libiscsi_r.to_ascii_lowercase(), "{dir}");
+        assert_eq!(
+            ours_r.to_ascii_lowercase(),
+            libiscsi_r.to_ascii_lowercase(),
+            "{dir}"
+        );
     }
 }
 
@@ -175,7 +229,11 @@ fn chap_logins_replay_on_both_targets() {
 fn wrong_secret_capture_is_an_authentication_failure() {
     for dir in ["tgtd-chap-2-session", "istgt-chap-2-session"] {
         let files = pdus(&root().join(dir));
-        let last = files.iter().rev().find(|(n, _)| n.ends_with("-login-rsp.bin")).unwrap();
+        let last = files
+            .iter()
+            .rev()
+            .find(|(n, _)| n.ends_with("-login-rsp.bin"))
+            .unwrap();
         let rsp = LoginResponse::from_pdu(&decode(&last.0, &last.1)).unwrap();
         assert_eq!(rsp.status(), 0x0201, "{dir}");
     }
@@ -187,27 +245,57 @@ fn wrong_secret_capture_is_an_authentication_failure() {
 #[test]
 fn targets_mutual_chap_answers_verify() {
     for dir in ["tgtd-mutual-1-session", "istgt-mutual-1-session"] {
-        let all: Vec<Pdu> = pdus(&root().join(dir)).iter().map(|(n, b)| decode(n, b)).collect();
-        let req = all.iter().find(|p| p.opcode() == pdu::op::LOGIN && key(p, "CHAP_C").is_some()).unwrap();
+        let all: Vec<Pdu> = pdus(&root().join(dir))
+            .iter()
+            .map(|(n, b)| decode(n, b))
+            .collect();
+        let req = all
+            .iter()
+            .find(|p| p.opcode() == pdu::op::LOGIN && key(p, "CHAP_C").is_some())
+            .unwrap();
         let id: u8 = key(req, "CHAP_I").unwrap().parse().unwrap();
         let c = chap::decode_binary("CHAP_C", &key(req, "CHAP_C").unwrap()).unwrap();
-        let answer = all.iter().find(|p| p.opcode() == pdu::op::LOGIN_RSP && key(p, "CHAP_N").is_some()).unwrap();
+        let answer = all
+            .iter()
+            .find(|p| p.opcode() == pdu::op::LOGIN_RSP && key(p, "CHAP_N").is_some())
+            .unwrap();
         let get = |k: &str| key(answer, k);
-        chap::verify_target(id, &c, "targetuser", TARGET_SECRET.as_bytes(), get).unwrap_or_else(|e| panic!("{dir}: {e}"));
-        assert!(chap::verify_target(id, &c, "targetuser", b"not-the-secret", get).is_err(), "{dir}");
+        chap::verify_target(id, &c, "targetuser", TARGET_SECRET.as_bytes(), get)
+            .unwrap_or_else(|e| panic!("{dir}: {e}"));
+        assert!(
+            chap::verify_target(id, &c, "targetuser", b"not-the-secret", get).is_err(),
+            "{dir}"
+        );
         // And the target's own challenge: our response equals libiscsi's.
-        let tc = all.iter().find(|p| p.opcode() == pdu::op::LOGIN_RSP && key(p, "CHAP_C").is_some()).unwrap();
+        let tc = all
+            .iter()
+            .find(|p| p.opcode() == pdu::op::LOGIN_RSP && key(p, "CHAP_C").is_some())
+            .unwrap();
         let t = chap::read_challenge(|k| key(tc, k)).unwrap();
-        let r = chap::encode_hex(&chap::response(t.id, INITIATOR_SECRET.as_bytes(), &t.challenge));
-        assert_eq!(r.to_ascii_lowercase(), key(req, "CHAP_R").unwrap().to_ascii_lowercase(), "{dir}");
+        let r = chap::encode_hex(&chap::response(
+            t.id,
+            INITIATOR_SECRET.as_bytes(),
+            &t.challenge,
+        ));
+        assert_eq!(
+            r.to_ascii_lowercase(),
+            key(req, "CHAP_R").unwrap().to_ascii_lowercase(),
+            "{dir}"
+        );
     }
 }
 
 #[test]
 fn istgt_long_challenge_is_accepted() {
     // istgt sends a 1024-byte CHAP_C: the RFC 7143 maximum.
-    let all: Vec<Pdu> = pdus(&root().join("istgt-chap-1-session")).iter().map(|(n, b)| decode(n, b)).collect();
-    let tc = all.iter().find(|p| p.opcode() == pdu::op::LOGIN_RSP && key(p, "CHAP_C").is_some()).unwrap();
+    let all: Vec<Pdu> = pdus(&root().join("istgt-chap-1-session"))
+        .iter()
+        .map(|(n, b)| decode(n, b))
+        .collect();
+    let tc = all
+        .iter()
+        .find(|p| p.opcode() == pdu::op::LOGIN_RSP && key(p, "CHAP_C").is_some())
+        .unwrap();
     let t = chap::read_challenge(|k| key(tc, k)).unwrap();
     assert_eq!(t.challenge.len(), 1024);
 }
@@ -215,12 +303,22 @@ fn istgt_long_challenge_is_accepted() {
 #[test]
 fn send_targets_response_parses() {
     let files = pdus(&root().join("tgtd-noauth-1-discovery"));
-    let (n, b) = files.iter().find(|(n, _)| n.ends_with("-text-rsp.bin")).unwrap();
+    let (n, b) = files
+        .iter()
+        .find(|(n, _)| n.ends_with("-text-rsp.bin"))
+        .unwrap();
     let rsp = decode(n, b);
     let t = parse_send_targets(&keys(&rsp), 3260);
     assert_eq!(t.len(), 1);
     assert_eq!(t[0].target, "iqn.2026-11.test:root");
-    assert_eq!((t[0].portals[0].address.as_str(), t[0].portals[0].port, t[0].portals[0].tpgt), ("127.0.0.1", 13260, Some(1)));
+    assert_eq!(
+        (
+            t[0].portals[0].address.as_str(),
+            t[0].portals[0].port,
+            t[0].portals[0].tpgt
+        ),
+        ("127.0.0.1", 13260, Some(1))
+    );
 }
 
 /// Data-In payloads that answer INQUIRY and READ CAPACITY(16), matched to
@@ -231,7 +329,9 @@ fn scsi_data_parses() {
     for dir in folders() {
         let all: Vec<Pdu> = pdus(&dir).iter().map(|(n, b)| decode(n, b)).collect();
         for cmd in all.iter().filter(|p| p.opcode() == pdu::op::SCSI_CMD) {
-            let Message::ScsiCommand(c) = Message::from_pdu(cmd).unwrap() else { unreachable!() };
+            let Message::ScsiCommand(c) = Message::from_pdu(cmd).unwrap() else {
+                unreachable!()
+            };
             let data: Vec<u8> = all
                 .iter()
                 .filter_map(|p| match Message::from_pdu(p).ok()? {
@@ -258,5 +358,8 @@ fn scsi_data_parses() {
             }
         }
     }
-    assert!(found_capacity >= 2, "READ CAPACITY(16) seen {found_capacity} times");
+    assert!(
+        found_capacity >= 2,
+        "READ CAPACITY(16) seen {found_capacity} times"
+    );
 }

@@ -67,7 +67,11 @@ impl Configd {
                 .expect("configd printed no listening line");
             if let Some(a) = line.strip_prefix("netboot-configd: listening on ") {
                 let addr = a.parse().expect("addr");
-                return Configd { child, addr, log: rx };
+                return Configd {
+                    child,
+                    addr,
+                    log: rx,
+                };
             }
         }
     }
@@ -93,11 +97,18 @@ fn cfg(initiator: &str) -> String {
 }
 
 fn id(mac: &str, iqn: &str, host: &str) -> Identity {
-    Identity { mac: mac.into(), iqn: iqn.into(), hostname: host.into() }
+    Identity {
+        mac: mac.into(),
+        iqn: iqn.into(),
+        hostname: host.into(),
+    }
 }
 
 fn server(addr: SocketAddr) -> Vec<ConfigServer> {
-    vec![ConfigServer { host: addr.ip().to_string(), port: Some(addr.port()) }]
+    vec![ConfigServer {
+        host: addr.ip().to_string(),
+        port: Some(addr.port()),
+    }]
 }
 
 fn fetch(addr: SocketAddr, who: &Identity) -> Result<netboot::rxrpc::Config, FetchError> {
@@ -117,8 +128,16 @@ fn abort_of(r: Result<netboot::rxrpc::Config, FetchError>) -> i32 {
 
 fn standard_dir(tag: &str) -> PathBuf {
     let d = tempdir(tag);
-    write(&d, "mac-52-54-00-12-34-56.json", &cfg("iqn.2024-01.test:by-mac"));
-    write(&d, "iqn-iqn.2024-01.test:init1.json", &cfg("iqn.2024-01.test:by-iqn"));
+    write(
+        &d,
+        "mac-52-54-00-12-34-56.json",
+        &cfg("iqn.2024-01.test:by-mac"),
+    );
+    write(
+        &d,
+        "iqn-iqn.2024-01.test:init1.json",
+        &cfg("iqn.2024-01.test:by-iqn"),
+    );
     write(&d, "host-node1.json", &cfg("iqn.2024-01.test:by-host"));
     write(&d, "default.json", &cfg("iqn.2024-01.test:default"));
     d
@@ -131,9 +150,18 @@ fn lookup_order_mac_iqn_host_default() {
     let init = |who: Identity| fetch(s.addr, &who).expect("config").initiator;
     let all = id("52-54-00-12-34-56", "iqn.2024-01.test:init1", "node1");
     assert_eq!(init(all).as_deref(), Some("iqn.2024-01.test:by-mac"));
-    assert_eq!(init(id("", "IQN.2024-01.test:init1", "node1")).as_deref(), Some("iqn.2024-01.test:by-iqn"));
-    assert_eq!(init(id("", "", "NODE1")).as_deref(), Some("iqn.2024-01.test:by-host"));
-    assert_eq!(init(id("52:54:00:00:00:99", "", "")).as_deref(), Some("iqn.2024-01.test:default"));
+    assert_eq!(
+        init(id("", "IQN.2024-01.test:init1", "node1")).as_deref(),
+        Some("iqn.2024-01.test:by-iqn")
+    );
+    assert_eq!(
+        init(id("", "", "NODE1")).as_deref(),
+        Some("iqn.2024-01.test:by-host")
+    );
+    assert_eq!(
+        init(id("52:54:00:00:00:99", "", "")).as_deref(),
+        Some("iqn.2024-01.test:default")
+    );
     // One log line per call.
     std::thread::sleep(Duration::from_millis(200));
     let calls = s.logs().iter().filter(|l| l.contains(" call ")).count();
@@ -145,18 +173,33 @@ fn lookup_order_mac_iqn_host_default() {
 fn aborts_not_found_invalid_too_large_and_reload() {
     let d = tempdir("aborts");
     let s = Configd::start(&d, &[]);
-    assert_eq!(abort_of(fetch(s.addr, &id("", "", "x"))), proto::NBCONF_NOT_FOUND);
+    assert_eq!(
+        abort_of(fetch(s.addr, &id("", "", "x"))),
+        proto::NBCONF_NOT_FOUND
+    );
     write(&d, "host-x.json", r#"{"version":1,"tunnig":{}}"#);
-    assert_eq!(abort_of(fetch(s.addr, &id("", "", "x"))), proto::NBCONF_INVALID);
+    assert_eq!(
+        abort_of(fetch(s.addr, &id("", "", "x"))),
+        proto::NBCONF_INVALID
+    );
     // Oversized: valid JSON, but over MAX_REPLY.
-    let big = format!(r#"{{"version":1,"init":{{"args":["{}"]}}}}"#, "a".repeat(proto::MAX_REPLY));
+    let big = format!(
+        r#"{{"version":1,"init":{{"args":["{}"]}}}}"#,
+        "a".repeat(proto::MAX_REPLY)
+    );
     write(&d, "host-big.json", &big);
-    assert_eq!(abort_of(fetch(s.addr, &id("", "", "big"))), proto::NBCONF_TOO_LARGE);
+    assert_eq!(
+        abort_of(fetch(s.addr, &id("", "", "big"))),
+        proto::NBCONF_TOO_LARGE
+    );
     // Fixed on disk → served without restart (size differs, so mtime
     // granularity cannot hide the change).
     write(&d, "host-x.json", &cfg("iqn.2024-01.test:fixed"));
     assert_eq!(
-        fetch(s.addr, &id("", "", "x")).expect("reloaded").initiator.as_deref(),
+        fetch(s.addr, &id("", "", "x"))
+            .expect("reloaded")
+            .initiator
+            .as_deref(),
         Some("iqn.2024-01.test:fixed")
     );
     let _ = std::fs::remove_dir_all(&d);
@@ -166,7 +209,11 @@ fn aborts_not_found_invalid_too_large_and_reload() {
 fn large_reply_spans_many_packets() {
     let d = tempdir("large");
     let arg = "a".repeat(40_000);
-    write(&d, "default.json", &format!(r#"{{"version":1,"init":{{"args":["{arg}"]}}}}"#));
+    write(
+        &d,
+        "default.json",
+        &format!(r#"{{"version":1,"init":{{"args":["{arg}"]}}}}"#),
+    );
     let s = Configd::start(&d, &[]);
     let c = fetch(s.addr, &Identity::default()).expect("config");
     assert_eq!(c.init_args, Some(vec![arg]));
@@ -177,7 +224,11 @@ fn large_reply_spans_many_packets() {
 fn traversal_identities_refused() {
     let d = standard_dir("traversal");
     // A file a traversal would reach if names were used raw.
-    write(&d.join(".."), &format!("host-escape-{}.json", std::process::id()), &cfg("iqn.2024-01.test:escaped"));
+    write(
+        &d.join(".."),
+        &format!("host-escape-{}.json", std::process::id()),
+        &cfg("iqn.2024-01.test:escaped"),
+    );
     let s = Configd::start(&d, &[]);
     for who in [
         id("../../etc/passwd", "", ""),
@@ -187,9 +238,16 @@ fn traversal_identities_refused() {
         id("", "", "a/b"),
         id("", "", "nul\0byte"),
     ] {
-        assert_eq!(abort_of(fetch(s.addr, &who)), proto::NBCONF_BAD_IDENTITY, "{who:?}");
+        assert_eq!(
+            abort_of(fetch(s.addr, &who)),
+            proto::NBCONF_BAD_IDENTITY,
+            "{who:?}"
+        );
     }
-    let _ = std::fs::remove_file(d.join("..").join(format!("host-escape-{}.json", std::process::id())));
+    let _ = std::fs::remove_file(
+        d.join("..")
+            .join(format!("host-escape-{}.json", std::process::id())),
+    );
     let _ = std::fs::remove_dir_all(&d);
 }
 
@@ -198,15 +256,26 @@ fn malformed_request_and_unknown_opcode_then_still_serving() {
     let d = standard_dir("malformed");
     let s = Configd::start(&d, &[]);
     let mut t = UdpTransport::new(1000);
-    let call = |t: &mut UdpTransport, req: &[u8]| t.call(s.addr, proto::SERVICE_ID, req, Duration::from_secs(5));
+    let call = |t: &mut UdpTransport, req: &[u8]| {
+        t.call(s.addr, proto::SERVICE_ID, req, Duration::from_secs(5))
+    };
     // Truncated string.
-    assert_eq!(call(&mut t, &[0, 0, 0, 1, 0, 0, 0, 9, b'x']), Err(CallError::Aborted(-453)));
+    assert_eq!(
+        call(&mut t, &[0, 0, 0, 1, 0, 0, 0, 9, b'x']),
+        Err(CallError::Aborted(-453))
+    );
     // Empty request.
     assert_eq!(call(&mut t, &[]), Err(CallError::Aborted(-453)));
     // Unknown opcode.
-    assert_eq!(call(&mut t, &[0, 0, 0x27, 0x0f]), Err(CallError::Aborted(-455)));
+    assert_eq!(
+        call(&mut t, &[0, 0, 0x27, 0x0f]),
+        Err(CallError::Aborted(-455))
+    );
     // Wrong service.
-    assert_eq!(t.call(s.addr, 77, &[0, 0, 0, 1], Duration::from_secs(5)), Err(CallError::Aborted(-2)));
+    assert_eq!(
+        t.call(s.addr, 77, &[0, 0, 0, 1], Duration::from_secs(5)),
+        Err(CallError::Aborted(-2))
+    );
     // Garbage datagrams do not hurt.
     let raw = UdpSocket::bind("127.0.0.1:0").expect("bind");
     for g in [&b""[..], b"x", &[0xff; 27], &[0u8; 200]] {
@@ -230,9 +299,14 @@ fn hold_call(sock: &UdpSocket, to: SocketAddr, cid: u32) -> Packet {
         service_id: proto::SERVICE_ID,
         ..Header::default()
     };
-    let p = Packet { header: h, body: Body::Data(proto::encode_get_config(&Identity::default())) };
-    sock.send_to(&p.encode().expect("encode"), to).expect("send");
-    sock.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    let p = Packet {
+        header: h,
+        body: Body::Data(proto::encode_get_config(&Identity::default())),
+    };
+    sock.send_to(&p.encode().expect("encode"), to)
+        .expect("send");
+    sock.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
     let mut buf = [0u8; 2048];
     let (n, _) = sock.recv_from(&mut buf).expect("answer");
     Packet::decode(&buf[..n]).expect("decode")
@@ -242,7 +316,9 @@ fn hold_call(sock: &UdpSocket, to: SocketAddr, cid: u32) -> Packet {
 fn busy_beyond_max_calls() {
     let d = standard_dir("busy");
     let s = Configd::start(&d, &["--max-calls", "2"]);
-    let socks: Vec<UdpSocket> = (0..3).map(|_| UdpSocket::bind("127.0.0.1:0").expect("bind")).collect();
+    let socks: Vec<UdpSocket> = (0..3)
+        .map(|_| UdpSocket::bind("127.0.0.1:0").expect("bind"))
+        .collect();
     assert_eq!(hold_call(&socks[0], s.addr, 4).header.ptype, ptype::DATA);
     assert_eq!(hold_call(&socks[1], s.addr, 8).header.ptype, ptype::DATA);
     let third = hold_call(&socks[2], s.addr, 12);
@@ -258,8 +334,13 @@ fn busy_beyond_max_calls() {
     h.seq = 0;
     h.serial = 2;
     h.flags = flags::CLIENT_INITIATED;
-    let p = Packet { header: h, body: Body::AckAll(vec![]) };
-    socks[0].send_to(&p.encode().expect("encode"), s.addr).expect("send");
+    let p = Packet {
+        header: h,
+        body: Body::AckAll(vec![]),
+    };
+    socks[0]
+        .send_to(&p.encode().expect("encode"), s.addr)
+        .expect("send");
     std::thread::sleep(Duration::from_millis(100));
     assert!(fetch(s.addr, &Identity::default()).is_ok());
     let _ = std::fs::remove_dir_all(&d);
@@ -281,15 +362,36 @@ fn version_request_answered() {
     let s = Configd::start(&d, &[]);
     let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
     // rxrpc.md §1.10: epoch 999, cid 0, type 13, flags 0x05, payload 00.
-    let h = Header { epoch: 999, call: 7, ptype: ptype::VERSION, flags: 0x05, ..Header::default() };
-    let p = Packet { header: h, body: Body::Version(vec![0]) };
-    sock.send_to(&p.encode().expect("encode"), s.addr).expect("send");
-    sock.set_read_timeout(Some(Duration::from_secs(5))).expect("t");
+    let h = Header {
+        epoch: 999,
+        call: 7,
+        ptype: ptype::VERSION,
+        flags: 0x05,
+        ..Header::default()
+    };
+    let p = Packet {
+        header: h,
+        body: Body::Version(vec![0]),
+    };
+    sock.send_to(&p.encode().expect("encode"), s.addr)
+        .expect("send");
+    sock.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("t");
     let mut buf = [0u8; 256];
     let (n, _) = sock.recv_from(&mut buf).expect("reply");
     let r = Packet::decode(&buf[..n]).expect("decode");
-    assert_eq!((r.header.ptype, r.header.flags, r.header.call, r.header.epoch), (13, 0x04, 7, 999));
-    let Body::Version(b) = r.body else { panic!("{r:?}") };
+    assert_eq!(
+        (
+            r.header.ptype,
+            r.header.flags,
+            r.header.call,
+            r.header.epoch
+        ),
+        (13, 0x04, 7, 999)
+    );
+    let Body::Version(b) = r.body else {
+        panic!("{r:?}")
+    };
     assert_eq!(b.len(), 65);
     assert!(netboot::rxrpc::wire::version_string(&b).starts_with("netboot-configd "));
     let _ = std::fs::remove_dir_all(&d);
@@ -300,7 +402,12 @@ fn version_request_answered() {
 // ---------------------------------------------------------------------------
 
 fn have(tool: &str) -> bool {
-    Command::new(tool).arg("-V").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok()
+    Command::new(tool)
+        .arg("-V")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
 }
 
 /// None = skip (reason printed); panics under NETBOOT_REQUIRE_ROOT=1.
@@ -395,7 +502,10 @@ fn lossy_run(tag: &str, netem: &str, calls: usize) {
         }
         (ok, errs)
     });
-    eprintln!("{tag}: {ok}/{calls} calls ok over `netem {netem}` in {:?}", started.elapsed());
+    eprintln!(
+        "{tag}: {ok}/{calls} calls ok over `netem {netem}` in {:?}",
+        started.elapsed()
+    );
     assert_eq!(ok, calls, "errors: {errs:?}\nserver log: {:?}", s.logs());
     drop(s);
     drop(ns);
@@ -456,16 +566,25 @@ fn shim(server: SocketAddr, f: Faults, seed: u64) -> Shim {
             rng ^= rng << 17;
             (rng % 100) < u64::from(pct)
         };
-        front.set_read_timeout(Some(Duration::from_millis(2))).expect("t");
-        back.set_read_timeout(Some(Duration::from_millis(2))).expect("t");
+        front
+            .set_read_timeout(Some(Duration::from_millis(2)))
+            .expect("t");
+        back.set_read_timeout(Some(Duration::from_millis(2)))
+            .expect("t");
         let mut client: Option<SocketAddr> = None;
         let mut held: [Option<Vec<u8>>; 2] = [None, None];
         let mut buf = vec![0u8; 65536];
         while !stop2.load(Ordering::Relaxed) {
             #[allow(clippy::needless_range_loop)] // dir also picks the sockets
             for dir in 0..2 {
-                let (rx, tx) = if dir == 0 { (&front, &back) } else { (&back, &front) };
-                let Ok((n, from)) = rx.recv_from(&mut buf) else { continue };
+                let (rx, tx) = if dir == 0 {
+                    (&front, &back)
+                } else {
+                    (&back, &front)
+                };
+                let Ok((n, from)) = rx.recv_from(&mut buf) else {
+                    continue;
+                };
                 let to = if dir == 0 {
                     client = Some(from);
                     server
@@ -504,7 +623,13 @@ fn shim_run(tag: &str, f: Faults, calls: usize, reply_len: usize) {
     let d = standard_dir(tag);
     if reply_len > 0 {
         let arg = "b".repeat(reply_len);
-        write(&d, "default.json", &format!(r#"{{"version":1,"initiator":"iqn.2024-01.test:big","init":{{"args":["{arg}"]}}}}"#));
+        write(
+            &d,
+            "default.json",
+            &format!(
+                r#"{{"version":1,"initiator":"iqn.2024-01.test:big","init":{{"args":["{arg}"]}}}}"#
+            ),
+        );
     }
     let s = Configd::start(&d, &[]);
     let sh = shim(s.addr, f, 0x9e37_79b9_7f4a_7c15 ^ calls as u64);
@@ -533,16 +658,43 @@ fn shim_run(tag: &str, f: Faults, calls: usize, reply_len: usize) {
 
 #[test]
 fn shim_loss_10_percent() {
-    shim_run("shimloss", Faults { drop_pct: 10, dup_pct: 0, reorder_pct: 0 }, 100, 0);
+    shim_run(
+        "shimloss",
+        Faults {
+            drop_pct: 10,
+            dup_pct: 0,
+            reorder_pct: 0,
+        },
+        100,
+        0,
+    );
 }
 
 #[test]
 fn shim_duplicate_and_reorder() {
-    shim_run("shimdup", Faults { drop_pct: 0, dup_pct: 30, reorder_pct: 30 }, 100, 0);
+    shim_run(
+        "shimdup",
+        Faults {
+            drop_pct: 0,
+            dup_pct: 30,
+            reorder_pct: 30,
+        },
+        100,
+        0,
+    );
 }
 
 #[test]
 fn shim_all_faults_multi_packet_reply() {
     // 20 KB reply = 15 DATA packets per call, all faults at once.
-    shim_run("shimall", Faults { drop_pct: 10, dup_pct: 10, reorder_pct: 20 }, 20, 20_000);
+    shim_run(
+        "shimall",
+        Faults {
+            drop_pct: 10,
+            dup_pct: 10,
+            reorder_pct: 20,
+        },
+        20,
+        20_000,
+    );
 }

@@ -72,8 +72,13 @@ impl Drop for Guard {
 }
 
 fn ip(args: &[&str]) -> Result<(), String> {
-    let st = Command::new("ip").args(args).status().map_err(|e| format!("ip: {e}"))?;
-    st.success().then_some(()).ok_or(format!("ip {args:?} failed"))
+    let st = Command::new("ip")
+        .args(args)
+        .status()
+        .map_err(|e| format!("ip: {e}"))?;
+    st.success()
+        .then_some(())
+        .ok_or(format!("ip {args:?} failed"))
 }
 
 /// Run `f` on a thread inside the namespace (setns is per thread).
@@ -94,9 +99,16 @@ fn in_ns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) ->
 fn write_afs_config(dir: &Path) {
     std::fs::create_dir_all(dir).expect("mkdir");
     std::fs::write(dir.join("ThisCell"), "test.local\n").expect("ThisCell");
-    std::fs::write(dir.join("CellServDB"), ">test.local #test cell\n10.99.0.1 #afstest\n")
-        .expect("CellServDB");
-    std::fs::write(dir.join("hosts"), "127.0.0.1 localhost\n10.99.0.1 afstest\n").expect("hosts");
+    std::fs::write(
+        dir.join("CellServDB"),
+        ">test.local #test cell\n10.99.0.1 #afstest\n",
+    )
+    .expect("CellServDB");
+    std::fs::write(
+        dir.join("hosts"),
+        "127.0.0.1 localhost\n10.99.0.1 afstest\n",
+    )
+    .expect("hosts");
 }
 
 #[test]
@@ -114,7 +126,11 @@ fn openafs_interop() {
     if let Err(e) = ip(&["netns", "add", &ns]) {
         return skip(&e);
     }
-    let mut g = Guard { ns: ns.clone(), children: Vec::new(), tcpdump: None };
+    let mut g = Guard {
+        ns: ns.clone(),
+        children: Vec::new(),
+        tcpdump: None,
+    };
     ip(&["-n", &ns, "addr", "add", "10.99.0.1/32", "dev", "lo"]).expect("addr");
     ip(&["-n", &ns, "link", "set", "lo", "up"]).expect("lo up");
 
@@ -122,7 +138,21 @@ fn openafs_interop() {
     if let Some(dir) = &capture {
         let pcap = format!("{dir}/interop.pcap");
         let c = Command::new("ip")
-            .args(["netns", "exec", &ns, "tcpdump", "--immediate-mode", "-i", "lo", "-U", "-s", "0", "-w", &pcap, "udp"])
+            .args([
+                "netns",
+                "exec",
+                &ns,
+                "tcpdump",
+                "--immediate-mode",
+                "-i",
+                "lo",
+                "-U",
+                "-s",
+                "0",
+                "-w",
+                &pcap,
+                "udp",
+            ])
             .stderr(Stdio::piped())
             .spawn()
             .expect("tcpdump");
@@ -133,7 +163,11 @@ fn openafs_interop() {
             let mut lines = BufReader::new(err).lines();
             let ready = lines.next().and_then(Result::ok).unwrap_or_default();
             assert!(ready.contains("listening on"), "tcpdump: {ready}");
-            std::thread::spawn(move || lines.map_while(Result::ok).for_each(|l| eprintln!("tcpdump: {l}")));
+            std::thread::spawn(move || {
+                lines
+                    .map_while(Result::ok)
+                    .for_each(|l| eprintln!("tcpdump: {l}"))
+            });
         }
         g.tcpdump = Some(c);
     }
@@ -149,7 +183,9 @@ fn openafs_interop() {
         libs.display()
     );
     let c = Command::new("ip")
-        .args(["netns", "exec", &ns, "unshare", "-m", "-u", "sh", "-c", &script])
+        .args([
+            "netns", "exec", &ns, "unshare", "-m", "-u", "sh", "-c", &script,
+        ])
         .spawn()
         .expect("vlserver");
     g.children.push(c);
@@ -157,7 +193,16 @@ fn openafs_interop() {
     std::fs::create_dir_all(work.join("conf")).expect("conf");
     std::fs::write(work.join("conf/default.json"), r#"{"version":1}"#).expect("json");
     let c = Command::new("ip")
-        .args(["netns", "exec", &ns, CONFIGD, "--dir", &format!("{w}/conf"), "--listen", "127.0.0.1:7260"])
+        .args([
+            "netns",
+            "exec",
+            &ns,
+            CONFIGD,
+            "--dir",
+            &format!("{w}/conf"),
+            "--listen",
+            "127.0.0.1:7260",
+        ])
         .stderr(Stdio::null())
         .spawn()
         .expect("configd");
@@ -183,7 +228,10 @@ fn openafs_interop() {
     }
     eprintln!("rxdebug printed: {printed:?}");
     assert!(
-        printed.contains(&format!("AFS version: netboot-configd {}", env!("CARGO_PKG_VERSION"))),
+        printed.contains(&format!(
+            "AFS version: netboot-configd {}",
+            env!("CARGO_PKG_VERSION")
+        )),
         "{printed}"
     );
 
@@ -224,7 +272,10 @@ fn fixtures() -> Vec<(String, Vec<u8>)> {
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|x| x == "bin"))
         .map(|p| {
-            let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             (name, std::fs::read(&p).expect("read"))
         })
         .collect();
@@ -240,7 +291,11 @@ fn fixtures_round_trip() {
     }
     for (name, bytes) in &all {
         let p = Packet::decode(bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
-        assert_eq!(&p.encode().expect("encode"), bytes, "{name} re-encodes differently");
+        assert_eq!(
+            &p.encode().expect("encode"),
+            bytes,
+            "{name} re-encodes differently"
+        );
         if let Body::Data(d) = &p.body {
             let subs = wire::split_jumbo(&p.header, d).expect("split");
             assert_eq!(wire::build_jumbo(&subs).expect("build"), *bytes, "{name}");
@@ -263,10 +318,26 @@ fn fixtures_match_reference_exchange() {
     };
     // rxdebug -version request and our reply (rxrpc.md §1.10).
     let v = get("version");
-    let req = v.iter().find(|p| p.header.is_client_initiated()).expect("version request");
-    assert_eq!((req.header.ptype, req.header.flags, req.header.epoch, req.header.cid), (13, 0x05, 999, 0));
-    let rep = v.iter().find(|p| !p.header.is_client_initiated()).expect("version reply");
-    let Body::Version(b) = &rep.body else { panic!() };
+    let req = v
+        .iter()
+        .find(|p| p.header.is_client_initiated())
+        .expect("version request");
+    assert_eq!(
+        (
+            req.header.ptype,
+            req.header.flags,
+            req.header.epoch,
+            req.header.cid
+        ),
+        (13, 0x05, 999, 0)
+    );
+    let rep = v
+        .iter()
+        .find(|p| !p.header.is_client_initiated())
+        .expect("version reply");
+    let Body::Version(b) = &rep.body else {
+        panic!()
+    };
     assert!(wire::version_string(b).starts_with("netboot-configd"));
     // VL_ProbeServer exchange (rxrpc.md §1.8).
     let probe = get("probe");
@@ -288,7 +359,10 @@ fn fixtures_match_reference_exchange() {
         .find(|p| matches!(p.body, Body::Data(_)) && !p.header.is_client_initiated())
         .expect("reply");
     assert_eq!(reply.body, Body::Data(vec![]));
-    assert_eq!(reply.header.flags & wire::flags::LAST_PACKET, wire::flags::LAST_PACKET);
+    assert_eq!(
+        reply.header.flags & wire::flags::LAST_PACKET,
+        wire::flags::LAST_PACKET
+    );
     let fin = probe
         .iter()
         .rev()
@@ -300,5 +374,7 @@ fn fixtures_match_reference_exchange() {
     assert_eq!((fin.first_packet, fin.reason), (2, ack_reason::IDLE));
     // Unknown opcode → ABORT -455.
     let un = get("unknown");
-    assert!(un.iter().any(|p| matches!(p.body, Body::Abort { code: -455, .. })));
+    assert!(un
+        .iter()
+        .any(|p| matches!(p.body, Body::Abort { code: -455, .. })));
 }

@@ -6,8 +6,8 @@
 //! Each peer is a thread on 127.0.0.1:0 that answers by script. No root needed.
 
 use netboot::iscsi::pdu::{
-    self, LoginRequest, LoginResponse, LogoutRequest, LogoutResponse, Message, Pdu, Stage, TargetSn, TextRequest,
-    TextResponse, BHS_LEN,
+    self, LoginRequest, LoginResponse, LogoutRequest, LogoutResponse, Message, Pdu, Stage,
+    TargetSn, TextRequest, TextResponse, BHS_LEN,
 };
 use netboot::iscsi::text;
 use std::io::{Read, Write};
@@ -52,7 +52,11 @@ fn login_response(req: &LoginRequest, status: u16, tsih: u16, kv: &[(String, Str
         isid: req.isid,
         tsih,
         itt: req.itt,
-        sn: TargetSn { stat_sn: 1, exp_cmd_sn: req.cmd_sn, max_cmd_sn: req.cmd_sn + 8 },
+        sn: TargetSn {
+            stat_sn: 1,
+            exp_cmd_sn: req.cmd_sn,
+            max_cmd_sn: req.cmd_sn + 8,
+        },
         status_class: (status >> 8) as u8,
         status_detail: status as u8,
         data: text::encode(kv),
@@ -65,8 +69,12 @@ fn send(s: &mut TcpStream, p: &Pdu) {
 }
 
 fn serve_conn(mut s: TcpStream, b: Behaviour) {
-    let Some(first) = read_pdu(&mut s) else { return };
-    let Ok(req) = LoginRequest::from_pdu(&first) else { return };
+    let Some(first) = read_pdu(&mut s) else {
+        return;
+    };
+    let Ok(req) = LoginRequest::from_pdu(&first) else {
+        return;
+    };
     match b {
         Behaviour::Status(status, kv) => send(&mut s, &login_response(&req, status, 0, &kv)),
         Behaviour::Silent => thread::sleep(Duration::from_secs(30)),
@@ -75,10 +83,22 @@ fn serve_conn(mut s: TcpStream, b: Behaviour) {
             thread::sleep(Duration::from_millis(200));
         }
         Behaviour::Serve(records) => {
-            send(&mut s, &login_response(&req, 0, 0x4242, &[("TargetPortalGroupTag".into(), "1".into())]));
+            send(
+                &mut s,
+                &login_response(
+                    &req,
+                    0,
+                    0x4242,
+                    &[("TargetPortalGroupTag".into(), "1".into())],
+                ),
+            );
             let mut stat_sn = 2;
             while let Some(p) = read_pdu(&mut s) {
-                let sn = TargetSn { stat_sn, exp_cmd_sn: 2, max_cmd_sn: 10 };
+                let sn = TargetSn {
+                    stat_sn,
+                    exp_cmd_sn: 2,
+                    max_cmd_sn: 10,
+                };
                 stat_sn += 1;
                 match Message::from_pdu(&p) {
                     Ok(Message::TextRequest(TextRequest { itt, .. })) => send(
@@ -95,7 +115,17 @@ fn serve_conn(mut s: TcpStream, b: Behaviour) {
                         .to_pdu(),
                     ),
                     Ok(Message::LogoutRequest(LogoutRequest { itt, .. })) => {
-                        send(&mut s, &LogoutResponse { response: 0, itt, sn, time2wait: 0, time2retain: 0 }.to_pdu());
+                        send(
+                            &mut s,
+                            &LogoutResponse {
+                                response: 0,
+                                itt,
+                                sn,
+                                time2wait: 0,
+                                time2retain: 0,
+                            }
+                            .to_pdu(),
+                        );
                         return;
                     }
                     _ => return,
@@ -123,12 +153,18 @@ fn peer(script: impl Fn(usize, u16) -> Behaviour + Send + 'static) -> (u16, Arc<
 
 fn netboot(args: &[&str]) -> (Output, Duration) {
     let t0 = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_netboot")).args(args).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_netboot"))
+        .args(args)
+        .output()
+        .unwrap();
     (out, t0.elapsed())
 }
 
 fn text_of(o: &Output) -> (String, String) {
-    (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
 }
 
 fn records(port: u16) -> Vec<(String, String)> {
@@ -141,20 +177,34 @@ fn records(port: u16) -> Vec<(String, String)> {
 #[test]
 fn discover_follows_a_temporary_redirect() {
     let (b, b_count) = peer(move |_, _| Behaviour::Serve(records(3260)));
-    let (a, a_count) =
-        peer(move |_, _| Behaviour::Status(0x0101, vec![("TargetAddress".into(), format!("127.0.0.1:{b},1"))]));
+    let (a, a_count) = peer(move |_, _| {
+        Behaviour::Status(
+            0x0101,
+            vec![("TargetAddress".into(), format!("127.0.0.1:{b},1"))],
+        )
+    });
     let (o, _) = netboot(&["discover", "--timeout", "5", &format!("127.0.0.1:{a}")]);
     let (out, err) = text_of(&o);
     assert!(o.status.success(), "stdout: {out}\nstderr: {err}");
     assert_eq!(out, "127.0.0.1:3260,1 iqn.2026-11.test:scripted\n");
-    assert_eq!((a_count.load(Ordering::SeqCst), b_count.load(Ordering::SeqCst)), (1, 1));
+    assert_eq!(
+        (
+            a_count.load(Ordering::SeqCst),
+            b_count.load(Ordering::SeqCst)
+        ),
+        (1, 1)
+    );
 }
 
 #[test]
 fn redirect_loop_gives_up() {
     // A permanent redirect to itself, forever.
-    let (a, count) =
-        peer(|_, me| Behaviour::Status(0x0102, vec![("TargetAddress".into(), format!("127.0.0.1:{me},1"))]));
+    let (a, count) = peer(|_, me| {
+        Behaviour::Status(
+            0x0102,
+            vec![("TargetAddress".into(), format!("127.0.0.1:{me},1"))],
+        )
+    });
     let (o, _) = netboot(&["discover", "--timeout", "5", &format!("127.0.0.1:{a}")]);
     let (_, err) = text_of(&o);
     assert_eq!(o.status.code(), Some(1), "{err}");
@@ -173,7 +223,13 @@ fn redirect_without_address_is_an_error() {
 
 #[test]
 fn transient_target_error_is_retried() {
-    let (p, count) = peer(move |n, _| if n == 1 { Behaviour::Status(0x0301, vec![]) } else { Behaviour::Serve(records(3260)) });
+    let (p, count) = peer(move |n, _| {
+        if n == 1 {
+            Behaviour::Status(0x0301, vec![])
+        } else {
+            Behaviour::Serve(records(3260))
+        }
+    });
     let (o, _) = netboot(&["discover", "--timeout", "5", &format!("127.0.0.1:{p}")]);
     let (out, err) = text_of(&o);
     assert!(o.status.success(), "stdout: {out}\nstderr: {err}");
@@ -184,18 +240,29 @@ fn transient_target_error_is_retried() {
 #[test]
 fn persistent_target_error_fails_after_bounded_retries() {
     let (p, count) = peer(|_, _| Behaviour::Status(0x0302, vec![]));
-    let (o, took) = netboot(&["probe", "--timeout", "5", &format!("iscsi:127.0.0.1::{p}::iqn.2026-11.test:x")]);
+    let (o, took) = netboot(&[
+        "probe",
+        "--timeout",
+        "5",
+        &format!("iscsi:127.0.0.1::{p}::iqn.2026-11.test:x"),
+    ]);
     let (_, err) = text_of(&o);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert_eq!(count.load(Ordering::SeqCst), 3, "three attempts");
     assert!(err.contains("out of resources (status 0x0302)"), "{err}");
-    assert!(took < Duration::from_secs(5), "backoff 0.5 s + 1 s, took {took:?}");
+    assert!(
+        took < Duration::from_secs(5),
+        "backoff 0.5 s + 1 s, took {took:?}"
+    );
 }
 
 #[test]
 fn target_not_found_fails_at_once() {
     let (p, count) = peer(|_, _| Behaviour::Status(0x0203, vec![]));
-    let (o, _) = netboot(&["probe", &format!("iscsi:127.0.0.1::{p}::iqn.2026-11.test:missing")]);
+    let (o, _) = netboot(&[
+        "probe",
+        &format!("iscsi:127.0.0.1::{p}::iqn.2026-11.test:missing"),
+    ]);
     let (_, err) = text_of(&o);
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(count.load(Ordering::SeqCst), 1);
@@ -210,7 +277,12 @@ fn target_not_found_fails_at_once() {
 #[test]
 fn silent_target_times_out() {
     let (p, _) = peer(|_, _| Behaviour::Silent);
-    let (o, took) = netboot(&["probe", "--timeout", "1", &format!("iscsi:127.0.0.1::{p}::iqn.2026-11.test:x")]);
+    let (o, took) = netboot(&[
+        "probe",
+        "--timeout",
+        "1",
+        &format!("iscsi:127.0.0.1::{p}::iqn.2026-11.test:x"),
+    ]);
     let (_, err) = text_of(&o);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.contains("timed out after 1s"), "{err}");
@@ -220,8 +292,8 @@ fn silent_target_times_out() {
 #[test]
 fn garbage_answer_is_an_error_not_a_crash() {
     let cases: Vec<Vec<u8>> = vec![
-        vec![0xff; 48],                  // reserved stage bits, T and C together
-        vec![0x23; 10],                  // short header, then EOF
+        vec![0xff; 48], // reserved stage bits, T and C together
+        vec![0x23; 10], // short header, then EOF
         {
             let mut v = vec![0u8; 48];
             v[0] = 0x3f; // a Reject
@@ -230,7 +302,12 @@ fn garbage_answer_is_an_error_not_a_crash() {
     ];
     for bytes in cases {
         let (p, _) = peer(move |_, _| Behaviour::Raw(bytes.clone()));
-        let (o, _) = netboot(&["probe", "--timeout", "2", &format!("iscsi:127.0.0.1::{p}::iqn.2026-11.test:x")]);
+        let (o, _) = netboot(&[
+            "probe",
+            "--timeout",
+            "2",
+            &format!("iscsi:127.0.0.1::{p}::iqn.2026-11.test:x"),
+        ]);
         let (_, err) = text_of(&o);
         assert_eq!(o.status.code(), Some(1), "{err}");
         assert!(err.starts_with("netboot probe: "), "{err}");

@@ -389,7 +389,10 @@ fn probe_unknown_target(kind: Kind) {
 /// IPv6: the target listens on [::1]; discovery lists it bracketed and the
 /// probe goes through an `iscsi:[::1]::PORT::IQN` root path, with mutual CHAP.
 fn ipv6_discover_and_probe(kind: Kind) {
-    let opts = TargetOpts { ipv6: true, ..TargetOpts::with_auth(Auth::mutual()) };
+    let opts = TargetOpts {
+        ipv6: true,
+        ..TargetOpts::with_auth(Auth::mutual())
+    };
     let Some(t) = Target::start(kind, &opts) else {
         return;
     };
@@ -400,12 +403,18 @@ fn ipv6_discover_and_probe(kind: Kind) {
         ts.iter().any(|e| {
             e["target"] == t.iqn()
                 && e["portals"].as_array().is_some_and(|ps| {
-                    ps.iter().any(|p| p["address"] == "::1" && p["port"].as_u64() == Some(u64::from(t.port())))
+                    ps.iter().any(|p| {
+                        p["address"] == "::1" && p["port"].as_u64() == Some(u64::from(t.port()))
+                    })
                 })
         })
     });
     if !listed {
-        panic!("discover over IPv6 does not list [::1]:{}\n{}", t.port(), context(&out, Some(&t)));
+        panic!(
+            "discover over IPv6 does not list [::1]:{}\n{}",
+            t.port(),
+            context(&out, Some(&t))
+        );
     }
     let creds = "chapuser:chapsecret1234:targetuser:tgtsecret56789";
     let out = netboot(&["probe", "--timeout", "5", "--json", &target_root(&t, creds)]);

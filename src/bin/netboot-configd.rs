@@ -20,7 +20,11 @@ const DEFAULT_MAX_CALLS: usize = 64;
 
 fn bind(addr: SocketAddr) -> std::io::Result<UdpSocket> {
     use rustix::net::{bind, socket, sockopt, AddressFamily, SocketType};
-    let fam = if addr.is_ipv4() { AddressFamily::INET } else { AddressFamily::INET6 };
+    let fam = if addr.is_ipv4() {
+        AddressFamily::INET
+    } else {
+        AddressFamily::INET6
+    };
     let fd = socket(fam, SocketType::DGRAM, None)?;
     if addr.is_ipv6() {
         sockopt::set_ipv6_v6only(&fd, true)?;
@@ -51,7 +55,9 @@ fn run(args: &[String]) -> i32 {
             "--listen" => match it.next().map(|s| s.parse::<SocketAddr>()) {
                 Some(Ok(a)) => listen.push(a),
                 Some(Err(_)) | None => {
-                    return usage("--listen needs ADDR:PORT, e.g. 0.0.0.0:7260 or [::1]:7260".into())
+                    return usage(
+                        "--listen needs ADDR:PORT, e.g. 0.0.0.0:7260 or [::1]:7260".into(),
+                    )
                 }
             },
             "--max-calls" => match it.next().and_then(|s| s.parse::<usize>().ok()) {
@@ -93,7 +99,9 @@ fn run(args: &[String]) -> i32 {
                 sockets.push(s);
             }
             Err(e) => {
-                eprintln!("netboot-configd: cannot listen on {a}: {e}; hint: another configd running?");
+                eprintln!(
+                    "netboot-configd: cannot listen on {a}: {e}; hint: another configd running?"
+                );
                 return 1;
             }
         }
@@ -107,16 +115,26 @@ fn run(args: &[String]) -> i32 {
     });
     let mut app = |req: &[u8], _from: SocketAddr| -> AppReply {
         match proto::decode_request(req) {
-            Err(e) => AppReply::Abort { code: e.abort_code(), note: e.to_string() },
+            Err(e) => AppReply::Abort {
+                code: e.abort_code(),
+                note: e.to_string(),
+            },
             Ok(Request::GetConfig(id)) => {
-                let who = format!("GetConfig mac={:?} iqn={:?} host={:?}", id.mac, id.iqn, id.hostname);
+                let who = format!(
+                    "GetConfig mac={:?} iqn={:?} host={:?}",
+                    id.mac, id.iqn, id.hostname
+                );
                 let found = store.lookup(&id);
                 let note = format!("{who} -> {}", describe(&found));
                 match (found.abort_code(), found) {
-                    (None, Lookup::Found { json, .. }) => {
-                        AppReply::Data { data: proto::encode_reply(&json), note }
-                    }
-                    (code, _) => AppReply::Abort { code: code.unwrap_or(proto::NBCONF_NOT_FOUND), note },
+                    (None, Lookup::Found { json, .. }) => AppReply::Data {
+                        data: proto::encode_reply(&json),
+                        note,
+                    },
+                    (code, _) => AppReply::Abort {
+                        code: code.unwrap_or(proto::NBCONF_NOT_FOUND),
+                        note,
+                    },
                 }
             }
         }

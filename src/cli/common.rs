@@ -29,7 +29,9 @@ pub fn parse(args: &[String]) -> Result<ToolArgs, String> {
             "--json" => out.json = true,
             "--timeout" => {
                 let v = it.next().ok_or("--timeout needs a value in seconds")?;
-                let s: f64 = v.parse().map_err(|_| format!("--timeout: {v:?} is not a number of seconds"))?;
+                let s: f64 = v
+                    .parse()
+                    .map_err(|_| format!("--timeout: {v:?} is not a number of seconds"))?;
                 if !(s > 0.0 && s <= 3600.0) {
                     return Err(format!("--timeout: {v:?} must be in (0, 3600] seconds"));
                 }

@@ -4,8 +4,8 @@ use super::common::{self, TcpConnector};
 use super::{fail, Exit};
 use crate::iscsi::client::Session;
 use crate::iscsi::connect::{establish, RetryPolicy};
-use crate::iscsi::login::{parse_portal, LoginConfig, SessionType};
 use crate::iscsi::default_initiator_name;
+use crate::iscsi::login::{parse_portal, LoginConfig, SessionType};
 use crate::plan::DEFAULT_PORT;
 
 const CMD: &str = "discover";
@@ -16,10 +16,18 @@ pub fn run(args: &[String]) -> i32 {
         Err(e) => return fail(CMD, Exit::Usage, e),
     };
     let [portal_arg] = a.positional.as_slice() else {
-        return fail(CMD, Exit::Usage, "usage: netboot discover [--timeout S] [--initiator IQN] [--json] HOST[:PORT]");
+        return fail(
+            CMD,
+            Exit::Usage,
+            "usage: netboot discover [--timeout S] [--initiator IQN] [--json] HOST[:PORT]",
+        );
     };
     let Some(portal) = parse_portal(portal_arg, DEFAULT_PORT) else {
-        return fail(CMD, Exit::Usage, format!("invalid portal {portal_arg:?} (expected HOST[:PORT] or [IPv6][:PORT])"));
+        return fail(
+            CMD,
+            Exit::Usage,
+            format!("invalid portal {portal_arg:?} (expected HOST[:PORT] or [IPv6][:PORT])"),
+        );
     };
     let initiator = a.initiator.clone().unwrap_or_else(default_initiator_name);
     let mut cfg = LoginConfig::new(&initiator, None, SessionType::Discovery);
@@ -27,7 +35,13 @@ pub fn run(args: &[String]) -> i32 {
         return fail(CMD, Exit::Failure, e);
     }
     let mut conn = TcpConnector { timeout: a.timeout };
-    let est = match establish(&mut conn, &portal, &cfg, &RetryPolicy::default(), &mut std::thread::sleep) {
+    let est = match establish(
+        &mut conn,
+        &portal,
+        &cfg,
+        &RetryPolicy::default(),
+        &mut std::thread::sleep,
+    ) {
         Ok(e) => e,
         Err(e) => return fail(CMD, Exit::Failure, e),
     };
@@ -59,7 +73,11 @@ pub fn run(args: &[String]) -> i32 {
     } else {
         for t in &targets {
             for p in &t.portals {
-                let host = if p.address.contains(':') { format!("[{}]", p.address) } else { p.address.clone() };
+                let host = if p.address.contains(':') {
+                    format!("[{}]", p.address)
+                } else {
+                    p.address.clone()
+                };
                 let tag = p.tpgt.map_or_else(|| "-1".to_string(), |t| t.to_string());
                 println!("{host}:{},{tag} {}", p.port, t.target);
             }

@@ -4,8 +4,8 @@
 use super::common::{self, TcpConnector};
 use super::{fail, Exit};
 use crate::cmdline::rootpath;
-use crate::iscsi::client::{Session, SessionError};
 use crate::iscsi::channel::TcpChannel;
+use crate::iscsi::client::{Session, SessionError};
 use crate::iscsi::connect::{establish, RetryPolicy};
 use crate::iscsi::login::{AuthUsed, LoginConfig, LoginOutcome, Portal, SessionType};
 use crate::iscsi::{default_initiator_name, scsi};
@@ -89,7 +89,11 @@ pub fn run(args: &[String]) -> i32 {
         Err(e) => return fail(CMD, Exit::Usage, e),
     };
     let [path_arg] = a.positional.as_slice() else {
-        return fail(CMD, Exit::Usage, "usage: netboot probe [--timeout S] [--initiator IQN] [--json] ROOT-PATH");
+        return fail(
+            CMD,
+            Exit::Usage,
+            "usage: netboot probe [--timeout S] [--initiator IQN] [--json] ROOT-PATH",
+        );
     };
     let root = match rootpath::parse(path_arg) {
         Ok(r) => r,
@@ -101,10 +105,19 @@ pub fn run(args: &[String]) -> i32 {
     if let Err(e) = cfg.random_isid() {
         return fail(CMD, Exit::Failure, e);
     }
-    let portal = Portal { host: root.server.clone(), port: root.port };
+    let portal = Portal {
+        host: root.server.clone(),
+        port: root.port,
+    };
     let mut conn = TcpConnector { timeout: a.timeout };
     let t0 = Instant::now();
-    let est = match establish(&mut conn, &portal, &cfg, &RetryPolicy::default(), &mut std::thread::sleep) {
+    let est = match establish(
+        &mut conn,
+        &portal,
+        &cfg,
+        &RetryPolicy::default(),
+        &mut std::thread::sleep,
+    ) {
         Ok(e) => e,
         Err(e) => return fail(CMD, Exit::Failure, e),
     };
@@ -115,11 +128,19 @@ pub fn run(args: &[String]) -> i32 {
         Ok(l) => l,
         Err(e) => {
             let _ = s.logout();
-            return fail(CMD, Exit::Failure, format!("target {} at {at}: {e}", root.target));
+            return fail(
+                CMD,
+                Exit::Failure,
+                format!("target {} at {at}: {e}", root.target),
+            );
         }
     };
     if let Err(e) = s.logout() {
-        return fail(CMD, Exit::Failure, format!("target {} at {at}: {e}", root.target));
+        return fail(
+            CMD,
+            Exit::Failure,
+            format!("target {} at {at}: {e}", root.target),
+        );
     }
     let report = ProbeReport {
         target: &root.target,
@@ -142,7 +163,10 @@ pub fn run(args: &[String]) -> i32 {
 }
 
 fn print_human(r: &ProbeReport<'_>) {
-    let tpgt = r.login.tpgt.map_or_else(|| "?".to_string(), |t| t.to_string());
+    let tpgt = r
+        .login
+        .tpgt
+        .map_or_else(|| "?".to_string(), |t| t.to_string());
     println!(
         "target {} at {} (tpgt {tpgt}), login {:.1} ms, auth {}",
         r.target,

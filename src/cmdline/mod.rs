@@ -572,9 +572,7 @@ fn netboot_key(plan: &mut BootPlan, arg: &Arg, value: &str) -> Result<(), Cmdlin
                 }
             }
         }
-        "netboot.events" => {
-            plan.events = events(value).map_err(CmdlineError::Events)?
-        }
+        "netboot.events" => plan.events = events(value).map_err(CmdlineError::Events)?,
         "netboot.config" => plan
             .config
             .servers
@@ -651,7 +649,9 @@ fn timeout_ms(value: &str) -> Option<u64> {
 fn events(value: &str) -> Result<Option<EventsTarget>, crate::events::EventsError> {
     Ok(match crate::events::parse_events_target(value)? {
         crate::events::EventsTarget::Off => None,
-        crate::events::EventsTarget::Group { group, idx, val } => Some(EventsTarget { group, idx, val }),
+        crate::events::EventsTarget::Group { group, idx, val } => {
+            Some(EventsTarget { group, idx, val })
+        }
     })
 }
 

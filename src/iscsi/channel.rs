@@ -12,18 +12,36 @@ use std::time::{Duration, Instant};
 #[derive(Debug)]
 pub enum ChannelError {
     /// Name resolution of the portal host failed.
-    Resolve { portal: String, error: String },
+    Resolve {
+        portal: String,
+        error: String,
+    },
     /// connect() failed on every address of the portal.
-    Connect { portal: String, error: io::Error },
-    ConnectTimeout { portal: String, after: Duration },
-    Send { error: io::Error },
-    Recv { error: io::Error },
+    Connect {
+        portal: String,
+        error: io::Error,
+    },
+    ConnectTimeout {
+        portal: String,
+        after: Duration,
+    },
+    Send {
+        error: io::Error,
+    },
+    Recv {
+        error: io::Error,
+    },
     /// No PDU arrived in time.
-    RecvTimeout { after: Duration },
+    RecvTimeout {
+        after: Duration,
+    },
     /// The peer closed the connection.
     Closed,
     /// The peer announced a data segment larger than we accept.
-    TooLarge { len: usize, limit: usize },
+    TooLarge {
+        len: usize,
+        limit: usize,
+    },
     Pdu(PduError),
     /// Anything the kernel channel reports (netlink errors carry their step).
     Other(String),
@@ -32,15 +50,23 @@ pub enum ChannelError {
 impl fmt::Display for ChannelError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ChannelError::Resolve { portal, error } => write!(f, "cannot resolve {portal}: {error}"),
-            ChannelError::Connect { portal, error } => write!(f, "connect to {portal} failed: {error}"),
+            ChannelError::Resolve { portal, error } => {
+                write!(f, "cannot resolve {portal}: {error}")
+            }
+            ChannelError::Connect { portal, error } => {
+                write!(f, "connect to {portal} failed: {error}")
+            }
             ChannelError::ConnectTimeout { portal, after } => {
                 write!(f, "connect to {portal} timed out after {}", secs(*after))
             }
             ChannelError::Send { error } => write!(f, "send failed: {error}"),
             ChannelError::Recv { error } => write!(f, "receive failed: {error}"),
             ChannelError::RecvTimeout { after } => {
-                write!(f, "no answer from the target: timed out after {}", secs(*after))
+                write!(
+                    f,
+                    "no answer from the target: timed out after {}",
+                    secs(*after)
+                )
             }
             ChannelError::Closed => write!(f, "target closed the connection"),
             ChannelError::TooLarge { len, limit } => {
@@ -88,7 +114,10 @@ impl TcpChannel {
         let deadline = Instant::now() + timeout;
         let addrs: Vec<SocketAddr> = (portal.host.as_str(), portal.port)
             .to_socket_addrs()
-            .map_err(|e| ChannelError::Resolve { portal: name.clone(), error: e.to_string() })?
+            .map_err(|e| ChannelError::Resolve {
+                portal: name.clone(),
+                error: e.to_string(),
+            })?
             .collect();
         let mut last = None;
         for addr in addrs {
@@ -100,15 +129,34 @@ impl TcpChannel {
                 Ok(stream) => {
                     // Login and SCSI PDUs are small and latency-bound.
                     let _ = stream.set_nodelay(true);
-                    return Ok(TcpChannel { stream, timeout, max_data: pdu::MAX_DATA_SEGMENT, peer: addr });
+                    return Ok(TcpChannel {
+                        stream,
+                        timeout,
+                        max_data: pdu::MAX_DATA_SEGMENT,
+                        peer: addr,
+                    });
                 }
-                Err(e) if e.kind() == io::ErrorKind::TimedOut || e.kind() == io::ErrorKind::WouldBlock => {
-                    last = Some(ChannelError::ConnectTimeout { portal: name.clone(), after: timeout });
+                Err(e)
+                    if e.kind() == io::ErrorKind::TimedOut
+                        || e.kind() == io::ErrorKind::WouldBlock =>
+                {
+                    last = Some(ChannelError::ConnectTimeout {
+                        portal: name.clone(),
+                        after: timeout,
+                    });
                 }
-                Err(error) => last = Some(ChannelError::Connect { portal: name.clone(), error }),
+                Err(error) => {
+                    last = Some(ChannelError::Connect {
+                        portal: name.clone(),
+                        error,
+                    })
+                }
             }
         }
-        Err(last.unwrap_or(ChannelError::ConnectTimeout { portal: name, after: timeout }))
+        Err(last.unwrap_or(ChannelError::ConnectTimeout {
+            portal: name,
+            after: timeout,
+        }))
     }
 
     pub fn set_timeout(&mut self, timeout: Duration) {
@@ -120,15 +168,26 @@ impl TcpChannel {
         while got < buf.len() {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(ChannelError::RecvTimeout { after: self.timeout });
+                return Err(ChannelError::RecvTimeout {
+                    after: self.timeout,
+                });
             }
-            self.stream.set_read_timeout(Some(left)).map_err(|error| ChannelError::Recv { error })?;
+            self.stream
+                .set_read_timeout(Some(left))
+                .map_err(|error| ChannelError::Recv { error })?;
             match self.stream.read(&mut buf[got..]) {
                 Ok(0) => return Err(ChannelError::Closed),
                 Ok(n) => got += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
-                    return Err(ChannelError::RecvTimeout { after: self.timeout })
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return Err(ChannelError::RecvTimeout {
+                        after: self.timeout,
+                    })
                 }
                 Err(error) => return Err(ChannelError::Recv { error }),
             }
@@ -140,8 +199,12 @@ impl TcpChannel {
 impl PduChannel for TcpChannel {
     fn send(&mut self, pdu: &Pdu) -> Result<(), ChannelError> {
         let bytes = pdu.encode().map_err(ChannelError::Pdu)?;
-        self.stream.set_write_timeout(Some(self.timeout)).map_err(|error| ChannelError::Send { error })?;
-        self.stream.write_all(&bytes).map_err(|error| ChannelError::Send { error })
+        self.stream
+            .set_write_timeout(Some(self.timeout))
+            .map_err(|error| ChannelError::Send { error })?;
+        self.stream
+            .write_all(&bytes)
+            .map_err(|error| ChannelError::Send { error })
     }
 
     fn recv(&mut self) -> Result<Pdu, ChannelError> {
@@ -150,13 +213,18 @@ impl PduChannel for TcpChannel {
         self.read_exact_by(&mut bhs, deadline)?;
         let (ahs, data) = pdu::segment_lengths(&bhs);
         if data > self.max_data {
-            return Err(ChannelError::TooLarge { len: data, limit: self.max_data });
+            return Err(ChannelError::TooLarge {
+                len: data,
+                limit: self.max_data,
+            });
         }
         let mut tail = vec![0u8; pdu::wire_tail_len(ahs, data)];
         self.read_exact_by(&mut tail, deadline)?;
         let mut whole = Vec::with_capacity(BHS_LEN + tail.len());
         whole.extend_from_slice(&bhs);
         whole.extend_from_slice(&tail);
-        Pdu::decode(&whole).map(|(p, _)| p).map_err(ChannelError::Pdu)
+        Pdu::decode(&whole)
+            .map(|(p, _)| p)
+            .map_err(ChannelError::Pdu)
     }
 }

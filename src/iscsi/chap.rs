@@ -94,7 +94,10 @@ pub fn encode_hex(bytes: &[u8]) -> String {
 /// Decode an RFC 7143 §6.1 binary value: `0x`/`0X` hex (odd length allowed,
 /// as a leading zero nibble) or `0b`/`0B` base64.
 pub fn decode_binary(key: &'static str, v: &str) -> Result<Vec<u8>, ChapError> {
-    let err = || ChapError::Encoding { key, value: v.to_string() };
+    let err = || ChapError::Encoding {
+        key,
+        value: v.to_string(),
+    };
     if let Some(h) = v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")) {
         let digits: Vec<u8> = h
             .bytes()
@@ -179,7 +182,10 @@ impl OurChallenge {
         random_bytes(&mut b)?;
         let mut challenge = [0u8; CHALLENGE_LEN];
         challenge.copy_from_slice(&b[1..]);
-        Ok(OurChallenge { id: b[0], challenge })
+        Ok(OurChallenge {
+            id: b[0],
+            challenge,
+        })
     }
 }
 
@@ -215,18 +221,26 @@ pub fn verify_target(
 ) -> Result<(), ChapError> {
     let n = get("CHAP_N").ok_or(ChapError::MissingKey("CHAP_N"))?;
     if n != expected_user {
-        return Err(ChapError::TargetName { expected: expected_user.to_string(), got: n });
+        return Err(ChapError::TargetName {
+            expected: expected_user.to_string(),
+            got: n,
+        });
     }
     let r = get("CHAP_R").ok_or(ChapError::MissingKey("CHAP_R"))?;
     let got = decode_binary("CHAP_R", &r)?;
     let want = response(id, secret, challenge);
     // Constant-time compare: the digest is not secret, but it costs nothing.
     let diff = got.len() ^ want.len()
-        | got.iter().zip(want.iter()).fold(0usize, |acc, (a, b)| acc | usize::from(a ^ b));
+        | got
+            .iter()
+            .zip(want.iter())
+            .fold(0usize, |acc, (a, b)| acc | usize::from(a ^ b));
     if diff == 0 {
         Ok(())
     } else {
-        Err(ChapError::TargetResponse { user: expected_user.to_string() })
+        Err(ChapError::TargetResponse {
+            user: expected_user.to_string(),
+        })
     }
 }
 
@@ -239,7 +253,10 @@ mod tests {
         // MD5(0x01 ‖ "secret" ‖ 00 01 02 03), computed independently with
         // `printf '\x01secret\x00\x01\x02\x03' | md5sum`.
         let r = response(1, b"secret", &[0, 1, 2, 3]);
-        assert_eq!(encode_hex(&r), "0x".to_string() + &md5_hex(b"\x01secret\x00\x01\x02\x03"));
+        assert_eq!(
+            encode_hex(&r),
+            "0x".to_string() + &md5_hex(b"\x01secret\x00\x01\x02\x03")
+        );
     }
 
     fn md5_hex(b: &[u8]) -> String {
@@ -270,7 +287,10 @@ mod tests {
             }
         };
         assert!(read_challenge(keys("5", "7", "0x0102")).is_ok());
-        assert_eq!(read_challenge(keys("7", "7", "0x01")).err(), Some(ChapError::Algorithm("7".into())));
+        assert_eq!(
+            read_challenge(keys("7", "7", "0x01")).err(),
+            Some(ChapError::Algorithm("7".into()))
+        );
         assert_eq!(
             read_challenge(keys("5", "256", "0x01")).err(),
             Some(ChapError::Identifier("256".into()))
@@ -288,10 +308,19 @@ mod tests {
                 _ => None,
             }
         };
-        assert!(verify_target(9, &[3; CHALLENGE_LEN], "tuser", b"tsecret", get(good.clone())).is_ok());
+        assert!(verify_target(
+            9,
+            &[3; CHALLENGE_LEN],
+            "tuser",
+            b"tsecret",
+            get(good.clone())
+        )
+        .is_ok());
         assert_eq!(
             verify_target(9, &[3; CHALLENGE_LEN], "tuser", b"wrong", get(good.clone())),
-            Err(ChapError::TargetResponse { user: "tuser".into() })
+            Err(ChapError::TargetResponse {
+                user: "tuser".into()
+            })
         );
         assert!(matches!(
             verify_target(9, &[3; CHALLENGE_LEN], "other", b"tsecret", get(good)),

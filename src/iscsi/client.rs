@@ -19,22 +19,57 @@ const MAX_PDUS_PER_TASK: u32 = 100_000;
 
 #[derive(Debug)]
 pub enum SessionError {
-    Channel { step: &'static str, error: ChannelError },
+    Channel {
+        step: &'static str,
+        error: ChannelError,
+    },
     /// The target rejected a PDU of ours.
-    Rejected { step: &'static str, reason: u8 },
+    Rejected {
+        step: &'static str,
+        reason: u8,
+    },
     /// SCSI status other than GOOD.
-    ScsiStatus { step: &'static str, lun: u64, status: u8, sense: Option<(u8, u8, u8)> },
+    ScsiStatus {
+        step: &'static str,
+        lun: u64,
+        status: u8,
+        sense: Option<(u8, u8, u8)>,
+    },
     /// iSCSI service response ≠ 0 ("target failure").
-    ServiceResponse { step: &'static str, response: u8 },
+    ServiceResponse {
+        step: &'static str,
+        response: u8,
+    },
     /// Data-In outside the buffer we asked for.
-    DataOverrun { step: &'static str, offset: u32, len: usize, alloc: u32 },
+    DataOverrun {
+        step: &'static str,
+        offset: u32,
+        len: usize,
+        alloc: u32,
+    },
     /// The target asked to drop the connection or session (Async event).
-    Dropped { step: &'static str, event: u8 },
-    Unexpected { step: &'static str, opcode: u8 },
-    Logout { response: u8 },
-    Text { step: &'static str, error: TextError },
-    Pdu { step: &'static str, error: pdu::PduError },
-    TooManyPdus { step: &'static str },
+    Dropped {
+        step: &'static str,
+        event: u8,
+    },
+    Unexpected {
+        step: &'static str,
+        opcode: u8,
+    },
+    Logout {
+        response: u8,
+    },
+    Text {
+        step: &'static str,
+        error: TextError,
+    },
+    Pdu {
+        step: &'static str,
+        error: pdu::PduError,
+    },
+    TooManyPdus {
+        step: &'static str,
+    },
 }
 
 impl fmt::Display for SessionError {
@@ -94,10 +129,19 @@ pub fn parse_send_targets(pairs: &[(String, String)], default_port: u16) -> Vec<
     let mut out: Vec<DiscoveredTarget> = Vec::new();
     for (k, v) in pairs {
         match k.as_str() {
-            "TargetName" => out.push(DiscoveredTarget { target: v.clone(), portals: Vec::new() }),
+            "TargetName" => out.push(DiscoveredTarget {
+                target: v.clone(),
+                portals: Vec::new(),
+            }),
             "TargetAddress" => {
-                if let (Some(t), Some((p, tpgt))) = (out.last_mut(), parse_target_address(v, default_port)) {
-                    t.portals.push(DiscoveredPortal { address: p.host, port: p.port, tpgt });
+                if let (Some(t), Some((p, tpgt))) =
+                    (out.last_mut(), parse_target_address(v, default_port))
+                {
+                    t.portals.push(DiscoveredPortal {
+                        address: p.host,
+                        port: p.port,
+                        tpgt,
+                    });
                 }
             }
             _ => {}
@@ -116,7 +160,13 @@ pub struct Session<C: PduChannel> {
 
 impl<C: PduChannel> Session<C> {
     pub fn new(ch: C, outcome: LoginOutcome) -> Self {
-        Session { cmd_sn: outcome.cmd_sn, exp_stat_sn: outcome.exp_stat_sn, next_itt: 1, ch, outcome }
+        Session {
+            cmd_sn: outcome.cmd_sn,
+            exp_stat_sn: outcome.exp_stat_sn,
+            next_itt: 1,
+            ch,
+            outcome,
+        }
     }
 
     fn itt(&mut self) -> u32 {
@@ -129,13 +179,18 @@ impl<C: PduChannel> Session<C> {
     }
 
     fn send(&mut self, step: &'static str, p: &Pdu) -> Result<(), SessionError> {
-        self.ch.send(p).map_err(|error| SessionError::Channel { step, error })
+        self.ch
+            .send(p)
+            .map_err(|error| SessionError::Channel { step, error })
     }
 
     /// Next PDU addressed to us, after serving NOP-In pings and async events.
     fn recv(&mut self, step: &'static str) -> Result<Message, SessionError> {
         for _ in 0..MAX_PDUS_PER_TASK {
-            let p = self.ch.recv().map_err(|error| SessionError::Channel { step, error })?;
+            let p = self
+                .ch
+                .recv()
+                .map_err(|error| SessionError::Channel { step, error })?;
             let m = Message::from_pdu(&p).map_err(|error| SessionError::Pdu { step, error })?;
             match m {
                 Message::NopIn(n) if n.ttt != RESERVED_TAG => {
@@ -152,10 +207,20 @@ impl<C: PduChannel> Session<C> {
                     self.send(step, &out.to_pdu())?;
                 }
                 Message::AsyncMessage(a) => match a.event {
-                    2 | 3 => return Err(SessionError::Dropped { step, event: a.event }),
+                    2 | 3 => {
+                        return Err(SessionError::Dropped {
+                            step,
+                            event: a.event,
+                        })
+                    }
                     e => log::info!("{step}: target async event {e} (ignored)"),
                 },
-                Message::Reject(r) => return Err(SessionError::Rejected { step, reason: r.reason }),
+                Message::Reject(r) => {
+                    return Err(SessionError::Rejected {
+                        step,
+                        reason: r.reason,
+                    })
+                }
                 other => return Ok(other),
             }
         }
@@ -163,12 +228,21 @@ impl<C: PduChannel> Session<C> {
     }
 
     /// Run a read-type command (no data out), returning the data read.
-    pub fn scsi_in(&mut self, step: &'static str, lun: u64, cdb: [u8; 16], alloc: u32) -> Result<Vec<u8>, SessionError> {
+    pub fn scsi_in(
+        &mut self,
+        step: &'static str,
+        lun: u64,
+        cdb: [u8; 16],
+        alloc: u32,
+    ) -> Result<Vec<u8>, SessionError> {
         let mut attempt = 0;
         loop {
             match self.scsi_in_once(step, lun, cdb, alloc) {
                 // Sense key 6 = UNIT ATTENTION: report once, then retry.
-                Err(SessionError::ScsiStatus { sense: Some((6, _, _)), .. }) if attempt < UNIT_ATTENTION_RETRIES => {
+                Err(SessionError::ScsiStatus {
+                    sense: Some((6, _, _)),
+                    ..
+                }) if attempt < UNIT_ATTENTION_RETRIES => {
                     attempt += 1;
                 }
                 r => return r,
@@ -176,7 +250,13 @@ impl<C: PduChannel> Session<C> {
         }
     }
 
-    fn scsi_in_once(&mut self, step: &'static str, lun: u64, cdb: [u8; 16], alloc: u32) -> Result<Vec<u8>, SessionError> {
+    fn scsi_in_once(
+        &mut self,
+        step: &'static str,
+        lun: u64,
+        cdb: [u8; 16],
+        alloc: u32,
+    ) -> Result<Vec<u8>, SessionError> {
         let itt = self.itt();
         let cmd = pdu::ScsiCommand {
             immediate: false,
@@ -197,7 +277,12 @@ impl<C: PduChannel> Session<C> {
                 Message::DataIn(d) if d.itt == itt => {
                     let end = d.offset as usize + d.data.len();
                     if end > alloc as usize {
-                        return Err(SessionError::DataOverrun { step, offset: d.offset, len: d.data.len(), alloc });
+                        return Err(SessionError::DataOverrun {
+                            step,
+                            offset: d.offset,
+                            len: d.data.len(),
+                            alloc,
+                        });
                     }
                     if buf.len() < end {
                         buf.resize(end, 0);
@@ -206,7 +291,12 @@ impl<C: PduChannel> Session<C> {
                     if d.has_status() {
                         self.exp_stat_sn = d.sn.stat_sn.wrapping_add(1);
                         if d.status != 0 {
-                            return Err(SessionError::ScsiStatus { step, lun, status: d.status, sense: None });
+                            return Err(SessionError::ScsiStatus {
+                                step,
+                                lun,
+                                status: d.status,
+                                sense: None,
+                            });
                         }
                         return Ok(buf);
                     }
@@ -214,7 +304,10 @@ impl<C: PduChannel> Session<C> {
                 Message::ScsiResponse(r) if r.itt == itt => {
                     self.exp_stat_sn = r.sn.stat_sn.wrapping_add(1);
                     if r.response != 0 {
-                        return Err(SessionError::ServiceResponse { step, response: r.response });
+                        return Err(SessionError::ServiceResponse {
+                            step,
+                            response: r.response,
+                        });
                     }
                     if r.status != 0 {
                         return Err(SessionError::ScsiStatus {
@@ -228,7 +321,10 @@ impl<C: PduChannel> Session<C> {
                 }
                 Message::NopIn(_) => {}
                 other => {
-                    return Err(SessionError::Unexpected { step, opcode: other.to_pdu().opcode() })
+                    return Err(SessionError::Unexpected {
+                        step,
+                        opcode: other.to_pdu().opcode(),
+                    })
                 }
             }
         }
@@ -236,7 +332,10 @@ impl<C: PduChannel> Session<C> {
 
     /// `SendTargets=All` over this (discovery) session, following C-bit
     /// continuations (RFC 7143 §11.10.2).
-    pub fn send_targets(&mut self, default_port: u16) -> Result<Vec<DiscoveredTarget>, SessionError> {
+    pub fn send_targets(
+        &mut self,
+        default_port: u16,
+    ) -> Result<Vec<DiscoveredTarget>, SessionError> {
         const STEP: &str = "SendTargets";
         let itt = self.itt();
         let mut ttt = RESERVED_TAG;
@@ -268,7 +367,12 @@ impl<C: PduChannel> Session<C> {
                     }
                     ttt = r.ttt;
                 }
-                other => return Err(SessionError::Unexpected { step: STEP, opcode: other.to_pdu().opcode() }),
+                other => {
+                    return Err(SessionError::Unexpected {
+                        step: STEP,
+                        opcode: other.to_pdu().opcode(),
+                    })
+                }
             }
         }
         let pairs = text::parse(&text).map_err(|error| SessionError::Text { step: STEP, error })?;
@@ -291,10 +395,21 @@ impl<C: PduChannel> Session<C> {
         loop {
             match self.recv(STEP)? {
                 Message::LogoutResponse(r) if r.itt == itt => {
-                    return if r.response == 0 { Ok(()) } else { Err(SessionError::Logout { response: r.response }) };
+                    return if r.response == 0 {
+                        Ok(())
+                    } else {
+                        Err(SessionError::Logout {
+                            response: r.response,
+                        })
+                    };
                 }
                 Message::NopIn(_) => {}
-                other => return Err(SessionError::Unexpected { step: STEP, opcode: other.to_pdu().opcode() }),
+                other => {
+                    return Err(SessionError::Unexpected {
+                        step: STEP,
+                        opcode: other.to_pdu().opcode(),
+                    })
+                }
             }
         }
     }
@@ -312,7 +427,14 @@ mod tests {
         .unwrap();
         let t = parse_send_targets(&pairs, 3260);
         assert_eq!(t.len(), 2);
-        assert_eq!(t[0].portals[1], DiscoveredPortal { address: "::1".into(), port: 3261, tpgt: Some(2) });
+        assert_eq!(
+            t[0].portals[1],
+            DiscoveredPortal {
+                address: "::1".into(),
+                port: 3261,
+                tpgt: Some(2)
+            }
+        );
         assert!(t[1].portals.is_empty());
     }
 }

@@ -3,7 +3,9 @@
 //! failures (0x03xx) with bounded exponential backoff.
 
 use super::channel::{ChannelError, PduChannel};
-use super::login::{parse_target_address, Login, LoginConfig, LoginError, LoginOutcome, Portal, Step};
+use super::login::{
+    parse_target_address, Login, LoginConfig, LoginError, LoginOutcome, Portal, Step,
+};
 use std::fmt;
 use std::time::Duration;
 
@@ -40,9 +42,21 @@ impl Default for RetryPolicy {
 
 #[derive(Debug)]
 pub enum EstablishError {
-    Channel { target: String, portal: Portal, error: ChannelError },
-    Login { target: String, portal: Portal, error: LoginError },
-    TooManyRedirects { target: String, portal: Portal, count: u32 },
+    Channel {
+        target: String,
+        portal: Portal,
+        error: ChannelError,
+    },
+    Login {
+        target: String,
+        portal: Portal,
+        error: LoginError,
+    },
+    TooManyRedirects {
+        target: String,
+        portal: Portal,
+        count: u32,
+    },
 }
 
 impl EstablishError {
@@ -51,7 +65,10 @@ impl EstablishError {
             EstablishError::Login { error, .. } => error.is_transient(),
             EstablishError::Channel { error, .. } => {
                 policy.retry_connect
-                    && matches!(error, ChannelError::Connect { .. } | ChannelError::ConnectTimeout { .. })
+                    && matches!(
+                        error,
+                        ChannelError::Connect { .. } | ChannelError::ConnectTimeout { .. }
+                    )
             }
             EstablishError::TooManyRedirects { .. } => false,
         }
@@ -76,14 +93,29 @@ impl fmt::Display for EstablishError {
                     | ChannelError::Resolve { .. }),
                 ..
             } => write!(f, "{e}"),
-            EstablishError::Channel { target, portal, error } => {
+            EstablishError::Channel {
+                target,
+                portal,
+                error,
+            } => {
                 write!(f, "login to {target} at {portal} failed: {error}")
             }
-            EstablishError::Login { target, portal, error } => {
+            EstablishError::Login {
+                target,
+                portal,
+                error,
+            } => {
                 write!(f, "login to {target} at {portal} failed: {error}")
             }
-            EstablishError::TooManyRedirects { target, portal, count } => {
-                write!(f, "login to {target}: gave up after {count} redirects (last to {portal})")
+            EstablishError::TooManyRedirects {
+                target,
+                portal,
+                count,
+            } => {
+                write!(
+                    f,
+                    "login to {target}: gave up after {count} redirects (last to {portal})"
+                )
             }
         }
     }
@@ -102,7 +134,10 @@ pub struct Established<C> {
 }
 
 /// Run one login over an open channel.
-pub fn drive<C: PduChannel + ?Sized>(ch: &mut C, cfg: LoginConfig) -> Result<LoginOutcome, DriveError> {
+pub fn drive<C: PduChannel + ?Sized>(
+    ch: &mut C,
+    cfg: LoginConfig,
+) -> Result<LoginOutcome, DriveError> {
     let (mut login, first) = Login::start(cfg).map_err(DriveError::Login)?;
     ch.send(&first).map_err(DriveError::Channel)?;
     loop {
@@ -129,7 +164,10 @@ pub fn establish<K: Connector>(
     policy: &RetryPolicy,
     sleep: &mut dyn FnMut(Duration),
 ) -> Result<Established<K::Channel>, EstablishError> {
-    let target = cfg.target_name.clone().unwrap_or_else(|| "(discovery)".into());
+    let target = cfg
+        .target_name
+        .clone()
+        .unwrap_or_else(|| "(discovery)".into());
     let mut backoff = policy.initial_backoff;
     let mut attempt = 0;
     loop {
@@ -159,14 +197,22 @@ fn establish_once<K: Connector>(
     let mut portal = first.clone();
     let mut redirects = 0;
     loop {
-        let mut ch = connector.connect(&portal).map_err(|error| EstablishError::Channel {
-            target: target.to_string(),
-            portal: portal.clone(),
-            error,
-        })?;
+        let mut ch = connector
+            .connect(&portal)
+            .map_err(|error| EstablishError::Channel {
+                target: target.to_string(),
+                portal: portal.clone(),
+                error,
+            })?;
         match drive(&mut ch, cfg.clone()) {
             Ok(outcome) => {
-                return Ok(Established { channel: ch, outcome, portal, redirects, attempts: 1 });
+                return Ok(Established {
+                    channel: ch,
+                    outcome,
+                    portal,
+                    redirects,
+                    attempts: 1,
+                });
             }
             Err(DriveError::Login(LoginError::Redirect { address, permanent })) => {
                 redirects += 1;
@@ -177,24 +223,39 @@ fn establish_once<K: Connector>(
                         count: redirects - 1,
                     });
                 }
-                let (next, _tpgt) = parse_target_address(&address, portal.port).ok_or_else(|| {
-                    EstablishError::Login {
-                        target: target.to_string(),
-                        portal: portal.clone(),
-                        error: LoginError::BadRedirect { value: address.clone() },
-                    }
-                })?;
+                let (next, _tpgt) =
+                    parse_target_address(&address, portal.port).ok_or_else(|| {
+                        EstablishError::Login {
+                            target: target.to_string(),
+                            portal: portal.clone(),
+                            error: LoginError::BadRedirect {
+                                value: address.clone(),
+                            },
+                        }
+                    })?;
                 log::info!(
                     "target {target} at {portal} redirects {} to {next}",
-                    if permanent { "permanently" } else { "temporarily" }
+                    if permanent {
+                        "permanently"
+                    } else {
+                        "temporarily"
+                    }
                 );
                 portal = next;
             }
             Err(DriveError::Login(error)) => {
-                return Err(EstablishError::Login { target: target.to_string(), portal, error })
+                return Err(EstablishError::Login {
+                    target: target.to_string(),
+                    portal,
+                    error,
+                })
             }
             Err(DriveError::Channel(error)) => {
-                return Err(EstablishError::Channel { target: target.to_string(), portal, error })
+                return Err(EstablishError::Channel {
+                    target: target.to_string(),
+                    portal,
+                    error,
+                })
             }
         }
     }
@@ -282,7 +343,10 @@ mod tests {
     }
 
     fn portal() -> Portal {
-        Portal { host: "10.0.0.1".into(), port: 3260 }
+        Portal {
+            host: "10.0.0.1".into(),
+            port: 3260,
+        }
     }
 
     #[test]
@@ -291,34 +355,85 @@ mod tests {
             calls: vec![],
             plan: Box::new(|p, _| Ok(if p.host == "10.0.0.1" { 0x0101 } else { 0 })),
         };
-        let est = establish(&mut c, &portal(), &cfg(), &RetryPolicy::default(), &mut |_| {}).unwrap();
-        assert_eq!(est.portal, Portal { host: "10.9.9.9".into(), port: 3270 });
+        let est = establish(
+            &mut c,
+            &portal(),
+            &cfg(),
+            &RetryPolicy::default(),
+            &mut |_| {},
+        )
+        .unwrap();
+        assert_eq!(
+            est.portal,
+            Portal {
+                host: "10.9.9.9".into(),
+                port: 3270
+            }
+        );
         assert_eq!(est.redirects, 1);
         assert_eq!(c.calls.len(), 2);
     }
 
     #[test]
     fn redirect_loop_is_bounded() {
-        let mut c = Script { calls: vec![], plan: Box::new(|_, _| Ok(0x0102)) };
-        let e = establish(&mut c, &portal(), &cfg(), &RetryPolicy::default(), &mut |_| {}).err().unwrap();
-        assert!(matches!(e, EstablishError::TooManyRedirects { count: 4, .. }), "{e}");
+        let mut c = Script {
+            calls: vec![],
+            plan: Box::new(|_, _| Ok(0x0102)),
+        };
+        let e = establish(
+            &mut c,
+            &portal(),
+            &cfg(),
+            &RetryPolicy::default(),
+            &mut |_| {},
+        )
+        .err()
+        .unwrap();
+        assert!(
+            matches!(e, EstablishError::TooManyRedirects { count: 4, .. }),
+            "{e}"
+        );
         assert_eq!(c.calls.len(), 5);
     }
 
     #[test]
     fn transient_target_errors_retry_with_backoff() {
-        let mut c = Script { calls: vec![], plan: Box::new(|_, n| Ok(if n < 3 { 0x0301 } else { 0 })) };
+        let mut c = Script {
+            calls: vec![],
+            plan: Box::new(|_, n| Ok(if n < 3 { 0x0301 } else { 0 })),
+        };
         let mut slept = vec![];
-        let est = establish(&mut c, &portal(), &cfg(), &RetryPolicy::default(), &mut |d| slept.push(d)).unwrap();
+        let est = establish(
+            &mut c,
+            &portal(),
+            &cfg(),
+            &RetryPolicy::default(),
+            &mut |d| slept.push(d),
+        )
+        .unwrap();
         assert_eq!(est.attempts, 3);
-        assert_eq!(slept, vec![Duration::from_millis(500), Duration::from_millis(1000)]);
+        assert_eq!(
+            slept,
+            vec![Duration::from_millis(500), Duration::from_millis(1000)]
+        );
     }
 
     #[test]
     fn transient_retries_are_bounded() {
-        let mut c = Script { calls: vec![], plan: Box::new(|_, _| Ok(0x0302)) };
+        let mut c = Script {
+            calls: vec![],
+            plan: Box::new(|_, _| Ok(0x0302)),
+        };
         let mut slept = 0;
-        let e = establish(&mut c, &portal(), &cfg(), &RetryPolicy::default(), &mut |_| slept += 1).err().unwrap();
+        let e = establish(
+            &mut c,
+            &portal(),
+            &cfg(),
+            &RetryPolicy::default(),
+            &mut |_| slept += 1,
+        )
+        .err()
+        .unwrap();
         assert_eq!(c.calls.len(), 3);
         assert_eq!(slept, 2);
         assert!(e.to_string().contains("out of resources"), "{e}");
@@ -326,19 +441,50 @@ mod tests {
 
     #[test]
     fn permanent_errors_do_not_retry() {
-        let mut c = Script { calls: vec![], plan: Box::new(|_, _| Ok(0x0203)) };
-        let e = establish(&mut c, &portal(), &cfg(), &RetryPolicy::default(), &mut |_| panic!("slept")).err().unwrap();
+        let mut c = Script {
+            calls: vec![],
+            plan: Box::new(|_, _| Ok(0x0203)),
+        };
+        let e = establish(
+            &mut c,
+            &portal(),
+            &cfg(),
+            &RetryPolicy::default(),
+            &mut |_| panic!("slept"),
+        )
+        .err()
+        .unwrap();
         assert_eq!(c.calls.len(), 1);
         assert_eq!(e.to_string(), "login to iqn.t at 10.0.0.1:3260 failed: target iqn.t not found on this portal (status 0x0203)");
     }
 
     #[test]
     fn connect_errors_retry_only_when_asked() {
-        let mut c = Script { calls: vec![], plan: Box::new(|_, n| if n < 2 { Err(()) } else { Ok(0) }) };
-        let e = establish(&mut c, &portal(), &cfg(), &RetryPolicy::default(), &mut |_| {}).err().unwrap();
-        assert!(e.to_string().starts_with("connect to 10.0.0.1:3260 failed"), "{e}");
-        let policy = RetryPolicy { retry_connect: true, ..RetryPolicy::default() };
-        let mut c = Script { calls: vec![], plan: Box::new(|_, n| if n < 2 { Err(()) } else { Ok(0) }) };
+        let mut c = Script {
+            calls: vec![],
+            plan: Box::new(|_, n| if n < 2 { Err(()) } else { Ok(0) }),
+        };
+        let e = establish(
+            &mut c,
+            &portal(),
+            &cfg(),
+            &RetryPolicy::default(),
+            &mut |_| {},
+        )
+        .err()
+        .unwrap();
+        assert!(
+            e.to_string().starts_with("connect to 10.0.0.1:3260 failed"),
+            "{e}"
+        );
+        let policy = RetryPolicy {
+            retry_connect: true,
+            ..RetryPolicy::default()
+        };
+        let mut c = Script {
+            calls: vec![],
+            plan: Box::new(|_, n| if n < 2 { Err(()) } else { Ok(0) }),
+        };
         assert!(establish(&mut c, &portal(), &cfg(), &policy, &mut |_| {}).is_ok());
     }
 }

@@ -81,7 +81,9 @@ pub fn default_offers(kind: SessionType) -> Vec<(String, String)> {
             ("ErrorRecoveryLevel", "0"),
         ],
     };
-    v.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    v.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 impl LoginConfig {
@@ -186,31 +188,72 @@ pub enum LoginError {
     Negotiation(NegotiationError),
     Chap(ChapError),
     /// A PDU that is not a Login Response during login.
-    UnexpectedPdu { opcode: u8 },
+    UnexpectedPdu {
+        opcode: u8,
+    },
     /// The target rejected our Login Request (RFC 7143 §11.17).
-    Rejected { reason: u8 },
-    ItTMismatch { sent: u32, got: u32 },
-    Version { active: u8 },
-    StageMismatch { expected: Stage, got: Stage },
+    Rejected {
+        reason: u8,
+    },
+    ItTMismatch {
+        sent: u32,
+        got: u32,
+    },
+    Version {
+        active: u8,
+    },
+    StageMismatch {
+        expected: Stage,
+        got: Stage,
+    },
     /// Status 0x0101/0x0102: reconnect to `address` (RFC 7143 §11.13.5).
-    Redirect { address: String, permanent: bool },
+    Redirect {
+        address: String,
+        permanent: bool,
+    },
     /// Redirect without a usable TargetAddress key.
-    BadRedirect { value: String },
+    BadRedirect {
+        value: String,
+    },
     /// 0x0201 with credentials configured.
-    AuthenticationFailed { user: String, target: String },
+    AuthenticationFailed {
+        user: String,
+        target: String,
+    },
     /// 0x0201/0x0202 without credentials: the target wants CHAP.
-    AuthenticationRequired { target: String, status: u16 },
+    AuthenticationRequired {
+        target: String,
+        status: u16,
+    },
     /// 0x0202 with credentials: the user may not access this target.
-    AuthorizationFailed { user: String, target: String },
-    TargetNotFound { target: String, status: u16 },
+    AuthorizationFailed {
+        user: String,
+        target: String,
+    },
+    TargetNotFound {
+        target: String,
+        status: u16,
+    },
     /// Any other initiator-class (0x02xx) status.
-    InitiatorError { status: u16, target: String },
+    InitiatorError {
+        status: u16,
+        target: String,
+    },
     /// Target-class (0x03xx) status: may succeed on retry.
-    TargetError { status: u16, target: String },
+    TargetError {
+        status: u16,
+        target: String,
+    },
     /// Unknown status class.
-    Status { status: u16, target: String },
+    Status {
+        status: u16,
+        target: String,
+    },
     /// We required CHAP (mutual) but the target chose another AuthMethod.
-    AuthMethod { offered: String, answered: String },
+    AuthMethod {
+        offered: String,
+        answered: String,
+    },
     /// The target ended the login (T=1 to full feature) with TSIH 0.
     NoTsih,
     TooManyRounds,
@@ -381,11 +424,17 @@ pub struct Login {
 }
 
 fn is_declarative(key: &str) -> bool {
-    matches!(text::kind_of(key), Some(Kind::Declarative | Kind::DeclarativeNumber { .. }))
+    matches!(
+        text::kind_of(key),
+        Some(Kind::Declarative | Kind::DeclarativeNumber { .. })
+    )
 }
 
 fn get<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    pairs
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
 }
 
 impl Login {
@@ -394,7 +443,8 @@ impl Login {
         if cfg.session_type == SessionType::Normal && cfg.target_name.is_none() {
             return Err(LoginError::NoTargetName);
         }
-        let mut keys: Vec<(String, String)> = vec![("InitiatorName".into(), cfg.initiator_name.clone())];
+        let mut keys: Vec<(String, String)> =
+            vec![("InitiatorName".into(), cfg.initiator_name.clone())];
         if let Some(t) = &cfg.target_name {
             if cfg.session_type == SessionType::Normal {
                 keys.push(("TargetName".into(), t.clone()));
@@ -423,7 +473,11 @@ impl Login {
                 // One-way CHAP may fall back to None if the target does not
                 // want authentication; mutual CHAP exists to authenticate the
                 // target, so it must not be skipped.
-                let method = if chap.mutual.is_some() { "CHAP" } else { "CHAP,None" };
+                let method = if chap.mutual.is_some() {
+                    "CHAP"
+                } else {
+                    "CHAP,None"
+                };
                 keys.push(("AuthMethod".into(), method.into()));
                 login.auth = Auth::MethodOffered;
                 login.request(true, Stage::Security, Stage::Operational, &keys)
@@ -469,7 +523,10 @@ impl Login {
     }
 
     fn target(&self) -> String {
-        self.cfg.target_name.clone().unwrap_or_else(|| "(discovery)".into())
+        self.cfg
+            .target_name
+            .clone()
+            .unwrap_or_else(|| "(discovery)".into())
     }
 
     fn status_error(&self, rsp: &LoginResponse, keys: &[(String, String)]) -> LoginError {
@@ -478,8 +535,13 @@ impl Login {
         let user = self.cfg.chap.as_ref().map(|c| c.username.clone());
         match (rsp.status_class, status) {
             (1, _) => match get(keys, "TargetAddress") {
-                Some(a) => LoginError::Redirect { address: a.to_string(), permanent: status == 0x0102 },
-                None => LoginError::BadRedirect { value: String::new() },
+                Some(a) => LoginError::Redirect {
+                    address: a.to_string(),
+                    permanent: status == 0x0102,
+                },
+                None => LoginError::BadRedirect {
+                    value: String::new(),
+                },
             },
             (2, 0x0201) => match user {
                 Some(user) => LoginError::AuthenticationFailed { user, target },
@@ -505,10 +567,17 @@ impl Login {
         let rsp = match Message::from_pdu(pdu)? {
             Message::LoginResponse(r) => r,
             Message::Reject(Reject { reason, .. }) => return Err(LoginError::Rejected { reason }),
-            other => return Err(LoginError::UnexpectedPdu { opcode: other.to_pdu().opcode() }),
+            other => {
+                return Err(LoginError::UnexpectedPdu {
+                    opcode: other.to_pdu().opcode(),
+                })
+            }
         };
         if rsp.itt != self.cfg.itt {
-            return Err(LoginError::ItTMismatch { sent: self.cfg.itt, got: rsp.itt });
+            return Err(LoginError::ItTMismatch {
+                sent: self.cfg.itt,
+                got: rsp.itt,
+            });
         }
         // StatSN is valid only in responses with status 0 or in the final
         // one; tracking it always is harmless (RFC 7143 §11.13.4).
@@ -518,10 +587,15 @@ impl Login {
             return Err(self.status_error(&rsp, &keys));
         }
         if rsp.version_active != 0 {
-            return Err(LoginError::Version { active: rsp.version_active });
+            return Err(LoginError::Version {
+                active: rsp.version_active,
+            });
         }
         if rsp.csg != self.stage {
-            return Err(LoginError::StageMismatch { expected: self.stage, got: rsp.csg });
+            return Err(LoginError::StageMismatch {
+                expected: self.stage,
+                got: rsp.csg,
+            });
         }
         self.partial.extend_from_slice(&rsp.data);
         if self.partial.len() > MAX_LOGIN_TEXT {
@@ -547,11 +621,18 @@ impl Login {
         match self.stage {
             Stage::Security => self.security(&rsp, &keys),
             Stage::Operational => self.operational(&rsp, &keys),
-            Stage::FullFeature => Err(LoginError::StageMismatch { expected: Stage::Operational, got: rsp.csg }),
+            Stage::FullFeature => Err(LoginError::StageMismatch {
+                expected: Stage::Operational,
+                got: rsp.csg,
+            }),
         }
     }
 
-    fn security(&mut self, rsp: &LoginResponse, keys: &[(String, String)]) -> Result<Step, LoginError> {
+    fn security(
+        &mut self,
+        rsp: &LoginResponse,
+        keys: &[(String, String)],
+    ) -> Result<Step, LoginError> {
         let chap = self.cfg.chap.clone().ok_or(LoginError::StageMismatch {
             expected: Stage::Operational,
             got: Stage::Security,
@@ -564,14 +645,27 @@ impl Login {
                     "CHAP" => {
                         self.auth = Auth::AlgorithmSent;
                         let k = vec![("CHAP_A".to_string(), chap::ALGORITHM_MD5.to_string())];
-                        Ok(Step::Send(self.request(false, Stage::Security, Stage::Security, &k)))
+                        Ok(Step::Send(self.request(
+                            false,
+                            Stage::Security,
+                            Stage::Security,
+                            &k,
+                        )))
                     }
                     "None" if chap.mutual.is_none() => {
-                        log::warn!("target {} chose AuthMethod=None; continuing without CHAP", self.target());
+                        log::warn!(
+                            "target {} chose AuthMethod=None; continuing without CHAP",
+                            self.target()
+                        );
                         self.after_security(rsp)
                     }
                     _ => Err(LoginError::AuthMethod {
-                        offered: if chap.mutual.is_some() { "CHAP" } else { "CHAP,None" }.into(),
+                        offered: if chap.mutual.is_some() {
+                            "CHAP"
+                        } else {
+                            "CHAP,None"
+                        }
+                        .into(),
                         answered,
                     }),
                 }
@@ -596,12 +690,27 @@ impl Login {
                     None => None,
                 };
                 self.auth = Auth::ResponseSent(ours);
-                self.auth_used = if chap.mutual.is_some() { AuthUsed::MutualChap } else { AuthUsed::Chap };
-                Ok(Step::Send(self.request(true, Stage::Security, Stage::Operational, &k)))
+                self.auth_used = if chap.mutual.is_some() {
+                    AuthUsed::MutualChap
+                } else {
+                    AuthUsed::Chap
+                };
+                Ok(Step::Send(self.request(
+                    true,
+                    Stage::Security,
+                    Stage::Operational,
+                    &k,
+                )))
             }
             Auth::ResponseSent(ours) => {
                 if let (Some(ours), Some(m)) = (&ours, &chap.mutual) {
-                    chap::verify_target(ours.id, &ours.challenge, &m.username, m.secret.expose().as_bytes(), lookup)?;
+                    chap::verify_target(
+                        ours.id,
+                        &ours.challenge,
+                        &m.username,
+                        m.secret.expose().as_bytes(),
+                        lookup,
+                    )?;
                 }
                 self.after_security(rsp)
             }
@@ -614,18 +723,32 @@ impl Login {
         if rsp.transit && rsp.nsg == Stage::Operational {
             self.stage = Stage::Operational;
             let offers = self.offers();
-            Ok(Step::Send(self.request(true, Stage::Operational, Stage::FullFeature, &offers)))
+            Ok(Step::Send(self.request(
+                true,
+                Stage::Operational,
+                Stage::FullFeature,
+                &offers,
+            )))
         } else if rsp.transit && rsp.nsg == Stage::FullFeature {
             // A target may skip operational negotiation (RFC 7143 §6.3):
             // every key keeps its default.
             self.finish(rsp)
         } else {
             // Not transiting yet: ask again.
-            Ok(Step::Send(self.request(true, Stage::Security, Stage::Operational, &[])))
+            Ok(Step::Send(self.request(
+                true,
+                Stage::Security,
+                Stage::Operational,
+                &[],
+            )))
         }
     }
 
-    fn operational(&mut self, rsp: &LoginResponse, keys: &[(String, String)]) -> Result<Step, LoginError> {
+    fn operational(
+        &mut self,
+        rsp: &LoginResponse,
+        keys: &[(String, String)],
+    ) -> Result<Step, LoginError> {
         let mut answers = Vec::new();
         for (k, v) in keys {
             if let Some(pos) = self.pending.iter().position(|(pk, _)| pk == k) {
@@ -641,7 +764,12 @@ impl Login {
                 log::debug!("target repeated {k}={v}; keeping {:?}", self.settled.get(k));
             } else {
                 // The target's own offer: answer it (NotUnderstood if unknown).
-                let ours = self.cfg.offers.iter().find(|(ok, _)| ok == k).map(|(_, v)| v.as_str());
+                let ours = self
+                    .cfg
+                    .offers
+                    .iter()
+                    .find(|(ok, _)| ok == k)
+                    .map(|(_, v)| v.as_str());
                 let a = text::answer(k, v, ours);
                 if a != text::NOT_UNDERSTOOD && a != text::REJECT {
                     self.settled.insert(k.clone(), a.clone());
@@ -652,7 +780,12 @@ impl Login {
         if rsp.transit && rsp.nsg == Stage::FullFeature {
             return self.finish(rsp);
         }
-        Ok(Step::Send(self.request(true, Stage::Operational, Stage::FullFeature, &answers)))
+        Ok(Step::Send(self.request(
+            true,
+            Stage::Operational,
+            Stage::FullFeature,
+            &answers,
+        )))
     }
 
     fn finish(&mut self, rsp: &LoginResponse) -> Result<Step, LoginError> {
@@ -664,7 +797,11 @@ impl Login {
             .iter()
             .rev()
             .find(|(k, _)| k == "MaxRecvDataSegmentLength")
-            .and_then(|(_, v)| text::settle("MaxRecvDataSegmentLength", "", v).ok().flatten());
+            .and_then(|(_, v)| {
+                text::settle("MaxRecvDataSegmentLength", "", v)
+                    .ok()
+                    .flatten()
+            });
         let num = |key: &str| -> u32 {
             self.settled
                 .get(key)
@@ -674,7 +811,11 @@ impl Login {
                 .unwrap_or(0)
         };
         let yes = |key: &str| -> bool {
-            self.settled.get(key).map(String::as_str).or_else(|| text::default_of(key)) == Some("Yes")
+            self.settled
+                .get(key)
+                .map(String::as_str)
+                .or_else(|| text::default_of(key))
+                == Some("Yes")
         };
         let digest = |key: &str| self.settled.get(key).map(String::as_str) == Some("CRC32C");
         let ours_mrdsl = self
@@ -708,7 +849,10 @@ impl Login {
             sn: rsp.sn,
             exp_stat_sn: self.exp_stat_sn,
             cmd_sn: rsp.sn.exp_cmd_sn,
-            tpgt: self.settled.get("TargetPortalGroupTag").and_then(|v| v.parse().ok()),
+            tpgt: self
+                .settled
+                .get("TargetPortalGroupTag")
+                .and_then(|v| v.parse().ok()),
             target_alias: self.settled.get("TargetAlias").cloned(),
             auth: self.auth_used,
             target_keys: std::mem::take(&mut self.target_keys),
@@ -760,7 +904,10 @@ pub fn parse_portal(s: &str, default_port: u16) -> Option<Portal> {
             p
         }
     };
-    Some(Portal { host: host.to_string(), port })
+    Some(Portal {
+        host: host.to_string(),
+        port,
+    })
 }
 
 /// `TargetAddress=domainname[:port][,portal-group-tag]` (RFC 7143 §13.9).

@@ -13,11 +13,24 @@ pub mod text;
 /// Initiator name used when none is configured: an IQN under the project's
 /// naming authority with the host name as the unique part (RFC 3720 §3.2.6.3.1).
 pub fn default_initiator_name() -> String {
-    let host = rustix::system::uname().nodename().to_string_lossy().into_owned();
+    let host = rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned();
     let host: String = host
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c.to_ascii_lowercase() } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
         .collect();
-    let host = if host.is_empty() { "localhost".to_string() } else { host };
+    let host = if host.is_empty() {
+        "localhost".to_string()
+    } else {
+        host
+    };
     format!("iqn.2026-11.org.netboot:{host}")
 }

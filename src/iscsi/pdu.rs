@@ -63,7 +63,10 @@ impl fmt::Display for PduError {
                 write!(f, "PDU header truncated: {len} of {BHS_LEN} bytes")
             }
             PduError::ShortSegment { need, have } => {
-                write!(f, "PDU truncated: header announces {need} bytes, have {have}")
+                write!(
+                    f,
+                    "PDU truncated: header announces {need} bytes, have {have}"
+                )
             }
             PduError::WrongOpcode { expected, found } => {
                 write!(f, "expected opcode {expected:#04x}, got {found:#04x}")
@@ -119,7 +122,11 @@ pub fn wire_tail_len(ahs: usize, data: usize) -> usize {
 
 impl Pdu {
     pub fn new(bhs: [u8; BHS_LEN], data: Vec<u8>) -> Self {
-        Pdu { bhs, ahs: Vec::new(), data }
+        Pdu {
+            bhs,
+            ahs: Vec::new(),
+            data,
+        }
     }
 
     /// Decode one PDU from the front of `buf`; returns it and the bytes used
@@ -132,22 +139,37 @@ impl Pdu {
         let (ahs_len, data_len) = segment_lengths(head);
         let total = BHS_LEN + wire_tail_len(ahs_len, data_len);
         if buf.len() < total {
-            return Err(PduError::ShortSegment { need: total, have: buf.len() });
+            return Err(PduError::ShortSegment {
+                need: total,
+                have: buf.len(),
+            });
         }
         let ahs = buf[BHS_LEN..BHS_LEN + ahs_len].to_vec();
         let start = BHS_LEN + ahs_len;
         let data = buf[start..start + data_len].to_vec();
-        Ok((Pdu { bhs: *head, ahs, data }, total))
+        Ok((
+            Pdu {
+                bhs: *head,
+                ahs,
+                data,
+            },
+            total,
+        ))
     }
 
     /// Encode: lengths are written from `ahs` and `data`; data is zero-padded
     /// to a multiple of 4.
     pub fn encode(&self) -> Result<Vec<u8>, PduError> {
         if self.data.len() > MAX_DATA_SEGMENT {
-            return Err(PduError::DataTooLong { len: self.data.len() });
+            return Err(PduError::DataTooLong {
+                len: self.data.len(),
+            });
         }
         if self.ahs.len() % 4 != 0 || self.ahs.len() / 4 > usize::from(u8::MAX) {
-            return Err(PduError::BadField { field: "AHS length", value: self.ahs.len() as u32 });
+            return Err(PduError::BadField {
+                field: "AHS length",
+                value: self.ahs.len() as u32,
+            });
         }
         let mut out = Vec::with_capacity(BHS_LEN + wire_tail_len(self.ahs.len(), self.data.len()));
         let mut bhs = self.bhs;
@@ -200,7 +222,10 @@ fn expect_op(p: &Pdu, expected: u8) -> Result<(), PduError> {
     if p.opcode() == expected {
         Ok(())
     } else {
-        Err(PduError::WrongOpcode { expected, found: p.opcode() })
+        Err(PduError::WrongOpcode {
+            expected,
+            found: p.opcode(),
+        })
     }
 }
 
@@ -214,7 +239,11 @@ pub struct TargetSn {
 
 impl TargetSn {
     fn read(b: &[u8; BHS_LEN]) -> Self {
-        TargetSn { stat_sn: be32(b, 24), exp_cmd_sn: be32(b, 28), max_cmd_sn: be32(b, 32) }
+        TargetSn {
+            stat_sn: be32(b, 24),
+            exp_cmd_sn: be32(b, 28),
+            max_cmd_sn: be32(b, 32),
+        }
     }
     fn write(&self, b: &mut [u8; BHS_LEN]) {
         put32(b, 24, self.stat_sn);
@@ -237,7 +266,10 @@ impl Stage {
             0 => Ok(Stage::Security),
             1 => Ok(Stage::Operational),
             3 => Ok(Stage::FullFeature),
-            other => Err(PduError::BadField { field: "login stage", value: u32::from(other) }),
+            other => Err(PduError::BadField {
+                field: "login stage",
+                value: u32::from(other),
+            }),
         }
     }
 }
@@ -288,7 +320,10 @@ fn read_login_flags(f: u8) -> Result<(bool, bool, Stage, Stage), PduError> {
     };
     if transit && cont {
         // RFC 7143 §11.12.2: T and C must not both be set.
-        return Err(PduError::BadField { field: "login flags (T and C)", value: u32::from(f) });
+        return Err(PduError::BadField {
+            field: "login flags (T and C)",
+            value: u32::from(f),
+        });
     }
     Ok((transit, cont, csg, nsg))
 }
@@ -840,12 +875,19 @@ impl Reject {
     pub fn from_pdu(p: &Pdu) -> Result<Self, PduError> {
         expect_op(p, op::REJECT)?;
         let b = &p.bhs;
-        Ok(Reject { reason: b[2], sn: TargetSn::read(b), data_sn: be32(b, 36), data: p.data.clone() })
+        Ok(Reject {
+            reason: b[2],
+            sn: TargetSn::read(b),
+            data_sn: be32(b, 36),
+            data: p.data.clone(),
+        })
     }
 
     /// ITT of the rejected PDU, when its header is carried in full.
     pub fn rejected_itt(&self) -> Option<u32> {
-        self.data.get(16..20).map(|v| u32::from_be_bytes([v[0], v[1], v[2], v[3]]))
+        self.data
+            .get(16..20)
+            .map(|v| u32::from_be_bytes([v[0], v[1], v[2], v[3]]))
     }
 
     pub fn reason_text(&self) -> &'static str {
@@ -1028,7 +1070,11 @@ mod tests {
         let mut r = login_req();
         r.transit = false;
         r.nsg = Stage::Operational;
-        assert_eq!(r.to_pdu().encode().unwrap()[1], 0x05, "NSG kept without T, as istgt sends it");
+        assert_eq!(
+            r.to_pdu().encode().unwrap()[1],
+            0x05,
+            "NSG kept without T, as istgt sends it"
+        );
         assert_eq!(&bytes[5..8], &[0, 0, 20], "DataSegmentLength");
         assert_eq!(&bytes[8..14], &[0x80, 1, 2, 3, 0, 1]);
         assert_eq!(&bytes[16..20], &[1, 2, 3, 4], "ITT big-endian");
@@ -1038,7 +1084,11 @@ mod tests {
 
     #[test]
     fn roundtrip_every_typed_pdu() {
-        let sn = TargetSn { stat_sn: 1, exp_cmd_sn: 2, max_cmd_sn: 3 };
+        let sn = TargetSn {
+            stat_sn: 1,
+            exp_cmd_sn: 2,
+            max_cmd_sn: 3,
+        };
         let msgs = vec![
             Message::LoginRequest(login_req()),
             Message::LoginResponse(LoginResponse {
@@ -1120,7 +1170,13 @@ mod tests {
                 exp_stat_sn: 2,
                 data: vec![],
             }),
-            Message::NopIn(NopIn { lun: 0, itt: RESERVED_TAG, ttt: 6, sn, data: vec![] }),
+            Message::NopIn(NopIn {
+                lun: 0,
+                itt: RESERVED_TAG,
+                ttt: 6,
+                sn,
+                data: vec![],
+            }),
             Message::LogoutRequest(LogoutRequest {
                 immediate: true,
                 reason: LOGOUT_CLOSE_SESSION,
@@ -1136,7 +1192,12 @@ mod tests {
                 time2wait: 2,
                 time2retain: 20,
             }),
-            Message::Reject(Reject { reason: 4, sn, data_sn: 0, data: vec![0; 48] }),
+            Message::Reject(Reject {
+                reason: 4,
+                sn,
+                data_sn: 0,
+                data: vec![0; 48],
+            }),
             Message::AsyncMessage(AsyncMessage {
                 lun: 0,
                 sn,
@@ -1170,7 +1231,10 @@ mod tests {
         p.bhs[1] |= 0x40;
         assert!(matches!(
             LoginRequest::from_pdu(&p),
-            Err(PduError::BadField { field: "login flags (T and C)", .. })
+            Err(PduError::BadField {
+                field: "login flags (T and C)",
+                ..
+            })
         ));
     }
 

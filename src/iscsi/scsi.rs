@@ -75,7 +75,10 @@ pub fn decode_lun(raw: u64) -> u64 {
 /// LUN list from REPORT LUNS parameter data.
 pub fn parse_report_luns(d: &[u8]) -> Result<Vec<u64>, ScsiError> {
     if d.len() < 8 {
-        return Err(ScsiError::Short { what: "REPORT LUNS", len: d.len() });
+        return Err(ScsiError::Short {
+            what: "REPORT LUNS",
+            len: d.len(),
+        });
     }
     let list_len = u32::from_be_bytes([d[0], d[1], d[2], d[3]]) as usize;
     let body = &d[8..];
@@ -102,7 +105,13 @@ pub struct Inquiry {
 
 fn ascii_field(b: &[u8]) -> String {
     b.iter()
-        .map(|&c| if (0x20..0x7f).contains(&c) { char::from(c) } else { ' ' })
+        .map(|&c| {
+            if (0x20..0x7f).contains(&c) {
+                char::from(c)
+            } else {
+                ' '
+            }
+        })
         .collect::<String>()
         .trim()
         .to_string()
@@ -111,7 +120,10 @@ fn ascii_field(b: &[u8]) -> String {
 /// Standard INQUIRY data (SPC-4 §6.6.2): needs 36 bytes for the identifiers.
 pub fn parse_inquiry(d: &[u8]) -> Result<Inquiry, ScsiError> {
     if d.len() < 36 {
-        return Err(ScsiError::Short { what: "INQUIRY", len: d.len() });
+        return Err(ScsiError::Short {
+            what: "INQUIRY",
+            len: d.len(),
+        });
     }
     Ok(Inquiry {
         peripheral_qualifier: d[0] >> 5,
@@ -137,7 +149,10 @@ impl Capacity {
 /// READ CAPACITY (16) data (SBC-3 §5.16.2): last LBA + 1 blocks.
 pub fn parse_read_capacity16(d: &[u8]) -> Result<Capacity, ScsiError> {
     if d.len() < 12 {
-        return Err(ScsiError::Short { what: "READ CAPACITY(16)", len: d.len() });
+        return Err(ScsiError::Short {
+            what: "READ CAPACITY(16)",
+            len: d.len(),
+        });
     }
     let mut last = [0u8; 8];
     last.copy_from_slice(&d[0..8]);
@@ -201,7 +216,10 @@ mod tests {
         d[16..32].copy_from_slice(b"Controller      ");
         d[32..36].copy_from_slice(b"0001");
         let i = parse_inquiry(&d).unwrap();
-        assert_eq!((i.device_type, i.vendor.as_str(), i.product.as_str()), (0x0c, "IET", "Controller"));
+        assert_eq!(
+            (i.device_type, i.vendor.as_str(), i.product.as_str()),
+            (0x0c, "IET", "Controller")
+        );
         assert!(parse_inquiry(&d[..35]).is_err());
     }
 

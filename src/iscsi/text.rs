@@ -18,7 +18,10 @@ pub enum TextError {
     NoEquals(String),
     /// A key that is empty, too long or holds characters outside RFC 7143 §6.1.
     BadKey(String),
-    ValueTooLong { key: String, len: usize },
+    ValueTooLong {
+        key: String,
+        len: usize,
+    },
     /// The data segment is not terminated by NUL (RFC 7143 §6.1).
     Unterminated,
     NotUtf8,
@@ -45,7 +48,8 @@ fn valid_key(k: &str) -> bool {
     // start with "X-" or "X#".
     !k.is_empty()
         && k.len() <= MAX_KEY_LEN
-        && k.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-+@#".contains(&b))
+        && k.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-+@#".contains(&b))
 }
 
 /// Parse a data segment into pairs, order kept. A trailing partial pair
@@ -62,14 +66,17 @@ pub fn parse(data: &[u8]) -> Result<Vec<(String, String)>, TextError> {
             continue;
         }
         let s = std::str::from_utf8(raw).map_err(|_| TextError::NotUtf8)?;
-        let (k, v) = s.split_once('=').ok_or_else(|| {
-            TextError::NoEquals(s.chars().take(64).collect())
-        })?;
+        let (k, v) = s
+            .split_once('=')
+            .ok_or_else(|| TextError::NoEquals(s.chars().take(64).collect()))?;
         if !valid_key(k) {
             return Err(TextError::BadKey(k.chars().take(64).collect()));
         }
         if v.len() > MAX_VALUE_LEN {
-            return Err(TextError::ValueTooLong { key: k.to_string(), len: v.len() });
+            return Err(TextError::ValueTooLong {
+                key: k.to_string(),
+                len: v.len(),
+            });
         }
         out.push((k.to_string(), v.to_string()));
     }
@@ -121,9 +128,30 @@ pub const KEYS: &[(&str, Kind, &str)] = &[
     ("MaxConnections", Kind::Min { lo: 1, hi: 65535 }, "1"),
     ("InitialR2T", Kind::Or, "Yes"),
     ("ImmediateData", Kind::And, "Yes"),
-    ("MaxRecvDataSegmentLength", Kind::DeclarativeNumber { lo: 512, hi: 16_777_215 }, "8192"),
-    ("MaxBurstLength", Kind::Min { lo: 512, hi: 16_777_215 }, "262144"),
-    ("FirstBurstLength", Kind::Min { lo: 512, hi: 16_777_215 }, "65536"),
+    (
+        "MaxRecvDataSegmentLength",
+        Kind::DeclarativeNumber {
+            lo: 512,
+            hi: 16_777_215,
+        },
+        "8192",
+    ),
+    (
+        "MaxBurstLength",
+        Kind::Min {
+            lo: 512,
+            hi: 16_777_215,
+        },
+        "262144",
+    ),
+    (
+        "FirstBurstLength",
+        Kind::Min {
+            lo: 512,
+            hi: 16_777_215,
+        },
+        "65536",
+    ),
     ("DefaultTime2Wait", Kind::Max { lo: 0, hi: 3600 }, "2"),
     ("DefaultTime2Retain", Kind::Min { lo: 0, hi: 3600 }, "20"),
     ("MaxOutstandingR2T", Kind::Min { lo: 1, hi: 65535 }, "1"),
@@ -132,14 +160,20 @@ pub const KEYS: &[(&str, Kind, &str)] = &[
     ("ErrorRecoveryLevel", Kind::Min { lo: 0, hi: 2 }, "0"),
     ("TargetAlias", Kind::Declarative, ""),
     ("TargetAddress", Kind::Declarative, ""),
-    ("TargetPortalGroupTag", Kind::DeclarativeNumber { lo: 0, hi: 65535 }, "1"),
+    (
+        "TargetPortalGroupTag",
+        Kind::DeclarativeNumber { lo: 0, hi: 65535 },
+        "1",
+    ),
     // Obsolete since RFC 7143 (markers); some targets still offer them.
     ("IFMarker", Kind::And, "No"),
     ("OFMarker", Kind::And, "No"),
 ];
 
 pub fn kind_of(key: &str) -> Option<Kind> {
-    KEYS.iter().find(|(k, _, _)| *k == key).map(|(_, kind, _)| *kind)
+    KEYS.iter()
+        .find(|(k, _, _)| *k == key)
+        .map(|(_, kind, _)| *kind)
 }
 
 pub fn default_of(key: &str) -> Option<&'static str> {
@@ -177,7 +211,11 @@ fn parse_num(v: &str) -> Option<u32> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NegotiationError {
     /// The answer breaks the key's rule (e.g. a Min answer above our offer).
-    Illegal { key: String, offered: String, answered: String },
+    Illegal {
+        key: String,
+        offered: String,
+        answered: String,
+    },
     /// The peer answered Reject to a value we must have.
     Rejected { key: String, offered: String },
     /// An offer or answer that does not parse as the key's type.
@@ -206,7 +244,10 @@ impl std::error::Error for NegotiationError {}
 /// Check a value against a key's type; used for our own offers (overrides
 /// from the command line) before they are sent.
 pub fn validate(key: &str, value: &str) -> Result<(), NegotiationError> {
-    let bad = || NegotiationError::BadValue { key: key.to_string(), value: value.to_string() };
+    let bad = || NegotiationError::BadValue {
+        key: key.to_string(),
+        value: value.to_string(),
+    };
     match kind_of(key) {
         Some(Kind::Min { lo, hi } | Kind::Max { lo, hi } | Kind::DeclarativeNumber { lo, hi }) => {
             match parse_num(value) {
@@ -241,7 +282,11 @@ pub fn answer(key: &str, offered: &str, ours: Option<&str>) -> String {
             if !(lo..=hi).contains(&o) {
                 return REJECT.to_string();
             }
-            let v = if matches!(kind, Kind::Min { .. }) { o.min(m) } else { o.max(m) };
+            let v = if matches!(kind, Kind::Min { .. }) {
+                o.min(m)
+            } else {
+                o.max(m)
+            };
             v.to_string()
         }
         Kind::And | Kind::Or => {
@@ -265,7 +310,11 @@ pub fn answer(key: &str, offered: &str, ours: Option<&str>) -> String {
 
 /// The originator's side: the value in force after the target answered our
 /// offer. `Ok(None)` means "Irrelevant": the key keeps its default.
-pub fn settle(key: &str, offered: &str, answered: &str) -> Result<Option<String>, NegotiationError> {
+pub fn settle(
+    key: &str,
+    offered: &str,
+    answered: &str,
+) -> Result<Option<String>, NegotiationError> {
     let illegal = || NegotiationError::Illegal {
         key: key.to_string(),
         offered: offered.to_string(),
@@ -274,18 +323,27 @@ pub fn settle(key: &str, offered: &str, answered: &str) -> Result<Option<String>
     match answered {
         IRRELEVANT | NOT_UNDERSTOOD => return Ok(None),
         REJECT => {
-            return Err(NegotiationError::Rejected { key: key.to_string(), offered: offered.to_string() })
+            return Err(NegotiationError::Rejected {
+                key: key.to_string(),
+                offered: offered.to_string(),
+            })
         }
         _ => {}
     }
-    let Some(kind) = kind_of(key) else { return Ok(Some(answered.to_string())) };
+    let Some(kind) = kind_of(key) else {
+        return Ok(Some(answered.to_string()));
+    };
     match kind {
         Kind::Min { lo, hi } | Kind::Max { lo, hi } => {
             let (Some(o), Some(a)) = (parse_num(offered), parse_num(answered)) else {
                 return Err(illegal());
             };
             let ok = (lo..=hi).contains(&a)
-                && if matches!(kind, Kind::Min { .. }) { a <= o } else { a >= o };
+                && if matches!(kind, Kind::Min { .. }) {
+                    a <= o
+                } else {
+                    a >= o
+                };
             if ok {
                 Ok(Some(a.to_string()))
             } else {
@@ -311,7 +369,10 @@ pub fn settle(key: &str, offered: &str, answered: &str) -> Result<Option<String>
         }
         Kind::DeclarativeNumber { lo, hi } => match parse_num(answered) {
             Some(n) if (lo..=hi).contains(&n) => Ok(Some(n.to_string())),
-            _ => Err(NegotiationError::BadValue { key: key.to_string(), value: answered.to_string() }),
+            _ => Err(NegotiationError::BadValue {
+                key: key.to_string(),
+                value: answered.to_string(),
+            }),
         },
         Kind::Declarative => Ok(Some(answered.to_string())),
     }
@@ -325,65 +386,114 @@ mod tests {
     fn parse_and_encode_roundtrip() {
         let data = b"HeaderDigest=None\0MaxRecvDataSegmentLength=262144\0X-com.vendor=a=b\0";
         let pairs = parse(data).unwrap();
-        assert_eq!(pairs[2], ("X-com.vendor".into(), "a=b".into()), "only the first = splits");
+        assert_eq!(
+            pairs[2],
+            ("X-com.vendor".into(), "a=b".into()),
+            "only the first = splits"
+        );
         assert_eq!(encode(&pairs), data.to_vec());
     }
 
     #[test]
     fn parse_errors() {
         assert_eq!(parse(b"a=b"), Err(TextError::Unterminated));
-        assert_eq!(parse(b"novalue\0"), Err(TextError::NoEquals("novalue".into())));
+        assert_eq!(
+            parse(b"novalue\0"),
+            Err(TextError::NoEquals("novalue".into()))
+        );
         assert_eq!(parse(b"=x\0"), Err(TextError::BadKey(String::new())));
         assert_eq!(parse(b"a b=x\0"), Err(TextError::BadKey("a b".into())));
         assert_eq!(parse(b"k=\xff\0"), Err(TextError::NotUtf8));
         assert_eq!(parse(b"").unwrap(), vec![]);
-        assert_eq!(parse(b"\0\0a=\0").unwrap(), vec![("a".into(), String::new())]);
+        assert_eq!(
+            parse(b"\0\0a=\0").unwrap(),
+            vec![("a".into(), String::new())]
+        );
     }
 
     #[test]
     fn settle_numeric() {
-        assert_eq!(settle("MaxBurstLength", "262144", "65536").unwrap().as_deref(), Some("65536"));
+        assert_eq!(
+            settle("MaxBurstLength", "262144", "65536")
+                .unwrap()
+                .as_deref(),
+            Some("65536")
+        );
         assert!(matches!(
             settle("MaxBurstLength", "65536", "262144"),
             Err(NegotiationError::Illegal { .. })
         ));
-        assert_eq!(settle("DefaultTime2Wait", "2", "5").unwrap().as_deref(), Some("5"));
+        assert_eq!(
+            settle("DefaultTime2Wait", "2", "5").unwrap().as_deref(),
+            Some("5")
+        );
         assert!(settle("DefaultTime2Wait", "2", "1").is_err());
         assert!(settle("ErrorRecoveryLevel", "0", "abc").is_err());
-        assert_eq!(settle("MaxBurstLength", "262144", "0x10000").unwrap().as_deref(), Some("65536"));
+        assert_eq!(
+            settle("MaxBurstLength", "262144", "0x10000")
+                .unwrap()
+                .as_deref(),
+            Some("65536")
+        );
     }
 
     #[test]
     fn settle_boolean() {
-        assert_eq!(settle("ImmediateData", "Yes", "No").unwrap().as_deref(), Some("No"));
-        assert!(settle("ImmediateData", "No", "Yes").is_err(), "AND cannot turn No into Yes");
-        assert_eq!(settle("InitialR2T", "No", "Yes").unwrap().as_deref(), Some("Yes"));
-        assert!(settle("InitialR2T", "Yes", "No").is_err(), "OR cannot turn Yes into No");
+        assert_eq!(
+            settle("ImmediateData", "Yes", "No").unwrap().as_deref(),
+            Some("No")
+        );
+        assert!(
+            settle("ImmediateData", "No", "Yes").is_err(),
+            "AND cannot turn No into Yes"
+        );
+        assert_eq!(
+            settle("InitialR2T", "No", "Yes").unwrap().as_deref(),
+            Some("Yes")
+        );
+        assert!(
+            settle("InitialR2T", "Yes", "No").is_err(),
+            "OR cannot turn Yes into No"
+        );
     }
 
     #[test]
     fn settle_list_and_specials() {
-        assert_eq!(settle("HeaderDigest", "CRC32C,None", "None").unwrap().as_deref(), Some("None"));
+        assert_eq!(
+            settle("HeaderDigest", "CRC32C,None", "None")
+                .unwrap()
+                .as_deref(),
+            Some("None")
+        );
         assert!(settle("HeaderDigest", "None", "CRC32C").is_err());
         assert_eq!(settle("MaxBurstLength", "1", IRRELEVANT).unwrap(), None);
         assert_eq!(settle("X-foo", "1", NOT_UNDERSTOOD).unwrap(), None);
         assert_eq!(
             settle("DataDigest", "CRC32C", REJECT),
-            Err(NegotiationError::Rejected { key: "DataDigest".into(), offered: "CRC32C".into() })
+            Err(NegotiationError::Rejected {
+                key: "DataDigest".into(),
+                offered: "CRC32C".into()
+            })
         );
     }
 
     #[test]
     fn answer_target_offers() {
         assert_eq!(answer("X-vendor.key", "1", None), NOT_UNDERSTOOD);
-        assert_eq!(answer("MaxBurstLength", "1048576", Some("262144")), "262144");
+        assert_eq!(
+            answer("MaxBurstLength", "1048576", Some("262144")),
+            "262144"
+        );
         assert_eq!(answer("DefaultTime2Wait", "0", Some("2")), "2");
         assert_eq!(answer("ImmediateData", "Yes", Some("No")), "No");
         assert_eq!(answer("InitialR2T", "No", Some("No")), "No");
         assert_eq!(answer("HeaderDigest", "CRC32C,None", Some("None")), "None");
         assert_eq!(answer("HeaderDigest", "CRC32C", Some("None")), REJECT);
         assert_eq!(answer("MaxBurstLength", "99999999999", None), REJECT);
-        assert_eq!(answer("MaxRecvDataSegmentLength", "8192", Some("262144")), "");
+        assert_eq!(
+            answer("MaxRecvDataSegmentLength", "8192", Some("262144")),
+            ""
+        );
     }
 
     #[test]

@@ -132,7 +132,13 @@ impl TxQueue {
     }
 
     /// Send packets never sent before, inside the peer's window.
-    pub fn send_new(&mut self, id: &CallId, serial: &mut u32, now: Instant, out: &mut Vec<Vec<u8>>) {
+    pub fn send_new(
+        &mut self,
+        id: &CallId,
+        serial: &mut u32,
+        now: Instant,
+        out: &mut Vec<Vec<u8>>,
+    ) {
         let limit = (self.hard_acked() + self.peer_window.max(1)) as usize;
         for i in 0..self.chunks.len().min(limit) {
             if !self.sent[i] {
@@ -191,7 +197,13 @@ impl TxQueue {
 
     /// RTO expiry: resend every unacked packet already sent, with
     /// REQUEST_ACK, and back off.
-    pub fn on_timeout(&mut self, id: &CallId, serial: &mut u32, now: Instant, out: &mut Vec<Vec<u8>>) {
+    pub fn on_timeout(
+        &mut self,
+        id: &CallId,
+        serial: &mut u32,
+        now: Instant,
+        out: &mut Vec<Vec<u8>>,
+    ) {
         for i in 0..self.chunks.len() {
             if self.sent[i] && !self.acked[i] {
                 out.push(self.packet(id, i, serial, flags::REQUEST_ACK));
@@ -309,7 +321,11 @@ impl fmt::Display for CallError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CallError::Aborted(c) => {
-                write!(f, "call aborted by peer with code {c} ({})", super::proto::abort_name(*c))
+                write!(
+                    f,
+                    "call aborted by peer with code {c} ({})",
+                    super::proto::abort_name(*c)
+                )
             }
             CallError::Busy => write!(f, "server busy (all call slots in use); try again later"),
             CallError::Timeout => write!(f, "no reply before the deadline"),
@@ -336,7 +352,13 @@ pub struct ClientCall {
 }
 
 impl ClientCall {
-    pub fn new(id: CallId, request: &[u8], max_reply: usize, now: Instant, timeout: Duration) -> Self {
+    pub fn new(
+        id: CallId,
+        request: &[u8],
+        max_reply: usize,
+        now: Instant,
+        timeout: Duration,
+    ) -> Self {
         let mut c = ClientCall {
             id,
             serial: 0,
@@ -407,7 +429,12 @@ impl ClientCall {
                     match self.rx.accept(sub) {
                         RxOutcome::TooLarge => {
                             self.serial = self.serial.wrapping_add(1);
-                            let h = self.id.header(ptype::ABORT, 0, self.serial, flags::CLIENT_INITIATED);
+                            let h = self.id.header(
+                                ptype::ABORT,
+                                0,
+                                self.serial,
+                                flags::CLIENT_INITIATED,
+                            );
                             self.out.push(emit(
                                 h,
                                 Body::Abort {
@@ -415,11 +442,15 @@ impl ClientCall {
                                     extra: vec![],
                                 },
                             ));
-                            self.fail(CallError::ReplyTooLarge { max: self.rx.max_bytes });
+                            self.fail(CallError::ReplyTooLarge {
+                                max: self.rx.max_bytes,
+                            });
                             return;
                         }
                         RxOutcome::Duplicate => self.ack(ack_reason::DUPLICATE, sub.header.serial),
-                        RxOutcome::Dropped => self.ack(ack_reason::EXCEEDS_WINDOW, sub.header.serial),
+                        RxOutcome::Dropped => {
+                            self.ack(ack_reason::EXCEEDS_WINDOW, sub.header.serial)
+                        }
                         RxOutcome::New => {
                             if self.rx.complete() {
                                 // Final ACK (Linux: IDLE), firstPacket = last + 1.
@@ -460,7 +491,9 @@ impl ClientCall {
         if now >= self.deadline {
             // Tell the server we gave up (RX_CALL_TIMEOUT), so it frees the slot.
             self.serial = self.serial.wrapping_add(1);
-            let h = self.id.header(ptype::ABORT, 0, self.serial, flags::CLIENT_INITIATED);
+            let h = self
+                .id
+                .header(ptype::ABORT, 0, self.serial, flags::CLIENT_INITIATED);
             self.out.push(emit(
                 h,
                 Body::Abort {
@@ -473,7 +506,8 @@ impl ClientCall {
         }
         if self.tx.timer.is_some_and(|t| now >= t) {
             let id = self.id;
-            self.tx.on_timeout(&id, &mut self.serial, now, &mut self.out);
+            self.tx
+                .on_timeout(&id, &mut self.serial, now, &mut self.out);
         }
         if self.rx_timer.is_some_and(|t| now >= t) {
             // Reply stalled: say what we hold so the server resends the gaps.
@@ -516,8 +550,13 @@ mod tests {
         c.handle(&reply(1, 2, flags::LAST_PACKET, &[]), t0);
         assert_eq!(c.result(), Some(&Ok(vec![])));
         let ack = Packet::decode(&c.poll_transmit().expect("final ack")).expect("decode");
-        let Body::Ack(a) = ack.body else { panic!("not ack") };
-        assert_eq!((a.first_packet, a.reason, a.serial), (2, ack_reason::IDLE, 2));
+        let Body::Ack(a) = ack.body else {
+            panic!("not ack")
+        };
+        assert_eq!(
+            (a.first_packet, a.reason, a.serial),
+            (2, ack_reason::IDLE, 2)
+        );
         assert_eq!(ack.header.flags, flags::CLIENT_INITIATED);
     }
 
@@ -546,7 +585,10 @@ mod tests {
         c.handle(&reply(2, 3, flags::LAST_PACKET, b"b"), t0);
         let ack = Packet::decode(&c.poll_transmit().expect("ack")).expect("decode");
         let Body::Ack(ack) = ack.body else { panic!() };
-        assert_eq!((ack.first_packet, ack.reason, ack.acks.as_slice()), (1, 3, &[0u8, 1][..]));
+        assert_eq!(
+            (ack.first_packet, ack.reason, ack.acks.as_slice()),
+            (1, 3, &[0u8, 1][..])
+        );
         c.handle(&reply(2, 4, flags::LAST_PACKET, b"b"), t0);
         assert!(c.result().is_none());
         c.handle(&reply(1, 2, 0, &a), t0);
@@ -562,14 +604,23 @@ mod tests {
         c.handle(
             &Packet {
                 header: id().header(ptype::ABORT, 0, 9, 0),
-                body: Body::Abort { code: -455, extra: vec![] },
+                body: Body::Abort {
+                    code: -455,
+                    extra: vec![],
+                },
             },
             t0,
         );
         assert_eq!(c.result(), Some(&Err(CallError::Aborted(-455))));
 
         let mut c = ClientCall::new(id(), &[1], 10, t0, Duration::from_secs(5));
-        c.handle(&Packet { header: id().header(ptype::BUSY, 0, 1, 0), body: Body::Busy(vec![]) }, t0);
+        c.handle(
+            &Packet {
+                header: id().header(ptype::BUSY, 0, 1, 0),
+                body: Body::Busy(vec![]),
+            },
+            t0,
+        );
         assert_eq!(c.result(), Some(&Err(CallError::Busy)));
 
         let mut c = ClientCall::new(id(), &[1], 10, t0, Duration::from_secs(5));

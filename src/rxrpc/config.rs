@@ -299,10 +299,7 @@ impl<'de, 'a, 'p, I: Iterator<Item = (usize, &'a Value)>> SeqAccess<'de> for Seq
             return Ok(None);
         };
         self.path.push(Seg::Index(i));
-        let r = seed.deserialize(Track {
-            v,
-            path: self.path,
-        })?;
+        let r = seed.deserialize(Track { v, path: self.path })?;
         self.path.pop();
         Ok(Some(r))
     }
@@ -317,7 +314,10 @@ struct MapTrack<'a, 'p> {
 impl<'de, 'a, 'p> MapAccess<'de> for MapTrack<'a, 'p> {
     type Error = DeError;
 
-    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, DeError> {
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, DeError> {
         let Some((k, v)) = self.it.next() else {
             return Ok(None);
         };
@@ -333,10 +333,7 @@ impl<'de, 'a, 'p> MapAccess<'de> for MapTrack<'a, 'p> {
             .value
             .take()
             .ok_or_else(|| <DeError as de::Error>::custom("value without key"))?;
-        let r = seed.deserialize(Track {
-            v,
-            path: self.path,
-        })?;
+        let r = seed.deserialize(Track { v, path: self.path })?;
         self.path.pop();
         Ok(r)
     }
@@ -362,8 +359,11 @@ pub fn parse_raw(bytes: &[u8]) -> Result<RawConfig, ConfigError> {
         }
     }
     let mut path = Vec::new();
-    RawConfig::deserialize(Track { v: &v, path: &mut path })
-        .map_err(|e| field(&render(&path), e))
+    RawConfig::deserialize(Track {
+        v: &v,
+        path: &mut path,
+    })
+    .map_err(|e| field(&render(&path), e))
 }
 
 // ---------------------------------------------------------------------------
@@ -381,7 +381,10 @@ fn via_cmdline(path: &str, key: &str, value: &str) -> Result<BootPlan, ConfigErr
     {
         return Err(field(
             path,
-            format!("{} is empty or has spaces, quotes or control characters", cmdline_quote(value)),
+            format!(
+                "{} is empty or has spaces, quotes or control characters",
+                cmdline_quote(value)
+            ),
         ));
     }
     cmdline::parse_plan(&format!("{key}={value}")).map_err(|e| field(path, e))
@@ -480,7 +483,11 @@ fn params(
     let mut out = Vec::new();
     for (i, p) in list.iter().enumerate() {
         let at = format!("{path}[{i}]");
-        if p.value.expose().chars().any(|c| c.is_whitespace() || c.is_control() || c == '"') {
+        if p.value
+            .expose()
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '"')
+        {
             // Not echoed: the value may be a password.
             return Err(field(&at, "value has spaces, quotes or control characters"));
         }
@@ -526,8 +533,13 @@ impl Config {
             for (i, s) in ips.iter().enumerate() {
                 let at = format!("ip[{i}]");
                 let cfg = ip::parse(s).map_err(|e| field(&at, e))?;
-                if v.iter().any(|o: &crate::plan::IpConfig| o.iface == cfg.iface) {
-                    return Err(field(&at, "interface already configured by an earlier ip entry"));
+                if v.iter()
+                    .any(|o: &crate::plan::IpConfig| o.iface == cfg.iface)
+                {
+                    return Err(field(
+                        &at,
+                        "interface already configured by an earlier ip entry",
+                    ));
                 }
                 v.push(cfg);
             }
@@ -537,7 +549,10 @@ impl Config {
             let mut v = Vec::new();
             for (i, s) in ns.iter().enumerate() {
                 v.push(ip::parse_addr(s).ok_or_else(|| {
-                    field(&format!("nameservers[{i}]"), format!("{} is not an IP address", cmdline_quote(s)))
+                    field(
+                        &format!("nameservers[{i}]"),
+                        format!("{} is not an IP address", cmdline_quote(s)),
+                    )
                 })?);
             }
             c.nameservers = Some(v);
@@ -565,12 +580,15 @@ impl Config {
         }
         if let Some(t) = &raw.tuning {
             if let Some(s) = &t.scheduler {
-                c.scheduler = via_cmdline("tuning.scheduler", "netboot.scheduler", s)?.tuning.scheduler;
+                c.scheduler = via_cmdline("tuning.scheduler", "netboot.scheduler", s)?
+                    .tuning
+                    .scheduler;
             }
             if let Some(n) = t.nr_requests {
-                c.nr_requests = via_cmdline("tuning.nr_requests", "netboot.nr_requests", &n.to_string())?
-                    .tuning
-                    .nr_requests;
+                c.nr_requests =
+                    via_cmdline("tuning.nr_requests", "netboot.nr_requests", &n.to_string())?
+                        .tuning
+                        .nr_requests;
             }
             if let Some(n) = t.queue_depth {
                 c.queue_depth = Some(
@@ -590,9 +608,13 @@ impl Config {
         if let Some(s) = &raw.iscsi {
             if let Some(n) = s.login_retry_max {
                 c.login_retry_max = Some(
-                    via_cmdline("iscsi.login_retry_max", "rd.iscsi.login_retry_max", &n.to_string())?
-                        .iscsi
-                        .login_retry_max,
+                    via_cmdline(
+                        "iscsi.login_retry_max",
+                        "rd.iscsi.login_retry_max",
+                        &n.to_string(),
+                    )?
+                    .iscsi
+                    .login_retry_max,
                 );
             }
             c.tpgt = s.tpgt;
@@ -677,7 +699,11 @@ pub fn apply(config: &Config, plan: &mut BootPlan, explicit: &[String]) {
         plan.initiator = config.initiator.clone();
     }
     set(&mut plan.network.ip, &config.ip, given(&["ip"]));
-    set(&mut plan.network.nameservers, &config.nameservers, given(&["nameserver"]));
+    set(
+        &mut plan.network.nameservers,
+        &config.nameservers,
+        given(&["nameserver"]),
+    );
     set(&mut plan.root.device, &config.root_device, given(&["root"]));
     if config.root_fstype.is_some() && !given(&["rootfstype"]) {
         plan.root.fstype = config.root_fstype.clone();
@@ -685,7 +711,11 @@ pub fn apply(config: &Config, plan: &mut BootPlan, explicit: &[String]) {
     if config.root_flags.is_some() && !given(&["rootflags"]) {
         plan.root.flags = config.root_flags.clone();
     }
-    set(&mut plan.root.read_only, &config.root_read_only, given(&["ro", "rw"]));
+    set(
+        &mut plan.root.read_only,
+        &config.root_read_only,
+        given(&["ro", "rw"]),
+    );
     if config.init_path.is_some() && !given(&["init"]) {
         plan.init.path = config.init_path.clone();
     }
@@ -697,8 +727,16 @@ pub fn apply(config: &Config, plan: &mut BootPlan, explicit: &[String]) {
     if config.nr_requests.is_some() && !given(&["netboot.nr_requests"]) {
         plan.tuning.nr_requests = config.nr_requests;
     }
-    set(&mut plan.tuning.queue_depth, &config.queue_depth, given(&["netboot.queue_depth"]));
-    set(&mut plan.tuning.cmds_max, &config.cmds_max, given(&["netboot.cmds_max"]));
+    set(
+        &mut plan.tuning.queue_depth,
+        &config.queue_depth,
+        given(&["netboot.queue_depth"]),
+    );
+    set(
+        &mut plan.tuning.cmds_max,
+        &config.cmds_max,
+        given(&["netboot.cmds_max"]),
+    );
     set(
         &mut plan.iscsi.login_retry_max,
         &config.login_retry_max,
@@ -709,9 +747,21 @@ pub fn apply(config: &Config, plan: &mut BootPlan, explicit: &[String]) {
         &config.node_params,
         given(&["rd.iscsi.param", "iscsi_param"]),
     );
-    set(&mut plan.iscsi.login_params, &config.login_params, given_prefix("netboot.param."));
-    set(&mut plan.timeout_ms, &config.timeout_ms, given(&["netboot.timeout"]));
-    set(&mut plan.on_fail, &config.on_fail, given(&["netboot.on_fail"]));
+    set(
+        &mut plan.iscsi.login_params,
+        &config.login_params,
+        given_prefix("netboot.param."),
+    );
+    set(
+        &mut plan.timeout_ms,
+        &config.timeout_ms,
+        given(&["netboot.timeout"]),
+    );
+    set(
+        &mut plan.on_fail,
+        &config.on_fail,
+        given(&["netboot.on_fail"]),
+    );
     set(&mut plan.log, &config.log, given(&["netboot.log"]));
     set(&mut plan.events, &config.events, given(&["netboot.events"]));
 }
@@ -752,7 +802,10 @@ mod tests {
         let paths = c.paths.as_ref().expect("paths");
         assert_eq!(paths.len(), 2);
         assert_eq!((paths[0].port, paths[0].lun, paths[0].tpgt), (3261, 2, 3));
-        assert_eq!(paths[0].chap.as_ref().map(|c| c.secret.expose()), Some("hunter2"));
+        assert_eq!(
+            paths[0].chap.as_ref().map(|c| c.secret.expose()),
+            Some("hunter2")
+        );
         assert_eq!(paths[1].server, "fd00::1");
         assert_eq!(c.root_device, Some(RootDevice::Label("root".into())));
         assert_eq!(c.timeout_ms, Some(60_500));
@@ -761,25 +814,46 @@ mod tests {
         assert_eq!(c.cmds_max, Some(256));
         // Secrets never print.
         let dbg = format!("{c:?}");
-        assert!(!dbg.contains("hunter2") && !dbg.contains("defaultpw"), "{dbg}");
+        assert!(
+            !dbg.contains("hunter2") && !dbg.contains("defaultpw"),
+            "{dbg}"
+        );
     }
 
     #[test]
     fn errors_name_the_path() {
         let table = [
-            (r#"{"version":1,"tunnig":{}}"#, "config field tunnig: unknown field `tunnig`"),
+            (
+                r#"{"version":1,"tunnig":{}}"#,
+                "config field tunnig: unknown field `tunnig`",
+            ),
             (
                 r#"{"version":1,"paths":[{"server":"a","target":"t","chap":{"username":"u","pasword":"x"}}]}"#,
                 "config field paths[0].chap.pasword: unknown field `pasword`",
             ),
-            (r#"{"version":1,"tuning":{"queue_depth":"x"}}"#, "config field tuning.queue_depth: invalid type"),
-            (r#"{"version":1,"tuning":{"cmds_max":100}}"#, "config field tuning.cmds_max: invalid netboot.cmds_max="),
+            (
+                r#"{"version":1,"tuning":{"queue_depth":"x"}}"#,
+                "config field tuning.queue_depth: invalid type",
+            ),
+            (
+                r#"{"version":1,"tuning":{"cmds_max":100}}"#,
+                "config field tuning.cmds_max: invalid netboot.cmds_max=",
+            ),
             (r#"{"version":1,"ip":["bogus"]}"#, "config field ip[0]: "),
             (r#"{"version":2}"#, "config version 2 is not supported"),
             (r#"{"paths":[]}"#, "config: missing field `version`"),
-            (r#"{"version":1,"on_fail":"explode"}"#, "config field on_fail: invalid netboot.on_fail="),
-            (r#"{"version":1,"root":{"device":"LABEL=a b"}}"#, "config field root.device: \"LABEL=a b\" is empty or has spaces"),
-            (r#"{"version":1,"paths":[{"server":"a b","target":"t"}]}"#, "config field paths[0]: "),
+            (
+                r#"{"version":1,"on_fail":"explode"}"#,
+                "config field on_fail: invalid netboot.on_fail=",
+            ),
+            (
+                r#"{"version":1,"root":{"device":"LABEL=a b"}}"#,
+                "config field root.device: \"LABEL=a b\" is empty or has spaces",
+            ),
+            (
+                r#"{"version":1,"paths":[{"server":"a b","target":"t"}]}"#,
+                "config field paths[0]: ",
+            ),
             ("{", "config is not valid JSON"),
         ];
         for (json, want) in table {
@@ -790,7 +864,9 @@ mod tests {
 
     #[test]
     fn secret_not_echoed_in_errors() {
-        let got = err(r#"{"version":1,"iscsi":{"login_params":[{"key":"CHAP_Password","value":"sec ret"}]}}"#);
+        let got = err(
+            r#"{"version":1,"iscsi":{"login_params":[{"key":"CHAP_Password","value":"sec ret"}]}}"#,
+        );
         assert!(!got.contains("sec ret"), "{got}");
     }
 
@@ -808,10 +884,16 @@ mod tests {
         assert_eq!(plan.paths[0].server, "10.0.0.9");
         // Everything else comes from the config.
         assert_eq!(plan.tuning.queue_depth, 64);
-        assert_eq!(plan.initiator.as_deref(), Some("iqn.2024-01.org.example:host1"));
+        assert_eq!(
+            plan.initiator.as_deref(),
+            Some("iqn.2024-01.org.example:host1")
+        );
         assert_eq!(plan.events, None);
         assert!(!plan.root.read_only);
-        assert_eq!(plan.iscsi.chap.as_ref().map(|c| c.username.as_str()), Some("d"));
+        assert_eq!(
+            plan.iscsi.chap.as_ref().map(|c| c.username.as_str()),
+            Some("d")
+        );
 
         // Without cmdline paths the config's paths are used, in order; the
         // second gets the default CHAP.
@@ -819,7 +901,10 @@ mod tests {
         apply(&c, &mut plan, &explicit_keys("ro"));
         assert_eq!(plan.paths.len(), 2);
         assert!(plan.root.read_only, "explicit ro wins over read_only=false");
-        assert_eq!(plan.paths[1].chap.as_ref().map(|c| c.username.as_str()), Some("d"));
+        assert_eq!(
+            plan.paths[1].chap.as_ref().map(|c| c.username.as_str()),
+            Some("d")
+        );
         let json = serde_json::to_string(&plan).expect("json");
         assert!(!json.contains("hunter2") && !json.contains("defaultpw"));
     }

@@ -78,13 +78,19 @@ impl fmt::Display for AttemptError {
 impl fmt::Display for FetchError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            FetchError::NoServers => write!(f, "no config server given (netboot.config=rxrpc:HOST[:PORT])"),
+            FetchError::NoServers => write!(
+                f,
+                "no config server given (netboot.config=rxrpc:HOST[:PORT])"
+            ),
             FetchError::AllFailed(v) => {
                 write!(f, "no config server answered:")?;
                 for (s, e) in v {
                     write!(f, " {s}: {e};")?;
                 }
-                write!(f, " hint: check netboot-configd runs and has a file for this machine")
+                write!(
+                    f,
+                    " hint: check netboot-configd runs and has a file for this machine"
+                )
             }
         }
     }

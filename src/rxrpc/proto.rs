@@ -64,10 +64,22 @@ pub struct Identity {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum XdrError {
-    Short { what: &'static str, need: usize, got: usize },
-    TooLong { what: &'static str, len: usize, max: usize },
-    NotUtf8 { what: &'static str },
-    Trailing { bytes: usize },
+    Short {
+        what: &'static str,
+        need: usize,
+        got: usize,
+    },
+    TooLong {
+        what: &'static str,
+        len: usize,
+        max: usize,
+    },
+    NotUtf8 {
+        what: &'static str,
+    },
+    Trailing {
+        bytes: usize,
+    },
 }
 
 impl fmt::Display for XdrError {
@@ -80,7 +92,9 @@ impl fmt::Display for XdrError {
                 write!(f, "{what} of {len} bytes exceeds {max}")
             }
             XdrError::NotUtf8 { what } => write!(f, "{what} is not UTF-8"),
-            XdrError::Trailing { bytes } => write!(f, "{bytes} unexpected bytes after the arguments"),
+            XdrError::Trailing { bytes } => {
+                write!(f, "{bytes} unexpected bytes after the arguments")
+            }
         }
     }
 }

@@ -16,9 +16,7 @@
 //!   index other than 0 gets ABORT RX_PROTOCOL_ERROR.
 
 use super::call::{emit, CallId, RxOutcome, RxQueue, TxQueue};
-use super::wire::{
-    self, abort, ack_reason, flags, ptype, Body, Header, Packet, CHANNEL_MASK,
-};
+use super::wire::{self, abort, ack_reason, flags, ptype, Body, Header, Packet, CHANNEL_MASK};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -58,9 +56,14 @@ pub enum AppReply {
 #[derive(Debug)]
 enum CallState {
     Receiving(RxQueue),
-    Replying { tx: TxQueue, since: Instant },
+    Replying {
+        tx: TxQueue,
+        since: Instant,
+    },
     /// Finished; `cached` is the final ABORT to repeat, if the call aborted.
-    Done { cached: Option<Vec<u8>> },
+    Done {
+        cached: Option<Vec<u8>>,
+    },
 }
 
 #[derive(Debug)]
@@ -175,7 +178,14 @@ impl Server {
                 ah.flags = 0;
                 ah.seq = 0;
                 ah.serial = 1;
-                self.send_raw(peer, ah, Body::Abort { code, extra: vec![] });
+                self.send_raw(
+                    peer,
+                    ah,
+                    Body::Abort {
+                        code,
+                        extra: vec![],
+                    },
+                );
             }
             return;
         }
@@ -267,7 +277,9 @@ impl Server {
                                 ack = Some((ack_reason::REQUESTED, sub.header.serial));
                             }
                         }
-                        RxOutcome::Duplicate => ack = Some((ack_reason::DUPLICATE, sub.header.serial)),
+                        RxOutcome::Duplicate => {
+                            ack = Some((ack_reason::DUPLICATE, sub.header.serial))
+                        }
                         RxOutcome::Dropped => {
                             ack = Some((ack_reason::EXCEEDS_WINDOW, sub.header.serial))
                         }
@@ -279,7 +291,9 @@ impl Server {
                     call.note = format!("request exceeds {} bytes", self.cfg.max_request);
                     let cached = abort_packet(&call.id, &mut conn.serial, code);
                     out.push(cached.clone());
-                    call.state = CallState::Done { cached: Some(cached) };
+                    call.state = CallState::Done {
+                        cached: Some(cached),
+                    };
                     finished = Some("aborted");
                     self.stats.aborts += 1;
                 } else if rx.complete() {
@@ -292,10 +306,15 @@ impl Server {
                             call.state = CallState::Replying { tx, since: now };
                         }
                         AppReply::Abort { code, note } => {
-                            call.note = format!("{note} -> abort {code} ({})", super::proto::abort_name(code));
+                            call.note = format!(
+                                "{note} -> abort {code} ({})",
+                                super::proto::abort_name(code)
+                            );
                             let cached = abort_packet(&call.id, &mut conn.serial, code);
                             out.push(cached.clone());
-                            call.state = CallState::Done { cached: Some(cached) };
+                            call.state = CallState::Done {
+                                cached: Some(cached),
+                            };
                             finished = Some("aborted");
                             self.stats.aborts += 1;
                         }
@@ -457,13 +476,19 @@ fn abort_packet(id: &CallId, serial: &mut u32, code: i32) -> Vec<u8> {
     *serial = serial.wrapping_add(1);
     emit(
         id.header(ptype::ABORT, 0, *serial, 0),
-        Body::Abort { code, extra: vec![] },
+        Body::Abort {
+            code,
+            extra: vec![],
+        },
     )
 }
 
 fn ack_packet(id: &CallId, serial: &mut u32, rx: &RxQueue, provoking: u32, reason: u8) -> Vec<u8> {
     *serial = serial.wrapping_add(1);
-    emit(id.header(ptype::ACK, 0, *serial, 0), Body::Ack(rx.ack(provoking, reason)))
+    emit(
+        id.header(ptype::ACK, 0, *serial, 0),
+        Body::Ack(rx.ack(provoking, reason)),
+    )
 }
 
 #[cfg(test)]
@@ -485,14 +510,26 @@ mod tests {
     }
 
     fn call_id(cid: u32) -> CallId {
-        CallId { epoch: 0x8000_0009, cid, call: 1, service_id: 7, security_index: 0 }
+        CallId {
+            epoch: 0x8000_0009,
+            cid,
+            call: 1,
+            service_id: 7,
+            security_index: 0,
+        }
     }
 
     fn echo(req: &[u8], _: SocketAddr) -> AppReply {
         if req == b"bad" {
-            AppReply::Abort { code: 42, note: "bad".into() }
+            AppReply::Abort {
+                code: 42,
+                note: "bad".into(),
+            }
         } else {
-            AppReply::Data { data: req.to_vec(), note: "echo".into() }
+            AppReply::Data {
+                data: req.to_vec(),
+                note: "echo".into(),
+            }
         }
     }
 
@@ -539,7 +576,10 @@ mod tests {
         let first = s.poll_transmit().expect("abort").1;
         s.handle_datagram(peer(1), &req, t, &mut echo);
         assert_eq!(s.poll_transmit().expect("again").1, first);
-        assert!(matches!(Packet::decode(&first).map(|p| p.body), Ok(Body::Abort { code: 42, .. })));
+        assert!(matches!(
+            Packet::decode(&first).map(|p| p.body),
+            Ok(Body::Abort { code: 42, .. })
+        ));
     }
 
     #[test]
@@ -560,8 +600,14 @@ mod tests {
         assert_eq!(s.active_calls(), 0);
 
         let mut v = Vec::new();
-        Header { epoch: 999, ptype: ptype::VERSION, flags: 5, call: 3, ..Header::default() }
-            .encode_into(&mut v);
+        Header {
+            epoch: 999,
+            ptype: ptype::VERSION,
+            flags: 5,
+            call: 3,
+            ..Header::default()
+        }
+        .encode_into(&mut v);
         v.push(0);
         let _ = s.drain_transmit().count();
         s.handle_datagram(peer(3), &v, t, &mut echo);

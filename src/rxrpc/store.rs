@@ -55,8 +55,9 @@ fn valid_iqn(s: &str) -> bool {
     ok_prefix
         && s.len() > 4
         && s.len() <= crate::cmdline::rootpath::MAX_NAME_LEN
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b':' | b'-'))
+        && s.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b':' | b'-')
+        })
         && !s.contains("..")
 }
 
@@ -67,7 +68,8 @@ fn valid_hostname(s: &str) -> bool {
                 && l.len() <= 63
                 && !l.starts_with('-')
                 && !l.ends_with('-')
-                && l.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && l.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         })
 }
 
@@ -136,7 +138,9 @@ impl Store {
                 || n.starts_with("iqn-")
                 || n.starts_with("host-");
             if !scheme {
-                msgs.push(format!("{n}: ignored (not mac-*, iqn-*, host-* or default.json)"));
+                msgs.push(format!(
+                    "{n}: ignored (not mac-*, iqn-*, host-* or default.json)"
+                ));
                 continue;
             }
             match self.load(&n) {
@@ -151,18 +155,30 @@ impl Store {
         let path = self.dir.join(name);
         let meta = match std::fs::metadata(&path) {
             Ok(m) if m.is_file() => m,
-            Ok(_) => return Lookup::NotFound { tried: vec![name.to_string()] },
+            Ok(_) => {
+                return Lookup::NotFound {
+                    tried: vec![name.to_string()],
+                }
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 self.cache.remove(name);
-                return Lookup::NotFound { tried: vec![name.to_string()] };
+                return Lookup::NotFound {
+                    tried: vec![name.to_string()],
+                };
             }
             Err(e) => {
-                return Lookup::Io { file: name.to_string(), error: e.to_string() };
+                return Lookup::Io {
+                    file: name.to_string(),
+                    error: e.to_string(),
+                };
             }
         };
         let (mtime, len) = (meta.modified().ok(), meta.len());
         if len > MAX_REPLY as u64 {
-            return Lookup::TooLarge { file: name.to_string(), len };
+            return Lookup::TooLarge {
+                file: name.to_string(),
+                len,
+            };
         }
         let fresh = self
             .cache
@@ -171,17 +187,34 @@ impl Store {
         if !fresh {
             let result = match std::fs::read(&path) {
                 Ok(b) if b.len() > MAX_REPLY => {
-                    return Lookup::TooLarge { file: name.to_string(), len: b.len() as u64 };
+                    return Lookup::TooLarge {
+                        file: name.to_string(),
+                        len: b.len() as u64,
+                    };
                 }
                 Ok(b) => Config::from_json(&b).map(|_| b).map_err(|e| e.to_string()),
-                Err(e) => return Lookup::Io { file: name.to_string(), error: e.to_string() },
+                Err(e) => {
+                    return Lookup::Io {
+                        file: name.to_string(),
+                        error: e.to_string(),
+                    }
+                }
             };
-            self.cache.insert(name.to_string(), Entry { mtime, len, result });
+            self.cache
+                .insert(name.to_string(), Entry { mtime, len, result });
         }
         match self.cache.get(name).map(|e| &e.result) {
-            Some(Ok(b)) => Lookup::Found { file: name.to_string(), json: b.clone() },
-            Some(Err(e)) => Lookup::Invalid { file: name.to_string(), error: e.clone() },
-            None => Lookup::NotFound { tried: vec![name.to_string()] },
+            Some(Ok(b)) => Lookup::Found {
+                file: name.to_string(),
+                json: b.clone(),
+            },
+            Some(Err(e)) => Lookup::Invalid {
+                file: name.to_string(),
+                error: e.clone(),
+            },
+            None => Lookup::NotFound {
+                tried: vec![name.to_string()],
+            },
         }
     }
 
@@ -207,8 +240,12 @@ pub fn describe(l: &Lookup) -> String {
         Lookup::Found { file, json } => format!("{file} ({} bytes)", json.len()),
         Lookup::NotFound { tried } => format!("no file (tried {})", tried.join(", ")),
         Lookup::Invalid { file, error } => format!("{file} invalid: {error}"),
-        Lookup::TooLarge { file, len } => format!("{file} is {len} bytes, over the {MAX_REPLY}-byte limit"),
-        Lookup::BadIdentity { what, value } => format!("{what} {value:?} refused (not a valid {what})"),
+        Lookup::TooLarge { file, len } => {
+            format!("{file} is {len} bytes, over the {MAX_REPLY}-byte limit")
+        }
+        Lookup::BadIdentity { what, value } => {
+            format!("{what} {value:?} refused (not a valid {what})")
+        }
         Lookup::Io { file, error } => format!("{file}: {error}"),
     }
 }
@@ -218,13 +255,21 @@ mod tests {
     use super::*;
 
     fn id(mac: &str, iqn: &str, host: &str) -> Identity {
-        Identity { mac: mac.into(), iqn: iqn.into(), hostname: host.into() }
+        Identity {
+            mac: mac.into(),
+            iqn: iqn.into(),
+            hostname: host.into(),
+        }
     }
 
     #[test]
     fn names_and_traversal() {
         assert_eq!(
-            candidates(&id("52:54:00:12:34:5F", "IQN.2024-01.org.x:h1", "Node1.Example")),
+            candidates(&id(
+                "52:54:00:12:34:5F",
+                "IQN.2024-01.org.x:h1",
+                "Node1.Example"
+            )),
             Ok(vec![
                 "mac-52-54-00-12-34-5f.json".to_string(),
                 "iqn-iqn.2024-01.org.x:h1.json".to_string(),
@@ -241,7 +286,10 @@ mod tests {
             id("", "", "a\0b"),
             id("", "", ".."),
         ] {
-            assert!(matches!(candidates(&bad), Err(Lookup::BadIdentity { .. })), "{bad:?}");
+            assert!(
+                matches!(candidates(&bad), Err(Lookup::BadIdentity { .. })),
+                "{bad:?}"
+            );
         }
     }
 }

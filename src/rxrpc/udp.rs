@@ -57,7 +57,11 @@ impl UdpTransport {
     }
 
     fn socket(&mut self, peer: SocketAddr) -> std::io::Result<&UdpSocket> {
-        let slot = if peer.is_ipv4() { &mut self.v4 } else { &mut self.v6 };
+        let slot = if peer.is_ipv4() {
+            &mut self.v4
+        } else {
+            &mut self.v6
+        };
         if slot.is_none() {
             let local: SocketAddr = if peer.is_ipv4() {
                 (Ipv4Addr::UNSPECIFIED, 0).into()
@@ -66,7 +70,8 @@ impl UdpTransport {
             };
             *slot = Some(UdpSocket::bind(local)?);
         }
-        slot.as_ref().ok_or_else(|| std::io::Error::other("no socket"))
+        slot.as_ref()
+            .ok_or_else(|| std::io::Error::other("no socket"))
     }
 }
 
@@ -164,13 +169,18 @@ pub fn serve(
         let now = Instant::now();
         let wait = server
             .next_timeout()
-            .map_or(Duration::from_millis(500), |t| t.saturating_duration_since(now))
+            .map_or(Duration::from_millis(500), |t| {
+                t.saturating_duration_since(now)
+            })
             .min(Duration::from_millis(500));
         let ts = Timespec {
             tv_sec: wait.as_secs() as i64,
             tv_nsec: i64::from(wait.subsec_nanos()),
         };
-        let mut fds: Vec<PollFd<'_>> = sockets.iter().map(|s| PollFd::new(s, PollFlags::IN)).collect();
+        let mut fds: Vec<PollFd<'_>> = sockets
+            .iter()
+            .map(|s| PollFd::new(s, PollFlags::IN))
+            .collect();
         match poll(&mut fds, Some(&ts)) {
             Ok(_) => {}
             Err(rustix::io::Errno::INTR) => continue,
@@ -190,7 +200,11 @@ pub fn serve(
                         flush(sockets, server);
                     }
                     Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                    Err(e) if matches!(e.kind(), ErrorKind::Interrupted | ErrorKind::ConnectionRefused) => {}
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            ErrorKind::Interrupted | ErrorKind::ConnectionRefused
+                        ) => {}
                     Err(e) => return Err(e),
                 }
             }

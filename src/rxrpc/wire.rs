@@ -345,9 +345,8 @@ impl Ack {
     }
 
     pub fn encode_into(&self, out: &mut Vec<u8>) -> Result<(), WireError> {
-        let n = u8::try_from(self.acks.len()).map_err(|_| WireError::TooManyAcks {
-            n: self.acks.len(),
-        })?;
+        let n = u8::try_from(self.acks.len())
+            .map_err(|_| WireError::TooManyAcks { n: self.acks.len() })?;
         out.extend_from_slice(&self.buffer_space.to_be_bytes());
         out.extend_from_slice(&self.max_skew.to_be_bytes());
         out.extend_from_slice(&self.first_packet.to_be_bytes());
@@ -391,7 +390,10 @@ pub enum Body {
     Ack(Ack),
     Busy(Vec<u8>),
     /// ABORT code, and any bytes after it (kept).
-    Abort { code: i32, extra: Vec<u8> },
+    Abort {
+        code: i32,
+        extra: Vec<u8>,
+    },
     AckAll(Vec<u8>),
     /// VERSION payload: a 1-byte request or a 65-byte reply.
     Version(Vec<u8>),
@@ -429,11 +431,9 @@ impl Packet {
         let mut out = Vec::with_capacity(HEADER_LEN + 64);
         self.header.encode_into(&mut out);
         match &self.body {
-            Body::Data(d)
-            | Body::Busy(d)
-            | Body::AckAll(d)
-            | Body::Version(d)
-            | Body::Other(d) => out.extend_from_slice(d),
+            Body::Data(d) | Body::Busy(d) | Body::AckAll(d) | Body::Version(d) | Body::Other(d) => {
+                out.extend_from_slice(d)
+            }
             Body::Ack(a) => a.encode_into(&mut out)?,
             Body::Abort { code, extra } => {
                 out.extend_from_slice(&code.to_be_bytes());

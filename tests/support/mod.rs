@@ -472,7 +472,10 @@ impl Target {
             let mut cmd = Command::new("tgtd");
             cmd.args(["-f", "--control-port", &control.to_string()])
                 .arg("--iscsi")
-                .arg(format!("portal={}:{port}", if opts.ipv6 { "[::1]" } else { "127.0.0.1" }));
+                .arg(format!(
+                    "portal={}:{port}",
+                    if opts.ipv6 { "[::1]" } else { "127.0.0.1" }
+                ));
             let child = Self::spawn_logged(cmd, &log);
             let mut t = Target {
                 kind: Kind::Tgtd,
@@ -698,7 +701,11 @@ impl Target {
         };
         let d = self.dir.display();
         let host = self.host_literal();
-        let netmask = if self.ipv6 { "[::1]/128" } else { "127.0.0.0/8" };
+        let netmask = if self.ipv6 {
+            "[::1]/128"
+        } else {
+            "127.0.0.0/8"
+        };
         // Keys from /usr/share/doc/istgt/examples/istgt.conf. No [UnitControl] portal, so
         // istgtcontrol is unreachable and nothing else listens. PidFile in our dir keeps
         // instances apart (the default is /var/run/istgt.pid).

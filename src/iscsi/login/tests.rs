@@ -8,7 +8,11 @@ use crate::iscsi::text;
 use crate::plan::{Chap, MutualChap, Secret};
 
 fn cfg() -> LoginConfig {
-    let mut c = LoginConfig::new("iqn.2026-11.test:init", Some("iqn.2026-11.test:root"), SessionType::Normal);
+    let mut c = LoginConfig::new(
+        "iqn.2026-11.test:init",
+        Some("iqn.2026-11.test:root"),
+        SessionType::Normal,
+    );
     c.itt = 0x11;
     c
 }
@@ -18,7 +22,10 @@ fn chap_cfg(mutual: bool) -> LoginConfig {
     c.chap = Some(Chap {
         username: "chapuser".into(),
         secret: Secret::new("chapsecret1234"),
-        mutual: mutual.then(|| MutualChap { username: "tuser".into(), secret: Secret::new("tsecret12345") }),
+        mutual: mutual.then(|| MutualChap {
+            username: "tuser".into(),
+            secret: Secret::new("tsecret12345"),
+        }),
     });
     c
 }
@@ -32,7 +39,15 @@ fn val(p: &Pdu, k: &str) -> Option<String> {
 }
 
 /// A target response to `req` with the given stage flags, status and keys.
-fn rsp(req: &Pdu, transit: bool, csg: Stage, nsg: Stage, status: u16, tsih: u16, kv: &[(&str, &str)]) -> Pdu {
+fn rsp(
+    req: &Pdu,
+    transit: bool,
+    csg: Stage,
+    nsg: Stage,
+    status: u16,
+    tsih: u16,
+    kv: &[(&str, &str)],
+) -> Pdu {
     let r = LoginRequest::from_pdu(req).unwrap();
     LoginResponse {
         transit,
@@ -44,7 +59,11 @@ fn rsp(req: &Pdu, transit: bool, csg: Stage, nsg: Stage, status: u16, tsih: u16,
         isid: r.isid,
         tsih,
         itt: r.itt,
-        sn: TargetSn { stat_sn: 5, exp_cmd_sn: r.cmd_sn, max_cmd_sn: r.cmd_sn + 31 },
+        sn: TargetSn {
+            stat_sn: 5,
+            exp_cmd_sn: r.cmd_sn,
+            max_cmd_sn: r.cmd_sn + 31,
+        },
         status_class: (status >> 8) as u8,
         status_detail: status as u8,
         data: text::encode(kv),
@@ -62,7 +81,10 @@ fn send(step: Step) -> Pdu {
 fn done(step: Step) -> LoginOutcome {
     match step {
         Step::Done(o) => o,
-        Step::Send(p) => panic!("expected the end of login, got another request: {:?}", keys(&p)),
+        Step::Send(p) => panic!(
+            "expected the end of login, got another request: {:?}",
+            keys(&p)
+        ),
     }
 }
 
@@ -89,15 +111,40 @@ const TGT_ANSWERS: &[(&str, &str)] = &[
 fn no_auth_goes_straight_to_operational() {
     let (mut l, first) = Login::start(cfg()).unwrap();
     let r = LoginRequest::from_pdu(&first).unwrap();
-    assert_eq!((r.transit, r.csg, r.nsg), (true, Stage::Operational, Stage::FullFeature));
+    assert_eq!(
+        (r.transit, r.csg, r.nsg),
+        (true, Stage::Operational, Stage::FullFeature)
+    );
     assert_eq!(first.bhs[0], 0x43);
-    assert_eq!(val(&first, "InitiatorName").as_deref(), Some("iqn.2026-11.test:init"));
-    assert_eq!(val(&first, "TargetName").as_deref(), Some("iqn.2026-11.test:root"));
+    assert_eq!(
+        val(&first, "InitiatorName").as_deref(),
+        Some("iqn.2026-11.test:init")
+    );
+    assert_eq!(
+        val(&first, "TargetName").as_deref(),
+        Some("iqn.2026-11.test:root")
+    );
     assert_eq!(val(&first, "SessionType").as_deref(), Some("Normal"));
-    assert_eq!(val(&first, "AuthMethod"), None, "no security stage without CHAP");
-    assert_eq!(val(&first, "MaxRecvDataSegmentLength").as_deref(), Some("262144"));
+    assert_eq!(
+        val(&first, "AuthMethod"),
+        None,
+        "no security stage without CHAP"
+    );
+    assert_eq!(
+        val(&first, "MaxRecvDataSegmentLength").as_deref(),
+        Some("262144")
+    );
     let o = done(
-        l.receive(&rsp(&first, true, Stage::Operational, Stage::FullFeature, 0, 7, TGT_ANSWERS)).unwrap(),
+        l.receive(&rsp(
+            &first,
+            true,
+            Stage::Operational,
+            Stage::FullFeature,
+            0,
+            7,
+            TGT_ANSWERS,
+        ))
+        .unwrap(),
     );
     assert_eq!(o.tsih, 7);
     assert_eq!(o.exp_stat_sn, 6);
@@ -115,9 +162,23 @@ fn no_auth_goes_straight_to_operational() {
 fn one_way_chap_exchange() {
     let (mut l, p1) = Login::start(chap_cfg(false)).unwrap();
     let r1 = LoginRequest::from_pdu(&p1).unwrap();
-    assert_eq!((r1.transit, r1.csg, r1.nsg), (true, Stage::Security, Stage::Operational));
+    assert_eq!(
+        (r1.transit, r1.csg, r1.nsg),
+        (true, Stage::Security, Stage::Operational)
+    );
     assert_eq!(val(&p1, "AuthMethod").as_deref(), Some("CHAP,None"));
-    let p2 = send(l.receive(&rsp(&p1, false, Stage::Security, Stage::Security, 0, 0, &[("AuthMethod", "CHAP")])).unwrap());
+    let p2 = send(
+        l.receive(&rsp(
+            &p1,
+            false,
+            Stage::Security,
+            Stage::Security,
+            0,
+            0,
+            &[("AuthMethod", "CHAP")],
+        ))
+        .unwrap(),
+    );
     assert_eq!(val(&p2, "CHAP_A").as_deref(), Some("5"));
     assert!(!LoginRequest::from_pdu(&p2).unwrap().transit);
     let challenge = [0xa5u8; 16];
@@ -129,30 +190,75 @@ fn one_way_chap_exchange() {
             Stage::Security,
             0,
             0,
-            &[("CHAP_A", "5"), ("CHAP_I", "42"), ("CHAP_C", &chap::encode_hex(&challenge))],
+            &[
+                ("CHAP_A", "5"),
+                ("CHAP_I", "42"),
+                ("CHAP_C", &chap::encode_hex(&challenge)),
+            ],
         ))
         .unwrap(),
     );
     assert_eq!(val(&p3, "CHAP_N").as_deref(), Some("chapuser"));
     let want = chap::encode_hex(&chap::response(42, b"chapsecret1234", &challenge));
     assert_eq!(val(&p3, "CHAP_R"), Some(want));
-    assert_eq!(val(&p3, "CHAP_C"), None, "no challenge of ours without mutual CHAP");
+    assert_eq!(
+        val(&p3, "CHAP_C"),
+        None,
+        "no challenge of ours without mutual CHAP"
+    );
     assert!(!String::from_utf8_lossy(&p3.data).contains("chapsecret1234"));
     let r3 = LoginRequest::from_pdu(&p3).unwrap();
     assert_eq!((r3.transit, r3.nsg), (true, Stage::Operational));
-    let p4 = send(l.receive(&rsp(&p3, true, Stage::Security, Stage::Operational, 0, 0, &[])).unwrap());
+    let p4 = send(
+        l.receive(&rsp(
+            &p3,
+            true,
+            Stage::Security,
+            Stage::Operational,
+            0,
+            0,
+            &[],
+        ))
+        .unwrap(),
+    );
     let r4 = LoginRequest::from_pdu(&p4).unwrap();
     assert_eq!((r4.csg, r4.nsg), (Stage::Operational, Stage::FullFeature));
     assert_eq!(r4.exp_stat_sn, 6, "ExpStatSN follows the target's StatSN");
-    let o = done(l.receive(&rsp(&p4, true, Stage::Operational, Stage::FullFeature, 0, 9, TGT_ANSWERS)).unwrap());
+    let o = done(
+        l.receive(&rsp(
+            &p4,
+            true,
+            Stage::Operational,
+            Stage::FullFeature,
+            0,
+            9,
+            TGT_ANSWERS,
+        ))
+        .unwrap(),
+    );
     assert_eq!(o.auth, AuthUsed::Chap);
 }
 
 /// Runs a mutual CHAP login up to the target's final security answer.
 fn mutual_until_answer(target_secret: &[u8], name: &str) -> Result<Step, LoginError> {
     let (mut l, p1) = Login::start(chap_cfg(true)).unwrap();
-    assert_eq!(val(&p1, "AuthMethod").as_deref(), Some("CHAP"), "mutual CHAP may not fall back to None");
-    let p2 = send(l.receive(&rsp(&p1, false, Stage::Security, Stage::Security, 0, 0, &[("AuthMethod", "CHAP")])).unwrap());
+    assert_eq!(
+        val(&p1, "AuthMethod").as_deref(),
+        Some("CHAP"),
+        "mutual CHAP may not fall back to None"
+    );
+    let p2 = send(
+        l.receive(&rsp(
+            &p1,
+            false,
+            Stage::Security,
+            Stage::Security,
+            0,
+            0,
+            &[("AuthMethod", "CHAP")],
+        ))
+        .unwrap(),
+    );
     let p3 = send(
         l.receive(&rsp(
             &p2,
@@ -161,7 +267,11 @@ fn mutual_until_answer(target_secret: &[u8], name: &str) -> Result<Step, LoginEr
             Stage::Security,
             0,
             0,
-            &[("CHAP_A", "5"), ("CHAP_I", "1"), ("CHAP_C", "0x0102030405060708090a0b0c0d0e0f10")],
+            &[
+                ("CHAP_A", "5"),
+                ("CHAP_I", "1"),
+                ("CHAP_C", "0x0102030405060708090a0b0c0d0e0f10"),
+            ],
         ))
         .unwrap(),
     );
@@ -169,7 +279,15 @@ fn mutual_until_answer(target_secret: &[u8], name: &str) -> Result<Step, LoginEr
     let c = chap::decode_binary("CHAP_C", &val(&p3, "CHAP_C").unwrap()).unwrap();
     assert_eq!(c.len(), chap::CHALLENGE_LEN);
     let r = chap::encode_hex(&chap::response(id, target_secret, &c));
-    l.receive(&rsp(&p3, true, Stage::Security, Stage::Operational, 0, 0, &[("CHAP_N", name), ("CHAP_R", &r)]))
+    l.receive(&rsp(
+        &p3,
+        true,
+        Stage::Security,
+        Stage::Operational,
+        0,
+        0,
+        &[("CHAP_N", name), ("CHAP_R", &r)],
+    ))
 }
 
 #[test]
@@ -183,22 +301,39 @@ fn mutual_chap_verifies_the_target() {
 fn mutual_chap_wrong_target_secret_fails() {
     let e = mutual_until_answer(b"not-the-secret", "tuser").unwrap_err();
     let msg = e.to_string();
-    assert!(matches!(e, LoginError::Chap(chap::ChapError::TargetResponse { .. })), "{msg}");
+    assert!(
+        matches!(e, LoginError::Chap(chap::ChapError::TargetResponse { .. })),
+        "{msg}"
+    );
     assert!(msg.contains("mutual") && msg.contains("tuser"), "{msg}");
-    assert!(!msg.contains("tsecret12345") && !msg.contains("chapsecret1234"), "{msg}");
+    assert!(
+        !msg.contains("tsecret12345") && !msg.contains("chapsecret1234"),
+        "{msg}"
+    );
 }
 
 #[test]
 fn mutual_chap_wrong_target_name_fails() {
     let e = mutual_until_answer(b"tsecret12345", "impostor").unwrap_err();
-    assert!(matches!(e, LoginError::Chap(chap::ChapError::TargetName { .. })), "{e}");
+    assert!(
+        matches!(e, LoginError::Chap(chap::ChapError::TargetName { .. })),
+        "{e}"
+    );
 }
 
 #[test]
 fn mutual_chap_refuses_auth_none() {
     let (mut l, p1) = Login::start(chap_cfg(true)).unwrap();
     let e = l
-        .receive(&rsp(&p1, true, Stage::Security, Stage::Operational, 0, 0, &[("AuthMethod", "None")]))
+        .receive(&rsp(
+            &p1,
+            true,
+            Stage::Security,
+            Stage::Operational,
+            0,
+            0,
+            &[("AuthMethod", "None")],
+        ))
         .unwrap_err();
     assert!(matches!(e, LoginError::AuthMethod { .. }), "{e}");
 }
@@ -206,16 +341,40 @@ fn mutual_chap_refuses_auth_none() {
 #[test]
 fn one_way_chap_accepts_auth_none() {
     let (mut l, p1) = Login::start(chap_cfg(false)).unwrap();
-    let p2 = send(l.receive(&rsp(&p1, true, Stage::Security, Stage::Operational, 0, 0, &[("AuthMethod", "None")])).unwrap());
+    let p2 = send(
+        l.receive(&rsp(
+            &p1,
+            true,
+            Stage::Security,
+            Stage::Operational,
+            0,
+            0,
+            &[("AuthMethod", "None")],
+        ))
+        .unwrap(),
+    );
     assert_eq!(LoginRequest::from_pdu(&p2).unwrap().csg, Stage::Operational);
 }
 
 #[test]
 fn auth_failure_names_user_and_target_never_secret() {
     let (mut l, p1) = Login::start(chap_cfg(false)).unwrap();
-    let e = l.receive(&rsp(&p1, true, Stage::Security, Stage::Operational, 0x0201, 0, &[])).unwrap_err();
+    let e = l
+        .receive(&rsp(
+            &p1,
+            true,
+            Stage::Security,
+            Stage::Operational,
+            0x0201,
+            0,
+            &[],
+        ))
+        .unwrap_err();
     let msg = e.to_string();
-    assert!(msg.contains("authentication failed") && msg.contains("chapuser"), "{msg}");
+    assert!(
+        msg.contains("authentication failed") && msg.contains("chapuser"),
+        "{msg}"
+    );
     assert!(msg.contains("iqn.2026-11.test:root"), "{msg}");
     assert!(!msg.contains("chapsecret1234"), "{msg}");
     assert!(!e.is_transient());
@@ -224,7 +383,17 @@ fn auth_failure_names_user_and_target_never_secret() {
 #[test]
 fn auth_required_without_credentials_gives_a_hint() {
     let (mut l, p1) = Login::start(cfg()).unwrap();
-    let e = l.receive(&rsp(&p1, true, Stage::Operational, Stage::FullFeature, 0x0201, 0, &[])).unwrap_err();
+    let e = l
+        .receive(&rsp(
+            &p1,
+            true,
+            Stage::Operational,
+            Stage::FullFeature,
+            0x0201,
+            0,
+            &[],
+        ))
+        .unwrap_err();
     assert!(matches!(e, LoginError::AuthenticationRequired { .. }));
     assert!(e.to_string().contains("Hint"));
 }
@@ -234,7 +403,9 @@ fn statuses_map_to_errors() {
     type Check = fn(&LoginError) -> bool;
     let cases: &[(u16, Check)] = &[
         (0x0203, |e| matches!(e, LoginError::TargetNotFound { .. })),
-        (0x0205, |e| matches!(e, LoginError::InitiatorError { status: 0x0205, .. })),
+        (0x0205, |e| {
+            matches!(e, LoginError::InitiatorError { status: 0x0205, .. })
+        }),
         (0x0300, |e| e.is_transient()),
         (0x0301, |e| e.is_transient()),
         (0x0302, |e| e.is_transient()),
@@ -243,7 +414,17 @@ fn statuses_map_to_errors() {
     ];
     for (status, check) in cases {
         let (mut l, p1) = Login::start(cfg()).unwrap();
-        let e = l.receive(&rsp(&p1, true, Stage::Operational, Stage::FullFeature, *status, 0, &[])).unwrap_err();
+        let e = l
+            .receive(&rsp(
+                &p1,
+                true,
+                Stage::Operational,
+                Stage::FullFeature,
+                *status,
+                0,
+                &[],
+            ))
+            .unwrap_err();
         assert!(check(&e), "status {status:#06x} gave {e:?}");
     }
 }
@@ -253,10 +434,21 @@ fn redirect_carries_the_address() {
     for (status, permanent) in [(0x0101, false), (0x0102, true)] {
         let (mut l, p1) = Login::start(cfg()).unwrap();
         let e = l
-            .receive(&rsp(&p1, true, Stage::Operational, Stage::FullFeature, status, 0, &[("TargetAddress", "[::1]:3262,2")]))
+            .receive(&rsp(
+                &p1,
+                true,
+                Stage::Operational,
+                Stage::FullFeature,
+                status,
+                0,
+                &[("TargetAddress", "[::1]:3262,2")],
+            ))
             .unwrap_err();
         match e {
-            LoginError::Redirect { address, permanent: p } => {
+            LoginError::Redirect {
+                address,
+                permanent: p,
+            } => {
                 assert_eq!(address, "[::1]:3262,2");
                 assert_eq!(p, permanent);
             }
@@ -270,13 +462,34 @@ fn continued_response_is_joined() {
     let (mut l, p1) = Login::start(cfg()).unwrap();
     let whole = text::encode(TGT_ANSWERS);
     let (a, b) = whole.split_at(37); // splits a key in the middle
-    let mut first = LoginResponse::from_pdu(&rsp(&p1, false, Stage::Operational, Stage::Operational, 0, 0, &[])).unwrap();
+    let mut first = LoginResponse::from_pdu(&rsp(
+        &p1,
+        false,
+        Stage::Operational,
+        Stage::Operational,
+        0,
+        0,
+        &[],
+    ))
+    .unwrap();
     first.cont = true;
     first.data = a.to_vec();
     let p2 = send(l.receive(&first.to_pdu()).unwrap());
     let r2 = LoginRequest::from_pdu(&p2).unwrap();
-    assert!(p2.data.is_empty() && !r2.transit, "empty request to fetch the rest");
-    let mut second = LoginResponse::from_pdu(&rsp(&p2, true, Stage::Operational, Stage::FullFeature, 0, 3, &[])).unwrap();
+    assert!(
+        p2.data.is_empty() && !r2.transit,
+        "empty request to fetch the rest"
+    );
+    let mut second = LoginResponse::from_pdu(&rsp(
+        &p2,
+        true,
+        Stage::Operational,
+        Stage::FullFeature,
+        0,
+        3,
+        &[],
+    ))
+    .unwrap();
     second.data = b.to_vec();
     let o = done(l.receive(&second.to_pdu()).unwrap());
     assert_eq!(o.negotiated.max_burst_length, 262144);
@@ -293,13 +506,24 @@ fn target_offers_are_answered_unknown_ones_not_understood() {
             Stage::Operational,
             0,
             0,
-            &[("X-com.example.Frob", "1"), ("IFMarker", "No"), ("HeaderDigest", "None")],
+            &[
+                ("X-com.example.Frob", "1"),
+                ("IFMarker", "No"),
+                ("HeaderDigest", "None"),
+            ],
         ))
         .unwrap(),
     );
-    assert_eq!(val(&p2, "X-com.example.Frob").as_deref(), Some("NotUnderstood"));
+    assert_eq!(
+        val(&p2, "X-com.example.Frob").as_deref(),
+        Some("NotUnderstood")
+    );
     assert_eq!(val(&p2, "IFMarker").as_deref(), Some("No"));
-    assert_eq!(val(&p2, "HeaderDigest"), None, "answers to our offers are not answered back");
+    assert_eq!(
+        val(&p2, "HeaderDigest"),
+        None,
+        "answers to our offers are not answered back"
+    );
     assert!(LoginRequest::from_pdu(&p2).unwrap().transit);
 }
 
@@ -307,7 +531,15 @@ fn target_offers_are_answered_unknown_ones_not_understood() {
 fn illegal_answer_fails_negotiation() {
     let (mut l, p1) = Login::start(cfg()).unwrap();
     let e = l
-        .receive(&rsp(&p1, true, Stage::Operational, Stage::FullFeature, 0, 1, &[("MaxBurstLength", "99999999")]))
+        .receive(&rsp(
+            &p1,
+            true,
+            Stage::Operational,
+            Stage::FullFeature,
+            0,
+            1,
+            &[("MaxBurstLength", "99999999")],
+        ))
         .unwrap_err();
     assert!(matches!(e, LoginError::Negotiation(_)), "{e}");
     assert!(e.to_string().contains("MaxBurstLength"));
@@ -316,21 +548,44 @@ fn illegal_answer_fails_negotiation() {
 #[test]
 fn protocol_violations() {
     let (mut l, p1) = Login::start(cfg()).unwrap();
-    let mut bad = LoginResponse::from_pdu(&rsp(&p1, true, Stage::Operational, Stage::FullFeature, 0, 1, &[])).unwrap();
+    let mut bad = LoginResponse::from_pdu(&rsp(
+        &p1,
+        true,
+        Stage::Operational,
+        Stage::FullFeature,
+        0,
+        1,
+        &[],
+    ))
+    .unwrap();
     bad.itt = 99;
-    assert!(matches!(l.receive(&bad.to_pdu()), Err(LoginError::ItTMismatch { .. })));
+    assert!(matches!(
+        l.receive(&bad.to_pdu()),
+        Err(LoginError::ItTMismatch { .. })
+    ));
 
     let (mut l, p1) = Login::start(cfg()).unwrap();
     let wrong_stage = rsp(&p1, true, Stage::Security, Stage::FullFeature, 0, 1, &[]);
-    assert!(matches!(l.receive(&wrong_stage), Err(LoginError::StageMismatch { .. })));
+    assert!(matches!(
+        l.receive(&wrong_stage),
+        Err(LoginError::StageMismatch { .. })
+    ));
 
     let (mut l, p1) = Login::start(cfg()).unwrap();
     let no_tsih = rsp(&p1, true, Stage::Operational, Stage::FullFeature, 0, 0, &[]);
     assert!(matches!(l.receive(&no_tsih), Err(LoginError::NoTsih)));
 
     let (mut l, _) = Login::start(cfg()).unwrap();
-    let reject = crate::iscsi::pdu::Reject { reason: 4, sn: TargetSn::default(), data_sn: 0, data: vec![] };
-    assert!(matches!(l.receive(&reject.to_pdu()), Err(LoginError::Rejected { reason: 4 })));
+    let reject = crate::iscsi::pdu::Reject {
+        reason: 4,
+        sn: TargetSn::default(),
+        data_sn: 0,
+        data: vec![],
+    };
+    assert!(matches!(
+        l.receive(&reject.to_pdu()),
+        Err(LoginError::Rejected { reason: 4 })
+    ));
 
     let mut c = cfg();
     c.target_name = None;
@@ -341,7 +596,15 @@ fn protocol_violations() {
 fn endless_target_is_cut_off() {
     let (mut l, mut p) = Login::start(cfg()).unwrap();
     for i in 0..=MAX_ROUNDS {
-        match l.receive(&rsp(&p, false, Stage::Operational, Stage::Operational, 0, 0, &[])) {
+        match l.receive(&rsp(
+            &p,
+            false,
+            Stage::Operational,
+            Stage::Operational,
+            0,
+            0,
+            &[],
+        )) {
             Ok(Step::Send(next)) => p = next,
             Err(LoginError::TooManyRounds) => {
                 assert_eq!(i, MAX_ROUNDS);
@@ -365,24 +628,58 @@ fn discovery_session_offers_only_discovery_keys() {
 #[test]
 fn overrides_are_validated_and_offered() {
     let mut c = cfg();
-    c.apply_overrides(&[("MaxRecvDataSegmentLength".into(), "65536".into())]).unwrap();
+    c.apply_overrides(&[("MaxRecvDataSegmentLength".into(), "65536".into())])
+        .unwrap();
     let (_, p) = Login::start(c.clone()).unwrap();
-    assert_eq!(val(&p, "MaxRecvDataSegmentLength").as_deref(), Some("65536"));
-    assert!(c.apply_overrides(&[("ImmediateData".into(), "maybe".into())]).is_err());
+    assert_eq!(
+        val(&p, "MaxRecvDataSegmentLength").as_deref(),
+        Some("65536")
+    );
+    assert!(c
+        .apply_overrides(&[("ImmediateData".into(), "maybe".into())])
+        .is_err());
 }
 
 #[test]
 fn portals_and_target_addresses() {
-    assert_eq!(parse_portal("10.0.0.1", 3260), Some(Portal { host: "10.0.0.1".into(), port: 3260 }));
-    assert_eq!(parse_portal("[fe80::1]:3261", 3260), Some(Portal { host: "fe80::1".into(), port: 3261 }));
+    assert_eq!(
+        parse_portal("10.0.0.1", 3260),
+        Some(Portal {
+            host: "10.0.0.1".into(),
+            port: 3260
+        })
+    );
+    assert_eq!(
+        parse_portal("[fe80::1]:3261", 3260),
+        Some(Portal {
+            host: "fe80::1".into(),
+            port: 3261
+        })
+    );
     assert_eq!(parse_portal("[fe80::zz]:3261", 3260), None);
     assert_eq!(parse_portal("host:0", 3260), None);
     assert_eq!(parse_portal(":3260", 3260), None);
     assert_eq!(parse_portal("[::1", 3260), None);
     assert_eq!(
         parse_target_address("192.0.2.1:3262,7", 3260),
-        Some((Portal { host: "192.0.2.1".into(), port: 3262 }, Some(7)))
+        Some((
+            Portal {
+                host: "192.0.2.1".into(),
+                port: 3262
+            },
+            Some(7)
+        ))
     );
-    assert_eq!(parse_target_address("t.example", 3260).map(|(p, _)| p.port), Some(3260));
-    assert_eq!(Portal { host: "::1".into(), port: 1 }.to_string(), "[::1]:1");
+    assert_eq!(
+        parse_target_address("t.example", 3260).map(|(p, _)| p.port),
+        Some(3260)
+    );
+    assert_eq!(
+        Portal {
+            host: "::1".into(),
+            port: 1
+        }
+        .to_string(),
+        "[::1]:1"
+    );
 }
