@@ -1,8 +1,10 @@
 //! Argument handling shared by the userspace iSCSI tools.
 
 use crate::iscsi::channel::{ChannelError, TcpChannel};
-use crate::iscsi::connect::Connector;
-use crate::iscsi::login::Portal;
+use crate::iscsi::connect::{establish, Connector, Established, RetryPolicy};
+use crate::iscsi::default_initiator_name;
+use crate::iscsi::login::{LoginConfig, Portal, SessionType};
+use crate::plan::Chap;
 use std::time::Duration;
 
 /// Default connect / receive timeout of the tools, in seconds.
@@ -57,4 +59,38 @@ impl Connector for TcpConnector {
     fn connect(&mut self, portal: &Portal) -> Result<TcpChannel, ChannelError> {
         TcpChannel::connect(portal, self.timeout)
     }
+}
+
+/// `--initiator`, or the default IQN derived from the host name.
+pub fn initiator(a: &ToolArgs) -> String {
+    a.initiator.clone().unwrap_or_else(default_initiator_name)
+}
+
+/// Connect and log in for a tool. Errors: the ISID could not be drawn, or
+/// connect/login failed (the error already names target and portal).
+pub fn login(
+    a: &ToolArgs,
+    initiator: &str,
+    portal: &Portal,
+    target: Option<&str>,
+    chap: Option<Chap>,
+) -> Result<Established<TcpChannel>, Box<dyn std::error::Error>> {
+    let kind = if target.is_some() {
+        SessionType::Normal
+    } else {
+        SessionType::Discovery
+    };
+    let mut cfg = LoginConfig::new(initiator, target, kind);
+    cfg.chap = chap;
+    cfg.random_isid()?;
+    let mut conn = TcpConnector { timeout: a.timeout };
+    // A tool run by hand fails fast on connect errors; target-side transient
+    // errors and redirects are still handled (RetryPolicy::default()).
+    Ok(establish(
+        &mut conn,
+        portal,
+        &cfg,
+        &RetryPolicy::default(),
+        &mut std::thread::sleep,
+    )?)
 }

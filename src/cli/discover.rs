@@ -1,11 +1,9 @@
 //! `netboot discover PORTAL`: SendTargets=All over a discovery session.
 
-use super::common::{self, TcpConnector};
+use super::common;
 use super::{fail, Exit};
 use crate::iscsi::client::Session;
-use crate::iscsi::connect::{establish, RetryPolicy};
-use crate::iscsi::default_initiator_name;
-use crate::iscsi::login::{parse_portal, LoginConfig, SessionType};
+use crate::iscsi::login::parse_portal;
 use crate::plan::DEFAULT_PORT;
 
 const CMD: &str = "discover";
@@ -29,19 +27,7 @@ pub fn run(args: &[String]) -> i32 {
             format!("invalid portal {portal_arg:?} (expected HOST[:PORT] or [IPv6][:PORT])"),
         );
     };
-    let initiator = a.initiator.clone().unwrap_or_else(default_initiator_name);
-    let mut cfg = LoginConfig::new(&initiator, None, SessionType::Discovery);
-    if let Err(e) = cfg.random_isid() {
-        return fail(CMD, Exit::Failure, e);
-    }
-    let mut conn = TcpConnector { timeout: a.timeout };
-    let est = match establish(
-        &mut conn,
-        &portal,
-        &cfg,
-        &RetryPolicy::default(),
-        &mut std::thread::sleep,
-    ) {
+    let est = match common::login(&a, &common::initiator(&a), &portal, None, None) {
         Ok(e) => e,
         Err(e) => return fail(CMD, Exit::Failure, e),
     };

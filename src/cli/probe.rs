@@ -1,14 +1,13 @@
 //! `netboot probe ROOT-PATH`: log in, list LUNs with INQUIRY and READ
 //! CAPACITY(16), log out. Userspace only: checks a target before a reboot.
 
-use super::common::{self, TcpConnector};
+use super::common;
 use super::{fail, Exit};
 use crate::cmdline::rootpath;
 use crate::iscsi::channel::TcpChannel;
 use crate::iscsi::client::{Session, SessionError};
-use crate::iscsi::connect::{establish, RetryPolicy};
-use crate::iscsi::login::{AuthUsed, LoginConfig, LoginOutcome, Portal, SessionType};
-use crate::iscsi::{default_initiator_name, scsi};
+use crate::iscsi::login::{AuthUsed, LoginOutcome, Portal};
+use crate::iscsi::scsi;
 use serde::Serialize;
 use std::time::Instant;
 
@@ -99,24 +98,18 @@ pub fn run(args: &[String]) -> i32 {
         Ok(r) => r,
         Err(e) => return fail(CMD, Exit::Usage, e),
     };
-    let initiator = a.initiator.clone().unwrap_or_else(default_initiator_name);
-    let mut cfg = LoginConfig::new(&initiator, Some(&root.target), SessionType::Normal);
-    cfg.chap = root.chap.clone();
-    if let Err(e) = cfg.random_isid() {
-        return fail(CMD, Exit::Failure, e);
-    }
+    let initiator = common::initiator(&a);
     let portal = Portal {
         host: root.server.clone(),
         port: root.port,
     };
-    let mut conn = TcpConnector { timeout: a.timeout };
     let t0 = Instant::now();
-    let est = match establish(
-        &mut conn,
+    let est = match common::login(
+        &a,
+        &initiator,
         &portal,
-        &cfg,
-        &RetryPolicy::default(),
-        &mut std::thread::sleep,
+        Some(&root.target),
+        root.chap.clone(),
     ) {
         Ok(e) => e,
         Err(e) => return fail(CMD, Exit::Failure, e),
