@@ -19,7 +19,8 @@ command -v iscsi-inq >/dev/null || { echo "iscsi-inq missing: apt-get install li
 
 work=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-ctl=$((30000 + $$ % 10000))
+# tgtd accepts control ports up to 32767; 0 is the system daemon's.
+ctl=$((12000 + $$ % 10000))
 iqn=iqn.2026-11.org.netboot:bench
 tgtd_pid=""
 cleanup() {
