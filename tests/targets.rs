@@ -386,6 +386,40 @@ fn probe_unknown_target(kind: Kind) {
     expect_contains(line, &["nosuchtarget"], &out, Some(&t));
 }
 
+/// The root path's LUN decides: the disk's LUN is marked in the listing, and
+/// a LUN the target does not have is an error naming the LUNs it does have.
+fn probe_root_lun(kind: Kind) {
+    let Some(t) = start(kind, Auth::None) else {
+        return;
+    };
+    let disk = t.disk_lun();
+    let root = format!("iscsi:127.0.0.1::{}:{disk}:{}", t.port(), t.iqn());
+    let out = netboot(&["probe", "--timeout", "5", &root]);
+    expect_ok(&out, &t);
+    let marked = out
+        .stdout
+        .lines()
+        .any(|l| l.starts_with(&format!("* LUN {disk} ")) && l.contains(" bytes "));
+    if !marked {
+        panic!(
+            "the root LUN {disk} is not marked with '*'\n{}",
+            context(&out, Some(&t))
+        );
+    }
+    let root = format!("iscsi:127.0.0.1::{}:42:{}", t.port(), t.iqn());
+    let out = netboot(&["probe", "--timeout", "5", &root]);
+    let line = expect_failure(&out, "probe", Some(&t));
+    expect_contains(
+        line,
+        &[
+            "no LUN 42",
+            &format!("LUNs {}", if disk == 1 { "0, 1" } else { "0" }),
+        ],
+        &out,
+        Some(&t),
+    );
+}
+
 /// IPv6: the target listens on [::1]; discovery lists it bracketed and the
 /// probe goes through an `iscsi:[::1]::PORT::IQN` root path, with mutual CHAP.
 fn ipv6_discover_and_probe(kind: Kind) {
@@ -423,6 +457,7 @@ fn ipv6_discover_and_probe(kind: Kind) {
 }
 
 per_target!(
+    probe_root_lun,
     ipv6_discover_and_probe,
     discover_plain,
     discover_json,

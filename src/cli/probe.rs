@@ -135,6 +135,25 @@ pub fn run(args: &[String]) -> i32 {
             format!("target {} at {at}: {e}", root.target),
         );
     }
+    // The root path names a LUN: a probe that cannot find it must say so,
+    // or a reboot into that root path fails where nobody is watching.
+    if !luns.iter().any(|l| l.lun == root.lun) {
+        let have: Vec<String> = luns.iter().map(|l| l.lun.to_string()).collect();
+        return fail(
+            CMD,
+            Exit::Failure,
+            format!(
+                "target {} at {at} has no LUN {} (it reports LUNs {})",
+                root.target,
+                root.lun,
+                if have.is_empty() {
+                    "none".to_string()
+                } else {
+                    have.join(", ")
+                }
+            ),
+        );
+    }
     let report = ProbeReport {
         target: &root.target,
         portal: at.to_string(),
@@ -177,8 +196,13 @@ fn print_human(r: &ProbeReport<'_>) {
             _ => String::new(),
         };
         println!(
-            "  LUN {:<3} {:<10} {:<8} {:<16} {:<4}{size}",
-            l.lun, l.device_type_name, l.vendor, l.product, l.revision
+            "{} LUN {:<3} {:<10} {:<8} {:<16} {:<4}{size}",
+            if l.lun == r.requested_lun { '*' } else { ' ' },
+            l.lun,
+            l.device_type_name,
+            l.vendor,
+            l.product,
+            l.revision
         );
     }
 }
