@@ -51,5 +51,5 @@ t --mode target --op bind --tid 1 --initiator-address ALL
 echo "\$ netboot discover $addr"
 ip netns exec "$ns" "$nb" discover "$addr"
 echo
-echo "\$ netboot probe iscsi:$addr::::$iqn"
-ip netns exec "$ns" "$nb" probe "iscsi:$addr::::$iqn"
+echo "\$ netboot probe iscsi:$addr:::1:$iqn"
+ip netns exec "$ns" "$nb" probe "iscsi:$addr:::1:$iqn"
