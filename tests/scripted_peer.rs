@@ -235,6 +235,12 @@ fn transient_target_error_is_retried() {
     assert!(o.status.success(), "stdout: {out}\nstderr: {err}");
     assert_eq!(count.load(Ordering::SeqCst), 2);
     assert!(out.contains("iqn.2026-11.test:scripted"));
+    assert!(
+        err.contains("netboot: WARN: ")
+            && err.contains("service unavailable")
+            && err.contains("retrying in 0.5s"),
+        "the retry is reported on stderr: {err}"
+    );
 }
 
 #[test]

@@ -420,6 +420,53 @@ fn probe_root_lun(kind: Kind) {
     );
 }
 
+/// Discovery CHAP (istgt: tgt has no discovery authentication): the
+/// credentials ride on the portal argument, one-way and mutual; without them
+/// or with a wrong secret, one clear line and no secret printed.
+#[test]
+fn discover_with_chap_istgt() {
+    for (auth, creds) in [
+        (Auth::chap(), "chapuser:chapsecret1234"),
+        (
+            Auth::mutual(),
+            "chapuser:chapsecret1234:targetuser:tgtsecret56789",
+        ),
+    ] {
+        let opts = TargetOpts {
+            discovery_auth: true,
+            ..TargetOpts::with_auth(auth)
+        };
+        let Some(t) = Target::start(Kind::Istgt, &opts) else {
+            return;
+        };
+        let out = netboot(&[
+            "discover",
+            "--timeout",
+            "5",
+            &format!("{creds}@{}", t.portal()),
+        ]);
+        expect_ok(&out, &t);
+        if !out.stdout.contains(t.iqn()) {
+            panic!(
+                "discovery with CHAP does not list {}\n{}",
+                t.iqn(),
+                context(&out, Some(&t))
+            );
+        }
+        let out = netboot(&["discover", "--timeout", "5", &t.portal()]);
+        let line = expect_failure(&out, "discover", Some(&t));
+        expect_contains(line, &["requires authentication"], &out, Some(&t));
+        let out = netboot(&[
+            "discover",
+            "--timeout",
+            "5",
+            &format!("chapuser:wrongsecret999@{}", t.portal()),
+        ]);
+        let line = expect_failure(&out, "discover", Some(&t));
+        expect_contains(line, &["authentication failed", "chapuser"], &out, Some(&t));
+    }
+}
+
 /// IPv6: the target listens on [::1]; discovery lists it bracketed and the
 /// probe goes through an `iscsi:[::1]::PORT::IQN` root path, with mutual CHAP.
 fn ipv6_discover_and_probe(kind: Kind) {

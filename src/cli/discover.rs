@@ -2,6 +2,7 @@
 
 use super::common;
 use super::{fail, Exit};
+use crate::cmdline::rootpath;
 use crate::iscsi::client::Session;
 use crate::iscsi::login::parse_portal;
 use crate::plan::DEFAULT_PORT;
@@ -17,17 +18,33 @@ pub fn run(args: &[String]) -> i32 {
         return fail(
             CMD,
             Exit::Usage,
-            "usage: netboot discover [--timeout S] [--initiator IQN] [--json] HOST[:PORT]",
+            "usage: netboot discover [--timeout S] [--initiator IQN] [--json] [USER:SECRET[:TUSER:TSECRET]@]HOST[:PORT]",
         );
     };
-    let Some(portal) = parse_portal(portal_arg, DEFAULT_PORT) else {
+    // Discovery CHAP rides on the portal argument, in the root-path
+    // spelling: USER:SECRET[:TUSER:TSECRET]@HOST[:PORT]. Host names never
+    // hold '@', so the last one separates.
+    let (chap, host_port) = match portal_arg.rsplit_once('@') {
+        Some((creds, rest)) => match rootpath::parse_auth(creds) {
+            Some(c) => (Some(c), rest),
+            None => {
+                return fail(
+                    CMD,
+                    Exit::Usage,
+                    "invalid credentials before '@' (expected USER:SECRET or USER:SECRET:TUSER:TSECRET)",
+                )
+            }
+        },
+        None => (None, portal_arg.as_str()),
+    };
+    let Some(portal) = parse_portal(host_port, DEFAULT_PORT) else {
         return fail(
             CMD,
             Exit::Usage,
-            format!("invalid portal {portal_arg:?} (expected HOST[:PORT] or [IPv6][:PORT])"),
+            format!("invalid portal {host_port:?} (expected HOST[:PORT] or [IPv6][:PORT])"),
         );
     };
-    let est = match common::login(&a, &common::initiator(&a), &portal, None, None) {
+    let est = match common::login(&a, &common::initiator(&a), &portal, None, chap) {
         Ok(e) => e,
         Err(e) => return fail(CMD, Exit::Failure, e),
     };

@@ -24,11 +24,16 @@ const USAGE: &str = "\
 usage: netboot COMMAND [ARGS]
 
 commands:
-  plan      [--cmdline STRING | --cmdline-file FILE]   print the boot plan as JSON
-  discover  [--timeout S] [--initiator IQN] [--json] PORTAL   SendTargets discovery
-  probe     [--timeout S] [--initiator IQN] [--json] ROOT-PATH  log in and list LUNs
-  events    [--json] [--group G]                       print boot events live
-  report    [FILE]                                     print the boot report
+  plan          [--cmdline STRING | --cmdline-file FILE]       print the boot plan as JSON
+  discover      [--timeout S] [--initiator IQN] [--json] [USER:SECRET@]HOST[:PORT]
+                                                               SendTargets discovery
+  probe         [--timeout S] [--initiator IQN] [--json] ROOT-PATH
+                                                               log in, list LUNs, log out
+  events        [--json] [--group G] [--id IDX.VAL] [--count N] [--timeout S]
+                                                               print boot events live
+  report        [FILE]                                         print the boot report
+  config-fetch  rxrpc:HOST[:PORT]... [--mac M] [--iqn I] [--hostname H] [--timeout S] [--retries N]
+                                                               fetch the boot configuration
 ";
 
 /// Print `netboot CMD: message` to stderr and return the exit code.
@@ -38,6 +43,13 @@ pub fn fail(cmd: &str, code: Exit, msg: impl std::fmt::Display) -> i32 {
 }
 
 pub fn main(args: &[String]) -> i32 {
+    // Tools log warnings (retries, redirects, fallbacks) to stderr;
+    // NETBOOT_LOG=info|debug|trace shows more. Errors are printed by `fail`.
+    let level = std::env::var("NETBOOT_LOG")
+        .ok()
+        .and_then(|v| crate::klog::parse_log_level(&v).ok())
+        .unwrap_or(log::LevelFilter::Warn);
+    crate::klog::init(crate::klog::LogTarget::Stderr, level, Vec::new());
     let rest = args.get(2..).unwrap_or(&[]);
     match args.get(1).map(String::as_str) {
         Some("plan") => plan::run(rest),

@@ -258,8 +258,9 @@ pub fn parse(value: &str) -> Result<RootPath, RootPathError> {
     })
 }
 
-/// `user:pass` or `user:pass:ruser:rpass`, no empty field.
-fn parse_auth(a: &str) -> Option<Chap> {
+/// `user:pass` or `user:pass:ruser:rpass`, no empty field (also the
+/// credentials of `netboot discover USER:PASS@HOST`).
+pub fn parse_auth(a: &str) -> Option<Chap> {
     let f: Vec<&str> = a.split(':').collect();
     if f.iter().any(|s| s.is_empty()) {
         return None;

@@ -167,7 +167,7 @@ pub fn establish<K: Connector>(
     let target = cfg
         .target_name
         .clone()
-        .unwrap_or_else(|| "(discovery)".into());
+        .unwrap_or_else(|| "the discovery session".into());
     let mut backoff = policy.initial_backoff;
     let mut attempt = 0;
     loop {

@@ -295,31 +295,31 @@ impl fmt::Display for LoginError {
             BadRedirect { value } => write!(f, "target redirected to unusable address {value:?}"),
             AuthenticationFailed { user, target } => write!(
                 f,
-                "authentication failed for user {user:?} at target {target} (status 0x0201); check the CHAP user and secret"
+                "authentication failed for user {user:?} at {target} (status 0x0201); check the CHAP user and secret"
             ),
             AuthenticationRequired { target, status } => write!(
                 f,
-                "target {target} requires authentication (status {status:#06x}) but no CHAP credentials are configured; Hint: give user:secret@ in the root path or rd.iscsi.username/rd.iscsi.password"
+                "{target} requires authentication (status {status:#06x}) but no CHAP credentials are configured; Hint: give user:secret@ in the root path or rd.iscsi.username/rd.iscsi.password"
             ),
             AuthorizationFailed { user, target } => write!(
                 f,
-                "authorization failed: user {user:?} may not access target {target} (status 0x0202)"
+                "authorization failed: user {user:?} may not access {target} (status 0x0202)"
             ),
             TargetNotFound { target, status } => {
-                write!(f, "target {target} not found on this portal (status {status:#06x})")
+                write!(f, "{target} not found on this portal (status {status:#06x})")
             }
             InitiatorError { status, target } => write!(
                 f,
-                "target {target} refused the login: {} (status {status:#06x})",
+                "{target} refused the login: {} (status {status:#06x})",
                 status_text(*status)
             ),
             TargetError { status, target } => write!(
                 f,
-                "target {target} failed the login: {} (status {status:#06x})",
+                "{target} failed the login: {} (status {status:#06x})",
                 status_text(*status)
             ),
             Status { status, target } => {
-                write!(f, "target {target} answered unknown login status {status:#06x}")
+                write!(f, "{target} answered unknown login status {status:#06x}")
             }
             AuthMethod { offered, answered } => write!(
                 f,
@@ -522,11 +522,12 @@ impl Login {
         .to_pdu()
     }
 
+    /// What errors call the peer: `target IQN`, or the discovery session.
     fn target(&self) -> String {
-        self.cfg
-            .target_name
-            .clone()
-            .unwrap_or_else(|| "(discovery)".into())
+        match &self.cfg.target_name {
+            Some(t) if self.cfg.session_type == SessionType::Normal => format!("target {t}"),
+            _ => "the discovery session".into(),
+        }
     }
 
     fn status_error(&self, rsp: &LoginResponse, keys: &[(String, String)]) -> LoginError {
@@ -654,7 +655,7 @@ impl Login {
                     }
                     "None" if chap.mutual.is_none() => {
                         log::warn!(
-                            "target {} chose AuthMethod=None; continuing without CHAP",
+                            "{} chose AuthMethod=None; continuing without CHAP",
                             self.target()
                         );
                         self.after_security(rsp)

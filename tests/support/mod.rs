@@ -287,6 +287,8 @@ pub struct TargetOpts {
     pub auth: Auth,
     /// Listen on [::1] instead of 127.0.0.1.
     pub ipv6: bool,
+    /// istgt only: discovery sessions need the same CHAP as the target.
+    pub discovery_auth: bool,
 }
 
 impl Default for TargetOpts {
@@ -296,6 +298,7 @@ impl Default for TargetOpts {
             size: 64 << 20,
             auth: Auth::None,
             ipv6: false,
+            discovery_auth: false,
         }
     }
 }
@@ -700,6 +703,11 @@ impl Target {
             ),
         };
         let d = self.dir.display();
+        let discovery = if opts.discovery_auth {
+            format!("{method}\n  DiscoveryAuthGroup AuthGroup1")
+        } else {
+            "None".to_string()
+        };
         let host = self.host_literal();
         let netmask = if self.ipv6 {
             "[::1]/128"
@@ -718,7 +726,7 @@ impl Target {
   LogFacility "local7"
   Timeout 30
   NopInInterval 20
-  DiscoveryAuthMethod None
+  DiscoveryAuthMethod {discovery}
   MaxSessions 16
   MaxConnections 4
   MaxR2T 32
