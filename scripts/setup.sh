@@ -4,7 +4,7 @@
 # packages already present are not fetched again.
 set -euo pipefail
 
-need_pkgs=(tgt istgt open-iscsi libiscsi-bin iproute2 tcpdump shellcheck python3 e2fsprogs cpio kmod)
+need_pkgs=(tgt istgt open-iscsi libiscsi-bin iproute2 tcpdump shellcheck python3 file e2fsprogs cpio kmod)
 missing=()
 for p in "${need_pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
