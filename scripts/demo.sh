@@ -26,6 +26,8 @@ cleanup() {
         tgtadm -C "$ctl" --op delete --mode system >/dev/null 2>&1
         for _ in $(seq 50); do kill -0 "$tgtd_pid" 2>/dev/null || break; sleep 0.1; done
         kill -9 "$tgtd_pid" 2>/dev/null
+        # tgtd leaves its control socket and lock file behind.
+        rm -f "/var/run/tgtd/socket.$ctl" "/var/run/tgtd/socket.$ctl.lock"
     fi
     ip netns del "$ns" 2>/dev/null
     rm -rf "$work"
