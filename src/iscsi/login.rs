@@ -321,10 +321,14 @@ impl fmt::Display for LoginError {
             Status { status, target } => {
                 write!(f, "{target} answered unknown login status {status:#06x}")
             }
-            AuthMethod { offered, answered } => write!(
-                f,
-                "we offered AuthMethod={offered} but the target answered {answered}; mutual CHAP cannot be skipped"
-            ),
+            AuthMethod { offered, answered } => {
+                write!(f, "we offered AuthMethod={offered} but the target answered {answered:?}")?;
+                if offered == "CHAP" {
+                    // Only mutual CHAP offers CHAP alone (see Login::start).
+                    write!(f, "; mutual CHAP authenticates the target and cannot be skipped")?;
+                }
+                Ok(())
+            }
             NoTsih => write!(f, "target completed the login without assigning a TSIH"),
             TooManyRounds => write!(f, "login did not complete within {MAX_ROUNDS} exchanges"),
             TextTooLong => write!(f, "login text continued beyond {MAX_LOGIN_TEXT} bytes"),

@@ -336,6 +336,32 @@ fn mutual_chap_refuses_auth_none() {
         ))
         .unwrap_err();
     assert!(matches!(e, LoginError::AuthMethod { .. }), "{e}");
+    assert!(
+        e.to_string().ends_with(
+            "answered \"None\"; mutual CHAP authenticates the target and cannot be skipped"
+        ),
+        "{e}"
+    );
+}
+
+#[test]
+fn one_way_chap_auth_method_reject_is_named() {
+    let (mut l, p1) = Login::start(chap_cfg(false)).unwrap();
+    let e = l
+        .receive(&rsp(
+            &p1,
+            false,
+            Stage::Security,
+            Stage::Security,
+            0,
+            0,
+            &[("AuthMethod", "Reject")],
+        ))
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "we offered AuthMethod=CHAP,None but the target answered \"Reject\""
+    );
 }
 
 #[test]
