@@ -42,6 +42,9 @@ pub struct LoginConfig {
     /// 0 for a new session.
     pub tsih: u16,
     pub cid: u16,
+    /// Task tag of the login; every response must echo it. The kernel's
+    /// SEND_PDU rewrites ITT (unless 0xffffffff) and CmdSN (reference §2),
+    /// so the kernel channel must map the tag back before `receive`.
     pub itt: u32,
     /// Initial CmdSN (the kernel rewrites it on its channel).
     pub cmd_sn: u32,
