@@ -19,35 +19,16 @@ command -v iscsi-inq >/dev/null || { echo "iscsi-inq missing: apt-get install li
 
 work=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-# tgtd accepts control ports up to 32767; 0 is the system daemon's.
-ctl=$((12000 + $$ % 10000))
 iqn=iqn.2026-11.org.netboot:bench
-tgtd_pid=""
+# shellcheck source=scripts/tgt.sh
+. scripts/tgt.sh
 cleanup() {
     set +e
-    if [ -n "$tgtd_pid" ]; then
-        tgtadm -C "$ctl" --lld iscsi --mode target --op delete --force --tid 1 >/dev/null 2>&1
-        tgtadm -C "$ctl" --op delete --mode system >/dev/null 2>&1
-        for _ in $(seq 50); do kill -0 "$tgtd_pid" 2>/dev/null || break; sleep 0.1; done
-        kill -9 "$tgtd_pid" 2>/dev/null
-        # tgtd leaves its control socket and lock file behind.
-        rm -f "/var/run/tgtd/socket.$ctl" "/var/run/tgtd/socket.$ctl.lock"
-    fi
+    tgt_stop
     rm -rf "$work"
 }
 trap cleanup EXIT
-
-truncate -s 64M "$work/disk.img"
-tgtd -f --iscsi "portal=127.0.0.1:$port" --control-port "$ctl" >"$work/tgtd.log" 2>&1 &
-tgtd_pid=$!
-for _ in $(seq 100); do
-    tgtadm -C "$ctl" --lld iscsi --mode target --op show >/dev/null 2>&1 && break
-    sleep 0.1
-done
-t() { tgtadm -C "$ctl" --lld iscsi "$@"; }
-t --mode target --op new --tid 1 --targetname "$iqn"
-t --mode logicalunit --op new --tid 1 --lun 1 --backing-store "$work/disk.img"
-t --mode target --op bind --tid 1 --initiator-address ALL
+tgt_start "127.0.0.1:$port" "$iqn" "$work"
 
 ns() { date +%s%N; }
 time_one() { # prints elapsed µs of "$@", fails the bench if the command fails

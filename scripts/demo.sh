@@ -13,22 +13,14 @@ nb="$PWD/target/x86_64-unknown-linux-musl/release/netboot"
 
 ns="nbdemo-$$"
 work=$(mktemp -d)
-ctl=$((20000 + $$ % 10000))
 addr=198.18.0.1
 iqn=iqn.2026-11.org.netboot:demo
-tgtd_pid=""
+# shellcheck source=scripts/tgt.sh
+. scripts/tgt.sh
 
 cleanup() {
     set +e
-    if [ -n "$tgtd_pid" ]; then
-        # tgtd ignores SIGTERM while targets exist (reference §8.4).
-        tgtadm -C "$ctl" --lld iscsi --mode target --op delete --force --tid 1 >/dev/null 2>&1
-        tgtadm -C "$ctl" --op delete --mode system >/dev/null 2>&1
-        for _ in $(seq 50); do kill -0 "$tgtd_pid" 2>/dev/null || break; sleep 0.1; done
-        kill -9 "$tgtd_pid" 2>/dev/null
-        # tgtd leaves its control socket and lock file behind.
-        rm -f "/var/run/tgtd/socket.$ctl" "/var/run/tgtd/socket.$ctl.lock"
-    fi
+    tgt_stop
     ip netns del "$ns" 2>/dev/null
     rm -rf "$work"
 }
@@ -37,18 +29,7 @@ trap cleanup EXIT
 ip netns add "$ns"
 ip -n "$ns" link set lo up
 ip -n "$ns" addr add "$addr/32" dev lo
-
-truncate -s 64M "$work/disk.img"
-ip netns exec "$ns" tgtd -f --iscsi "portal=$addr:3260" --control-port "$ctl" >"$work/tgtd.log" 2>&1 &
-tgtd_pid=$!
-for _ in $(seq 100); do
-    tgtadm -C "$ctl" --lld iscsi --mode target --op show >/dev/null 2>&1 && break
-    sleep 0.1
-done
-t() { tgtadm -C "$ctl" --lld iscsi "$@"; }
-t --mode target --op new --tid 1 --targetname "$iqn"
-t --mode logicalunit --op new --tid 1 --lun 1 --backing-store "$work/disk.img"
-t --mode target --op bind --tid 1 --initiator-address ALL
+tgt_start "$addr:3260" "$iqn" "$work" "$ns"
 
 echo "\$ netboot discover $addr"
 ip netns exec "$ns" "$nb" discover "$addr"

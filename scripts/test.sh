@@ -45,7 +45,7 @@ cargo clippy --locked --all-targets "${cargo_target[@]}" -- -D warnings -A clipp
 
 step "shellcheck"
 mapfile -t scripts < <(git ls-files '*.sh' .ci/run)
-shellcheck "${scripts[@]}"
+shellcheck -x "${scripts[@]}"
 
 step "tests (unit, cmdline table, real targets, connector)"
 export NETBOOT_REQUIRE_TARGETS=1 NETBOOT_REQUIRE_ROOT=1
