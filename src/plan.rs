@@ -108,11 +108,6 @@ pub const DEFAULT_LOGIN_RETRY_MAX: u32 = 3;
 /// iscsistart's replacement_timeout is 120 s; a target that is back within
 /// that window should not cost a reboot.
 pub const DEFAULT_TIMEOUT_MS: u64 = 120_000;
-/// Connector address of boot events: the events module's default (group 26,
-/// the last group reserved for non-kernel users; idx 0x4e42 "NB", val 1).
-pub const DEFAULT_EVENTS_GROUP: u32 = crate::events::DEFAULT_GROUP;
-pub const DEFAULT_EVENTS_IDX: u32 = crate::events::DEFAULT_ID.idx;
-pub const DEFAULT_EVENTS_VAL: u32 = crate::events::DEFAULT_ID.val;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BootPlan {
@@ -378,11 +373,8 @@ impl Default for BootPlan {
             // shell on a headless console would wait forever.
             on_fail: FailurePolicy::Reboot,
             log: LogLevel::Info,
-            events: Some(EventsTarget {
-                group: DEFAULT_EVENTS_GROUP,
-                idx: DEFAULT_EVENTS_IDX,
-                val: DEFAULT_EVENTS_VAL,
-            }),
+            // Group 26, idx 0x4e42 "NB", val 1: see the events module.
+            events: Some(crate::events::DEFAULT_TARGET),
             config: ConfigSource::default(),
         }
     }

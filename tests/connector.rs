@@ -52,13 +52,13 @@ fn chan(n: u32) -> (u32, CbId) {
     (group, CbId { idx, val: n })
 }
 
-fn target(n: u32) -> EventsTarget {
+fn target(n: u32) -> Option<EventsTarget> {
     let (group, id) = chan(n);
-    EventsTarget::Group {
+    Some(EventsTarget {
         group,
         idx: id.idx,
         val: id.val,
-    }
+    })
 }
 
 fn tmp(name: &str) -> PathBuf {
@@ -549,7 +549,7 @@ fn report_write_is_atomic_and_redacted() {
     let dir = tmp("atomic");
     let path = dir.join("sub/boot.json");
     let mut rec = Recorder::new(
-        Emitter::new(EventsTarget::Off, vec!["pw123456".into()]),
+        Emitter::new(None, vec!["pw123456".into()]),
         serde_json::json!({"x": "pw123456"}),
     )
     .with_report_path(&path);

@@ -16,8 +16,8 @@ pub mod rootpath;
 pub mod tokenize;
 
 use crate::plan::{
-    BootPlan, Chap, ConfigServer, EventsTarget, FailurePolicy, IfName, LogLevel, MutualChap, Param,
-    RootDevice, Secret,
+    BootPlan, Chap, ConfigServer, FailurePolicy, IfName, LogLevel, MutualChap, Param, RootDevice,
+    Secret,
 };
 use ip::IpError;
 use rootpath::{parse_dec, valid_host, RootPathError, MAX_NAME_LEN};
@@ -572,7 +572,11 @@ fn netboot_key(plan: &mut BootPlan, arg: &Arg, value: &str) -> Result<(), Cmdlin
                 }
             }
         }
-        "netboot.events" => plan.events = events(value).map_err(CmdlineError::Events)?,
+        "netboot.events" => {
+            // The events module owns the syntax and the rules (groups and
+            // ids clear of kernel connector users).
+            plan.events = crate::events::parse_events_target(value).map_err(CmdlineError::Events)?
+        }
         "netboot.config" => plan
             .config
             .servers
@@ -642,17 +646,6 @@ fn timeout_ms(value: &str) -> Option<u64> {
     };
     let ms = secs.checked_mul(1000)?.checked_add(frac_ms)?;
     (1..=TIMEOUT_MAX_MS).contains(&ms).then_some(ms)
-}
-
-/// `off` or `GROUP[:IDX.VAL]`: the events module owns the syntax and the
-/// rules (groups and ids clear of kernel connector users).
-fn events(value: &str) -> Result<Option<EventsTarget>, crate::events::EventsError> {
-    Ok(match crate::events::parse_events_target(value)? {
-        crate::events::EventsTarget::Off => None,
-        crate::events::EventsTarget::Group { group, idx, val } => {
-            Some(EventsTarget { group, idx, val })
-        }
-    })
 }
 
 /// `rxrpc:HOST[:PORT]`, HOST a name, IPv4 or `[IPv6]`.

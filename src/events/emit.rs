@@ -72,10 +72,11 @@ impl Emitter {
     /// An emitter for `target`. Never fails: if the socket cannot be made
     /// (no CONFIG_CONNECTOR, no permission) events are counted as failed.
     /// `secrets` are replaced by `***` in every payload.
-    pub fn new(target: EventsTarget, secrets: Vec<String>) -> Emitter {
+    /// `target` `None` (`netboot.events=off`) sends nothing.
+    pub fn new(target: Option<EventsTarget>, secrets: Vec<String>) -> Emitter {
         let (sock, group, id) = match target {
-            EventsTarget::Off => (None, 0, CbId { idx: 0, val: 0 }),
-            EventsTarget::Group { group, idx, val } => {
+            None => (None, 0, CbId { idx: 0, val: 0 }),
+            Some(EventsTarget { group, idx, val }) => {
                 let sock = match CnSocket::open() {
                     Ok(s) => Some(s),
                     Err(e) => {
@@ -317,10 +318,7 @@ mod tests {
     use super::*;
 
     fn off(secrets: &[&str]) -> Emitter {
-        Emitter::new(
-            EventsTarget::Off,
-            secrets.iter().map(|s| s.to_string()).collect(),
-        )
+        Emitter::new(None, secrets.iter().map(|s| s.to_string()).collect())
     }
 
     #[test]

@@ -96,22 +96,15 @@ pub mod step {
     ];
 }
 
-/// Where events go: `netboot.events=off|GROUP[:IDX.VAL]`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventsTarget {
-    Off,
-    Group { group: u32, idx: u32, val: u32 },
-}
+/// Where events go (the plan's type; `None` means `netboot.events=off`).
+pub use crate::plan::EventsTarget;
 
-impl Default for EventsTarget {
-    fn default() -> Self {
-        EventsTarget::Group {
-            group: DEFAULT_GROUP,
-            idx: DEFAULT_ID.idx,
-            val: DEFAULT_ID.val,
-        }
-    }
-}
+/// The default connector address of boot events.
+pub const DEFAULT_TARGET: EventsTarget = EventsTarget {
+    group: DEFAULT_GROUP,
+    idx: DEFAULT_ID.idx,
+    val: DEFAULT_ID.val,
+};
 
 /// A `netboot.events=` value that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -174,11 +167,12 @@ fn parse_u32(value: &str, what: &'static str, text: &str) -> Result<u32, EventsE
         })
 }
 
-/// Parse `netboot.events=off|GROUP[:IDX.VAL]` (numbers decimal or `0x` hex).
-pub fn parse_events_target(value: &str) -> Result<EventsTarget, EventsError> {
+/// Parse `netboot.events=off|GROUP[:IDX.VAL]` (numbers decimal or `0x` hex);
+/// `None` is `off`.
+pub fn parse_events_target(value: &str) -> Result<Option<EventsTarget>, EventsError> {
     let v = value.trim();
     if v.eq_ignore_ascii_case("off") {
-        return Ok(EventsTarget::Off);
+        return Ok(None);
     }
     if v.is_empty() {
         return Err(EventsError::Syntax {
@@ -217,7 +211,7 @@ pub fn parse_events_target(value: &str) -> Result<EventsTarget, EventsError> {
             idx,
         });
     }
-    Ok(EventsTarget::Group { group, idx, val })
+    Ok(Some(EventsTarget { group, idx, val }))
 }
 
 /// Facts about a step: a flat map of typed values (strings, integers,
@@ -380,12 +374,12 @@ mod tests {
 
     #[test]
     fn events_target_table() {
-        fn g(group: u32, idx: u32, val: u32) -> Result<EventsTarget, &'static str> {
-            Ok(EventsTarget::Group { group, idx, val })
+        fn g(group: u32, idx: u32, val: u32) -> Result<Option<EventsTarget>, &'static str> {
+            Ok(Some(EventsTarget { group, idx, val }))
         }
-        let cases: &[(&str, Result<EventsTarget, &str>)] = &[
-            ("off", Ok(EventsTarget::Off)),
-            ("OFF", Ok(EventsTarget::Off)),
+        let cases: &[(&str, Result<Option<EventsTarget>, &str>)] = &[
+            ("off", Ok(None)),
+            ("OFF", Ok(None)),
             ("26", g(26, 0x4e42, 1)),
             ("11:0x4e42.1", g(11, 0x4e42, 1)),
             ("32:20000.0x10", g(32, 20000, 16)),
