@@ -214,13 +214,18 @@ fn discover_json(kind: Kind) {
     };
     let out = netboot(&["discover", "--timeout", "5", "--json", &t.portal()]);
     expect_ok(&out, &t);
-    let v = json(&out, &t);
+    expect_discovered(&out, &t, "127.0.0.1");
+}
+
+/// `discover --json` lists the target with `address`, the target's port and a TPGT.
+fn expect_discovered(out: &Output, t: &Target, address: &str) {
+    let v = json(out, t);
     let ok = v.as_array().is_some_and(|targets| {
         targets.iter().any(|e| {
             e["target"] == t.iqn()
                 && e["portals"].as_array().is_some_and(|ps| {
                     ps.iter().any(|p| {
-                        p["address"] == "127.0.0.1"
+                        p["address"] == address
                             && p["port"].as_u64() == Some(u64::from(t.port()))
                             && p["tpgt"].is_u64()
                     })
@@ -229,10 +234,10 @@ fn discover_json(kind: Kind) {
     });
     if !ok {
         panic!(
-            "discover JSON lacks {{target: {:?}, portals: [{{address: 127.0.0.1, port: {}, tpgt: N}}]}}\n{}",
+            "discover JSON lacks {{target: {:?}, portals: [{{address: {address}, port: {}, tpgt: N}}]}}\n{}",
             t.iqn(),
             t.port(),
-            context(&out, Some(&t))
+            context(out, Some(t))
         );
     }
 }
@@ -479,24 +484,7 @@ fn ipv6_discover_and_probe(kind: Kind) {
     };
     let out = netboot(&["discover", "--timeout", "5", "--json", &t.portal()]);
     expect_ok(&out, &t);
-    let v = json(&out, &t);
-    let listed = v.as_array().is_some_and(|ts| {
-        ts.iter().any(|e| {
-            e["target"] == t.iqn()
-                && e["portals"].as_array().is_some_and(|ps| {
-                    ps.iter().any(|p| {
-                        p["address"] == "::1" && p["port"].as_u64() == Some(u64::from(t.port()))
-                    })
-                })
-        })
-    });
-    if !listed {
-        panic!(
-            "discover over IPv6 does not list [::1]:{}\n{}",
-            t.port(),
-            context(&out, Some(&t))
-        );
-    }
+    expect_discovered(&out, &t, "::1");
     let creds = "chapuser:chapsecret1234:targetuser:tgtsecret56789";
     let out = netboot(&["probe", "--timeout", "5", "--json", &target_root(&t, creds)]);
     expect_ok(&out, &t);
