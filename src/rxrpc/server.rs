@@ -289,11 +289,7 @@ impl Server {
                 if too_large {
                     let code = super::proto::NBCONF_TOO_LARGE;
                     call.note = format!("request exceeds {} bytes", self.cfg.max_request);
-                    let cached = abort_packet(&call.id, &mut conn.serial, code);
-                    out.push(cached.clone());
-                    call.state = CallState::Done {
-                        cached: Some(cached),
-                    };
+                    call.state = aborted(&call.id, &mut conn.serial, code, &mut out);
                     finished = Some("aborted");
                     self.stats.aborts += 1;
                 } else if rx.complete() {
@@ -310,11 +306,7 @@ impl Server {
                                 "{note} -> abort {code} ({})",
                                 super::proto::abort_name(code)
                             );
-                            let cached = abort_packet(&call.id, &mut conn.serial, code);
-                            out.push(cached.clone());
-                            call.state = CallState::Done {
-                                cached: Some(cached),
-                            };
+                            call.state = aborted(&call.id, &mut conn.serial, code, &mut out);
                             finished = Some("aborted");
                             self.stats.aborts += 1;
                         }
@@ -469,6 +461,16 @@ impl Server {
             c.channels.iter().flatten().any(ServerCall::in_progress)
                 || now.duration_since(c.last_used) < LINGER
         });
+    }
+}
+
+/// Abort a call: queue the ABORT and keep it as the call's final state, so a
+/// retransmitted request is answered with the same packet.
+fn aborted(id: &CallId, serial: &mut u32, code: i32, out: &mut Vec<Vec<u8>>) -> CallState {
+    let cached = abort_packet(id, serial, code);
+    out.push(cached.clone());
+    CallState::Done {
+        cached: Some(cached),
     }
 }
 
