@@ -1,11 +1,13 @@
 //! iSCSI: PDU codec, key negotiation, CHAP, the login state machine and the
-//! channels it runs over (userspace TCP; the kernel channel comes later).
+//! channels it runs over (userspace TCP, and the kernel's NETLINK_ISCSI channel).
 
 pub mod channel;
 pub mod chap;
 pub mod client;
 pub mod connect;
+pub mod kernel;
 pub mod login;
+pub mod netlink;
 pub mod pdu;
 pub mod scsi;
 pub mod text;

@@ -1,0 +1,707 @@
+//! The kernel data path: a NETLINK_ISCSI socket, the kernel PDU channel and
+//! the session lifecycle (what `iscsistart` + its private iscsid do).
+//!
+//! Order of operations (open-iscsi usr/initiator.c, reference §3): TCP
+//! connect in userspace → CREATE_SESSION → CREATE_CONN → BIND_CONN (the
+//! socket fd) → SET_PARAM of the names, addresses, credentials and timeouts
+//! → login over SEND_PDU / KEVENT_RECV_PDU with the same state machine as the
+//! userspace tools → SET_PARAM of every negotiated value → START_CONN.
+//! Anything that fails tears down what was created (STOP_CONN TERM →
+//! DESTROY_CONN → DESTROY_SESSION): a failed login leaves no session.
+
+use super::channel::{ChannelError, PduChannel};
+use super::connect::Connector;
+use super::login::{LoginOutcome, Portal};
+use super::netlink::{self, Message, Param, Request};
+use super::pdu::{self, Pdu, BHS_LEN};
+use crate::plan::Chap;
+use rustix::event::{poll, PollFd, PollFlags};
+use rustix::fd::{AsFd, AsRawFd, OwnedFd};
+use rustix::io::Errno;
+use rustix::net::netlink::SocketAddrNetlink;
+use rustix::net::{
+    bind, getsockname, recvfrom, sendto, socket_with, AddressFamily, RecvFlags, SendFlags,
+    SocketFlags, SocketType,
+};
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::fmt;
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+/// How long one request/reply round trip with the kernel may take. Replies
+/// are synchronous in the kernel (iscsi_if_rx); seconds mean it is wedged.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug)]
+pub enum KernelError {
+    /// `/sys/class/iscsi_transport/tcp/handle` unreadable or not a number.
+    TransportHandle {
+        path: PathBuf,
+        error: String,
+    },
+    Socket(Errno),
+    Bind(Errno),
+    Send {
+        request: &'static str,
+        errno: Errno,
+    },
+    Recv {
+        request: &'static str,
+        errno: Errno,
+    },
+    /// No reply from the kernel in time.
+    NoReply {
+        request: &'static str,
+    },
+    /// KEVENT_IF_ERROR: the kernel refused the request with this errno.
+    Refused {
+        request: &'static str,
+        errno: i32,
+    },
+    /// The transport's result (`r.retcode`) was not zero.
+    RetCode {
+        request: &'static str,
+        code: i32,
+    },
+    /// SET_PARAM failed; the value is shown unless it is a credential.
+    SetParam {
+        param: &'static str,
+        value: String,
+        errno: i32,
+    },
+    /// KEVENT_CONN_ERROR for our connection.
+    ConnError {
+        sid: u32,
+        cid: u32,
+        code: u32,
+    },
+    /// The kernel answered with something we cannot read.
+    Decode(netlink::DecodeError),
+}
+
+fn errno_text(errno: i32) -> String {
+    let e = Errno::from_raw_os_error(errno);
+    let hint = match errno {
+        libc::EPERM => " (NETLINK_ISCSI needs CAP_SYS_ADMIN in the initial user namespace)",
+        libc::EINVAL => " (unknown transport handle or malformed request)",
+        libc::ENOTCONN => " (connection not bound yet)",
+        _ => "",
+    };
+    format!("{e}{hint}")
+}
+
+impl fmt::Display for KernelError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KernelError::TransportHandle { path, error } => write!(
+                f,
+                "reading the iscsi_tcp transport handle {}: {error} (hint: is the iscsi_tcp module loaded?)",
+                path.display()
+            ),
+            KernelError::Socket(e) => write!(f, "socket(AF_NETLINK, NETLINK_ISCSI): {e} (hint: scsi_transport_iscsi not loaded?)"),
+            KernelError::Bind(e) => write!(f, "bind(NETLINK_ISCSI, group 1): {e}"),
+            KernelError::Send { request, errno } => {
+                write!(f, "sending {request} to the kernel: {errno}")
+            }
+            KernelError::Recv { request, errno } => {
+                write!(f, "receiving the kernel's answer to {request}: {errno}")
+            }
+            KernelError::NoReply { request } => write!(
+                f,
+                "the kernel did not answer {request} within {}s",
+                REPLY_TIMEOUT.as_secs()
+            ),
+            KernelError::Refused { request, errno } => {
+                write!(f, "kernel refused {request}: {}", errno_text(*errno))
+            }
+            KernelError::RetCode { request, code } => {
+                write!(f, "{request} failed in the iSCSI transport: {}", errno_text(-code))
+            }
+            KernelError::SetParam {
+                param,
+                value,
+                errno,
+            } => write!(
+                f,
+                "SET_PARAM {param}={value:?} failed: {}",
+                errno_text(*errno)
+            ),
+            KernelError::ConnError { sid, cid, code } => write!(
+                f,
+                "connection {sid}:{cid} failed: kernel reported ISCSI_ERR_{} ({code})",
+                netlink::conn_error_name(*code)
+            ),
+            KernelError::Decode(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for KernelError {}
+
+impl From<KernelError> for ChannelError {
+    fn from(e: KernelError) -> ChannelError {
+        ChannelError::Other(e.to_string())
+    }
+}
+
+/// Read the transport handle the kernel gave iscsi_tcp.
+pub fn transport_handle(sys: &Path) -> Result<u64, KernelError> {
+    let path = sys.join("class/iscsi_transport/tcp/handle");
+    let text = std::fs::read_to_string(&path).map_err(|e| KernelError::TransportHandle {
+        path: path.clone(),
+        error: e.to_string(),
+    })?;
+    text.trim()
+        .parse()
+        .map_err(|_| KernelError::TransportHandle {
+            path,
+            error: format!("{:?} is not a number", text.trim()),
+        })
+}
+
+/// One NETLINK_ISCSI socket bound to group 1. Messages that arrive while we
+/// wait for something else (events, PDUs) are queued, not lost.
+pub struct IscsiNl {
+    fd: OwnedFd,
+    portid: u32,
+    seq: Cell<u32>,
+    handle: u64,
+    pending: RefCell<VecDeque<Message>>,
+}
+
+impl IscsiNl {
+    pub fn open(sys: &Path) -> Result<IscsiNl, KernelError> {
+        let handle = transport_handle(sys)?;
+        let fd = socket_with(
+            AddressFamily::NETLINK,
+            SocketType::RAW,
+            SocketFlags::CLOEXEC,
+            Some(rustix::net::netlink::ISCSI),
+        )
+        .map_err(KernelError::Socket)?;
+        bind(&fd, &SocketAddrNetlink::new(0, netlink::GROUP_ISCSID)).map_err(KernelError::Bind)?;
+        // Login responses can carry 8 KiB; a burst of events must not
+        // overflow the default queue. Best effort (capped by rmem_max).
+        let _ = rustix::net::sockopt::set_socket_recv_buffer_size(&fd, 1 << 20);
+        let portid = getsockname(&fd)
+            .ok()
+            .and_then(|a| SocketAddrNetlink::try_from(a).ok())
+            .map_or(0, |a| a.pid());
+        Ok(IscsiNl {
+            fd,
+            portid,
+            seq: Cell::new(0),
+            handle,
+            pending: RefCell::new(VecDeque::new()),
+        })
+    }
+
+    fn send(&self, req: &Request<'_>) -> Result<(), KernelError> {
+        let seq = self.seq.get().wrapping_add(1);
+        self.seq.set(seq);
+        let bytes = netlink::encode(req, self.handle, seq, self.portid);
+        sendto(
+            &self.fd,
+            &bytes,
+            SendFlags::empty(),
+            &SocketAddrNetlink::new(0, 0),
+        )
+        .map_err(|errno| KernelError::Send {
+            request: req.name(),
+            errno,
+        })?;
+        Ok(())
+    }
+
+    /// Receive one datagram (waiting until `deadline`) and decode it.
+    fn recv_some(
+        &self,
+        request: &'static str,
+        deadline: Instant,
+    ) -> Result<Option<Vec<Message>>, KernelError> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let ts = rustix::time::Timespec {
+            tv_sec: left.as_secs() as _,
+            tv_nsec: left.subsec_nanos() as _,
+        };
+        let mut fds = [PollFd::new(&self.fd, PollFlags::IN)];
+        match poll(&mut fds, Some(&ts)) {
+            Ok(0) | Err(Errno::INTR) => return Ok(None),
+            Ok(_) => {}
+            Err(errno) => return Err(KernelError::Recv { request, errno }),
+        }
+        let mut buf = vec![0u8; 64 * 1024];
+        let n = match recvfrom(self.fd.as_fd(), &mut buf, RecvFlags::DONTWAIT) {
+            Ok((n, _, _)) => n,
+            Err(Errno::AGAIN) | Err(Errno::INTR) => return Ok(None),
+            Err(errno) => return Err(KernelError::Recv { request, errno }),
+        };
+        let mut out = Vec::new();
+        for m in netlink::decode(&buf[..n]) {
+            match m {
+                Ok((_, msg)) => out.push(msg),
+                Err(e) => log::debug!("NETLINK_ISCSI: ignoring undecodable message: {e}"),
+            }
+        }
+        Ok(Some(out))
+    }
+
+    /// Send a request and wait for its reply; returns the reply union `r`.
+    pub fn request(&self, req: &Request<'_>) -> Result<[u32; 4], KernelError> {
+        let kind = req.kind();
+        let name = req.name();
+        self.send(req)?;
+        let deadline = Instant::now() + REPLY_TIMEOUT;
+        loop {
+            if Instant::now() >= deadline {
+                return Err(KernelError::NoReply { request: name });
+            }
+            let Some(msgs) = self.recv_some(name, deadline)? else {
+                continue;
+            };
+            let mut result = None;
+            for m in msgs {
+                match m {
+                    Message::Reply { kind: k, r } if k == kind && result.is_none() => {
+                        result = Some(Ok(r))
+                    }
+                    Message::IfError { request, errno } if request == kind && result.is_none() => {
+                        result = Some(Err(errno))
+                    }
+                    other => self.pending.borrow_mut().push_back(other),
+                }
+            }
+            match result {
+                Some(Ok(r)) => return Ok(r),
+                Some(Err(errno)) => {
+                    return Err(KernelError::Refused {
+                        request: name,
+                        errno,
+                    })
+                }
+                None => {}
+            }
+        }
+    }
+
+    /// A request whose reply carries the transport's `retcode`.
+    fn request_rc(&self, req: &Request<'_>) -> Result<(), KernelError> {
+        let r = self.request(req)?;
+        let code = r[0] as i32;
+        if code != 0 {
+            return Err(KernelError::RetCode {
+                request: req.name(),
+                code,
+            });
+        }
+        Ok(())
+    }
+
+    pub fn set_param(
+        &self,
+        sid: u32,
+        cid: u32,
+        param: Param,
+        value: &str,
+    ) -> Result<(), KernelError> {
+        let shown = |v: &str| {
+            if param.is_secret() {
+                "***".to_string()
+            } else {
+                v.to_string()
+            }
+        };
+        match self.request(&Request::SetParam {
+            sid,
+            cid,
+            param,
+            value,
+        }) {
+            Ok(r) if r[0] as i32 == 0 => Ok(()),
+            Ok(r) => Err(KernelError::SetParam {
+                param: param.name(),
+                value: shown(value),
+                errno: -(r[0] as i32),
+            }),
+            Err(KernelError::Refused { errno, .. }) => Err(KernelError::SetParam {
+                param: param.name(),
+                value: shown(value),
+                errno,
+            }),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The next PDU for connection `sid:cid`, or its connection error.
+    fn next_pdu(
+        &self,
+        sid: u32,
+        cid: u32,
+        deadline: Instant,
+    ) -> Result<Option<Vec<u8>>, KernelError> {
+        loop {
+            {
+                let mut q = self.pending.borrow_mut();
+                if let Some(i) = q.iter().position(|m| match m {
+                    Message::RecvPdu { sid: s, cid: c, .. }
+                    | Message::ConnError { sid: s, cid: c, .. } => *s == sid && *c == cid,
+                    _ => false,
+                }) {
+                    match q.remove(i) {
+                        Some(Message::RecvPdu { pdu, .. }) => return Ok(Some(pdu)),
+                        Some(Message::ConnError { error, .. }) => {
+                            return Err(KernelError::ConnError {
+                                sid,
+                                cid,
+                                code: error,
+                            })
+                        }
+                        _ => {}
+                    }
+                }
+                // Unrelated events (other sessions, login state) are not
+                // needed by anyone after this: keep the queue bounded.
+                q.retain(|m| matches!(m, Message::RecvPdu { .. } | Message::ConnError { .. }));
+            }
+            if Instant::now() >= deadline {
+                return Ok(None);
+            }
+            if let Some(msgs) = self.recv_some("KEVENT_RECV_PDU", deadline)? {
+                self.pending.borrow_mut().extend(msgs);
+            }
+        }
+    }
+}
+
+/// What the kernel session needs besides the login itself.
+#[derive(Debug, Clone)]
+pub struct SessionSetup {
+    pub target: String,
+    pub initiator: String,
+    pub chap: Option<Chap>,
+    pub cmds_max: u16,
+    pub queue_depth: u16,
+    /// SESS_RECOVERY_TMO (open-iscsi's replacement_timeout), seconds.
+    pub recovery_tmo: u32,
+    /// Per-PDU receive timeout during login, and the TCP connect timeout.
+    pub timeout: Duration,
+}
+
+/// open-iscsi defaults (iscsid.conf, reference §4.1): how long the kernel
+/// waits before failing I/O while the connection is being recovered, and
+/// the error-handling timeouts it uses.
+pub const RECOVERY_TMO_SECS: u32 = 120;
+const ABORT_TMO: u32 = 15;
+const LU_RESET_TMO: u32 = 30;
+const TGT_RESET_TMO: u32 = 30;
+/// NOP-Out interval / timeout (iscsid.conf 5 / 5): a dead connection is
+/// noticed within seconds instead of at the next SCSI command timeout.
+const NOOP_INTERVAL: u32 = 5;
+const NOOP_TIMEOUT: u32 = 5;
+
+/// Creates a kernel session + connection per login attempt (a redirect or a
+/// retry gets a fresh one; the failed one is torn down when dropped).
+pub struct KernelConnector {
+    pub nl: Rc<IscsiNl>,
+    pub setup: SessionSetup,
+}
+
+impl Connector for KernelConnector {
+    type Channel = KernelChannel;
+    fn connect(&mut self, portal: &Portal) -> Result<KernelChannel, ChannelError> {
+        let tcp = tcp_connect(portal, self.setup.timeout)?;
+        let peer = tcp.peer_addr().ok();
+        let r = self.nl.request(&Request::CreateSession {
+            initial_cmdsn: 1,
+            cmds_max: self.setup.cmds_max,
+            queue_depth: self.setup.queue_depth,
+        })?;
+        let mut ch = KernelChannel {
+            nl: self.nl.clone(),
+            sid: r[0],
+            host_no: r[1],
+            cid: 0,
+            conn_created: false,
+            bound: false,
+            committed: false,
+            timeout: self.setup.timeout,
+            last_itt: 0,
+            portal: portal.clone(),
+            peer,
+        };
+        let r = self.nl.request(&Request::CreateConn {
+            sid: ch.sid,
+            cid: 0,
+        })?;
+        ch.cid = r[1];
+        ch.conn_created = true;
+        self.nl.request_rc(&Request::BindConn {
+            sid: ch.sid,
+            cid: ch.cid,
+            transport_eph: tcp.as_raw_fd() as u64,
+            is_leading: true,
+        })?;
+        ch.bound = true;
+        // iscsi_sw_tcp_conn_bind keeps its own reference to the socket
+        // (sockfd_lookup without sockfd_put on success): our fd can go.
+        drop(tcp);
+        ch.set_prelogin(&self.setup)?;
+        Ok(ch)
+    }
+}
+
+fn tcp_connect(portal: &Portal, timeout: Duration) -> Result<TcpStream, ChannelError> {
+    let name = portal.to_string();
+    let addrs: Vec<SocketAddr> = (portal.host.as_str(), portal.port)
+        .to_socket_addrs()
+        .map_err(|e| ChannelError::Resolve {
+            portal: name.clone(),
+            error: e.to_string(),
+        })?
+        .collect();
+    let deadline = Instant::now() + timeout;
+    let mut last = ChannelError::ConnectTimeout {
+        portal: name.clone(),
+        after: timeout,
+    };
+    for addr in addrs {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        match TcpStream::connect_timeout(&addr, left) {
+            Ok(s) => {
+                let _ = s.set_nodelay(true);
+                return Ok(s);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(error) => {
+                last = ChannelError::Connect {
+                    portal: name.clone(),
+                    error,
+                }
+            }
+        }
+    }
+    Err(last)
+}
+
+/// A kernel connection in login phase; carries login PDUs over SEND_PDU /
+/// KEVENT_RECV_PDU. Dropped without [`KernelChannel::commit`], it tears the
+/// connection and the session down.
+pub struct KernelChannel {
+    nl: Rc<IscsiNl>,
+    pub sid: u32,
+    pub host_no: u32,
+    pub cid: u32,
+    conn_created: bool,
+    bound: bool,
+    committed: bool,
+    timeout: Duration,
+    last_itt: u32,
+    pub portal: Portal,
+    pub peer: Option<SocketAddr>,
+}
+
+impl KernelChannel {
+    fn set(&self, param: Param, value: &str) -> Result<(), KernelError> {
+        self.nl.set_param(self.sid, self.cid, param, value)
+    }
+
+    /// What iscsid needs to adopt the session after switch_root (reference
+    /// §3.1) and the timeouts, set before login as open-iscsi does.
+    fn set_prelogin(&self, s: &SessionSetup) -> Result<(), KernelError> {
+        self.set(Param::SessRecoveryTmo, &s.recovery_tmo.to_string())?;
+        self.set(Param::TargetName, &s.target)?;
+        self.set(Param::InitiatorName, &s.initiator)?;
+        // The portal as configured (host name or literal), as iscsid's node
+        // record has it.
+        self.set(Param::PersistentAddress, &self.portal.host)?;
+        self.set(Param::PersistentPort, &self.portal.port.to_string())?;
+        if let Some(chap) = &s.chap {
+            self.set(Param::Username, &chap.username)?;
+            self.set(Param::Password, chap.secret.expose())?;
+            if let Some(m) = &chap.mutual {
+                self.set(Param::UsernameIn, &m.username)?;
+                self.set(Param::PasswordIn, m.secret.expose())?;
+            }
+        }
+        self.set(Param::AbortTmo, &ABORT_TMO.to_string())?;
+        self.set(Param::LuResetTmo, &LU_RESET_TMO.to_string())?;
+        self.set(Param::TgtResetTmo, &TGT_RESET_TMO.to_string())?;
+        self.set(Param::PingTmo, &NOOP_TIMEOUT.to_string())?;
+        self.set(Param::RecvTmo, &NOOP_INTERVAL.to_string())?;
+        self.set(Param::FastAbort, "1")?;
+        self.set(Param::IfaceName, "default")?;
+        Ok(())
+    }
+
+    /// Push the negotiated values (reference §3 step 7) and start the
+    /// connection: from here the kernel owns the full-feature phase.
+    pub fn commit(
+        mut self,
+        outcome: &LoginOutcome,
+        tpgt: u16,
+    ) -> Result<CommittedSession, KernelError> {
+        let n = &outcome.negotiated;
+        let b = |v: bool| if v { "1" } else { "0" };
+        let values: [(Param, String); 16] = [
+            (
+                Param::MaxRecvDlength,
+                n.max_recv_data_segment_length.to_string(),
+            ),
+            (
+                Param::MaxXmitDlength,
+                n.max_xmit_data_segment_length.to_string(),
+            ),
+            (Param::HdrDgstEn, b(n.header_digest).into()),
+            (Param::DataDgstEn, b(n.data_digest).into()),
+            (Param::InitialR2tEn, b(n.initial_r2t).into()),
+            (Param::MaxR2t, n.max_outstanding_r2t.to_string()),
+            (Param::ImmDataEn, b(n.immediate_data).into()),
+            (Param::FirstBurst, n.first_burst_length.to_string()),
+            (Param::MaxBurst, n.max_burst_length.to_string()),
+            (Param::PduInorderEn, b(n.data_pdu_in_order).into()),
+            (Param::DataseqInorderEn, b(n.data_sequence_in_order).into()),
+            (Param::Erl, n.error_recovery_level.to_string()),
+            (Param::IfMarkerEn, "0".into()),
+            (Param::OfMarkerEn, "0".into()),
+            (Param::ExpStatsn, outcome.exp_stat_sn.to_string()),
+            (Param::Tpgt, outcome.tpgt.unwrap_or(tpgt).to_string()),
+        ];
+        for (p, v) in &values {
+            self.set(*p, v)?;
+        }
+        // Informational; older transports may not know them.
+        for (p, v) in [
+            (Param::DefTime2wait, n.default_time2wait.to_string()),
+            (Param::DefTime2retain, n.default_time2retain.to_string()),
+        ] {
+            if let Err(e) = self.set(p, &v) {
+                log::debug!("{e}");
+            }
+        }
+        if let Some(alias) = &outcome.target_alias {
+            if let Err(e) = self.set(Param::TargetAlias, alias) {
+                log::debug!("{e}");
+            }
+        }
+        self.nl.request_rc(&Request::StartConn {
+            sid: self.sid,
+            cid: self.cid,
+        })?;
+        self.committed = true;
+        Ok(CommittedSession {
+            sid: self.sid,
+            host_no: self.host_no,
+            cid: self.cid,
+        })
+    }
+
+    fn teardown(&mut self) {
+        let nl = &self.nl;
+        if self.bound {
+            if let Err(e) = nl.request(&Request::StopConn {
+                sid: self.sid,
+                cid: self.cid,
+                conn_handle: 0,
+                flag: netlink::STOP_CONN_TERM,
+            }) {
+                log::warn!("teardown of session {}: {e}", self.sid);
+            }
+        }
+        if self.conn_created {
+            if let Err(e) = nl.request(&Request::DestroyConn {
+                sid: self.sid,
+                cid: self.cid,
+            }) {
+                log::warn!("teardown of session {}: {e}", self.sid);
+            }
+        }
+        if let Err(e) = nl.request(&Request::DestroySession { sid: self.sid }) {
+            log::warn!("teardown of session {}: {e}", self.sid);
+        }
+    }
+}
+
+impl Drop for KernelChannel {
+    fn drop(&mut self) {
+        if !self.committed {
+            self.teardown();
+        }
+    }
+}
+
+/// A session running in the kernel (it outlives us and switch_root).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommittedSession {
+    pub sid: u32,
+    pub host_no: u32,
+    pub cid: u32,
+}
+
+/// AHS and data lengths from a PDU's BHS; (0, 0) when shorter than a BHS
+/// (the decoder then reports the short PDU).
+fn bhs_lengths(bytes: &[u8]) -> (usize, usize) {
+    bytes
+        .get(..BHS_LEN)
+        .and_then(|b| <&[u8; BHS_LEN]>::try_from(b).ok())
+        .map_or((0, 0), pdu::segment_lengths)
+}
+
+const OP_LOGIN_RSP: u8 = 0x23;
+const OP_TEXT_RSP: u8 = 0x24;
+
+impl PduChannel for KernelChannel {
+    fn send(&mut self, pdu: &Pdu) -> Result<(), ChannelError> {
+        let bytes = pdu.encode().map_err(ChannelError::Pdu)?;
+        let (ahs, data_len) = bhs_lengths(&bytes);
+        let hdr_len = BHS_LEN + ahs;
+        let hdr = bytes.get(..hdr_len).ok_or(ChannelError::Other(
+            "encoded PDU shorter than its header".into(),
+        ))?;
+        // The data segment without its wire padding: the kernel pads.
+        let data = bytes
+            .get(hdr_len..hdr_len + data_len)
+            .ok_or(ChannelError::Other(
+                "encoded PDU shorter than its data".into(),
+            ))?;
+        self.last_itt = u32::from_be_bytes([hdr[16], hdr[17], hdr[18], hdr[19]]);
+        self.nl.request_rc(&Request::SendPdu {
+            sid: self.sid,
+            cid: self.cid,
+            hdr,
+            data,
+        })?;
+        Ok(())
+    }
+
+    fn recv(&mut self) -> Result<Pdu, ChannelError> {
+        let deadline = Instant::now() + self.timeout;
+        let mut raw =
+            self.nl
+                .next_pdu(self.sid, self.cid, deadline)?
+                .ok_or(ChannelError::RecvTimeout {
+                    after: self.timeout,
+                })?;
+        // SEND_PDU replaced our task tag with the kernel's own (libiscsi
+        // __iscsi_conn_send_pdu, build_itt); the login machine checks that
+        // responses echo the tag it sent, so give it back.
+        if let Some(op) = raw.first().map(|b| b & 0x3f) {
+            if (op == OP_LOGIN_RSP || op == OP_TEXT_RSP) && raw.len() >= BHS_LEN {
+                raw[16..20].copy_from_slice(&self.last_itt.to_be_bytes());
+            }
+        }
+        // iscsi_tcp hands up the data segment without padding; re-pad so
+        // the wire decoder sees a well-formed PDU.
+        let (ahs, data) = bhs_lengths(&raw);
+        let want = BHS_LEN + pdu::wire_tail_len(ahs, data);
+        if raw.len() < want {
+            raw.resize(want, 0);
+        }
+        Pdu::decode(&raw).map(|(p, _)| p).map_err(ChannelError::Pdu)
+    }
+}
