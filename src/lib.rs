@@ -10,5 +10,6 @@ pub mod connector;
 pub mod events;
 pub mod iscsi;
 pub mod klog;
+pub mod pid1;
 pub mod plan;
 pub mod rxrpc;
