@@ -379,3 +379,33 @@ impl Default for BootPlan {
         }
     }
 }
+
+impl BootPlan {
+    /// Every credential in the plan (CHAP secrets of each path and the
+    /// global ones, sensitive login parameters): the logger, the events and
+    /// the report replace these with `***` wherever they would appear.
+    pub fn secrets(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut chap = |c: &Option<Chap>| {
+            if let Some(c) = c {
+                out.push(c.secret.expose().to_string());
+                if let Some(m) = &c.mutual {
+                    out.push(m.secret.expose().to_string());
+                }
+            }
+        };
+        chap(&self.iscsi.chap);
+        for p in &self.paths {
+            chap(&p.chap);
+        }
+        for p in self.iscsi.node_params.iter().chain(&self.iscsi.login_params) {
+            if p.is_sensitive() {
+                out.push(p.value.clone());
+            }
+        }
+        out.retain(|s| !s.is_empty());
+        out.sort();
+        out.dedup();
+        out
+    }
+}

@@ -76,11 +76,12 @@ pub mod step {
     pub const ISCSI_LOGIN: &str = "iscsi.login";
     pub const SCSI_SCAN: &str = "scsi.scan";
     pub const DISK_WAIT: &str = "disk.wait";
+    pub const ROOT_FIND: &str = "root.find";
     pub const QUEUE_TUNE: &str = "queue.tune";
     pub const ROOT_MOUNT: &str = "root.mount";
     pub const SWITCH_ROOT: &str = "switch_root";
     /// All of the above, in order.
-    pub const ALL: [&str; 12] = [
+    pub const ALL: [&str; 13] = [
         PSEUDOFS,
         MODULES,
         NET_LINK,
@@ -90,6 +91,7 @@ pub mod step {
         ISCSI_LOGIN,
         SCSI_SCAN,
         DISK_WAIT,
+        ROOT_FIND,
         QUEUE_TUNE,
         ROOT_MOUNT,
         SWITCH_ROOT,

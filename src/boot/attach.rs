@@ -1,0 +1,178 @@
+//! The iSCSI attach step: one kernel session per root path, in failover
+//! order, logged in with the same state machine as the userspace tools.
+
+use crate::events::Facts;
+use crate::iscsi::connect::{establish, EstablishError, RetryPolicy};
+use crate::iscsi::kernel::{
+    CommittedSession, IscsiNl, KernelConnector, KernelError, SessionSetup, RECOVERY_TMO_SECS,
+};
+use crate::iscsi::login::{AuthUsed, LoginConfig, LoginOutcome, Portal, SessionType};
+use crate::plan::{BootPlan, Chap, RootPath};
+use std::fmt;
+use std::rc::Rc;
+use std::time::Duration;
+
+/// Per-PDU and TCP connect timeout during login (iscsid.conf's
+/// login_timeout is 15 s; one round trip on a LAN takes milliseconds).
+const LOGIN_PDU_TIMEOUT: Duration = Duration::from_secs(15);
+
+#[derive(Debug)]
+pub enum AttachError {
+    /// The ISID or a login override could not be prepared.
+    Config { target: String, error: String },
+    /// Connect, login or redirect failure (names target, portal, user).
+    Login(EstablishError),
+    /// Pushing the negotiated values or START_CONN failed.
+    Start {
+        target: String,
+        portal: Portal,
+        error: KernelError,
+    },
+}
+
+impl fmt::Display for AttachError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AttachError::Config { target, error } => {
+                write!(f, "preparing the login to {target}: {error}")
+            }
+            AttachError::Login(e) => write!(f, "{e}"),
+            AttachError::Start {
+                target,
+                portal,
+                error,
+            } => write!(f, "starting the session with {target} at {portal}: {error}"),
+        }
+    }
+}
+
+impl std::error::Error for AttachError {}
+
+/// A logged-in, running kernel session.
+#[derive(Debug, Clone)]
+pub struct Attached {
+    pub session: CommittedSession,
+    pub portal: Portal,
+    pub outcome: LoginOutcome,
+    pub redirects: u32,
+    pub attempts: u32,
+}
+
+/// The credentials for a path: its own, else the global `rd.iscsi.*` ones.
+pub fn chap_for<'a>(plan: &'a BootPlan, path: &'a RootPath) -> Option<&'a Chap> {
+    path.chap.as_ref().or(plan.iscsi.chap.as_ref())
+}
+
+pub fn initiator_name(plan: &BootPlan) -> String {
+    plan.initiator
+        .clone()
+        .unwrap_or_else(crate::iscsi::default_initiator_name)
+}
+
+/// Log in to one path through the kernel and start the session.
+pub fn attach(
+    nl: &Rc<IscsiNl>,
+    plan: &BootPlan,
+    path: &RootPath,
+    sleep: &mut dyn FnMut(Duration),
+) -> Result<Attached, AttachError> {
+    let initiator = initiator_name(plan);
+    let chap = chap_for(plan, path).cloned();
+    let mut cfg = LoginConfig::new(&initiator, Some(&path.target), SessionType::Normal);
+    cfg.chap = chap.clone();
+    let cfg_err = |error: String| AttachError::Config {
+        target: path.target.clone(),
+        error,
+    };
+    cfg.random_isid().map_err(|e| cfg_err(e.to_string()))?;
+    let overrides: Vec<(String, String)> = plan
+        .iscsi
+        .login_params
+        .iter()
+        .map(|p| (p.key.clone(), p.value.clone()))
+        .collect();
+    cfg.apply_overrides(&overrides)
+        .map_err(|e| cfg_err(e.to_string()))?;
+    let mut connector = KernelConnector {
+        nl: nl.clone(),
+        setup: SessionSetup {
+            target: path.target.clone(),
+            initiator,
+            chap,
+            cmds_max: clamp_u16(plan.tuning.cmds_max),
+            queue_depth: clamp_u16(plan.tuning.queue_depth),
+            recovery_tmo: RECOVERY_TMO_SECS,
+            timeout: LOGIN_PDU_TIMEOUT,
+        },
+    };
+    // At boot the target or the network may still be coming up: connect
+    // failures are retried too (dracut's rd.iscsi.login_retry_max).
+    let policy = RetryPolicy {
+        attempts: plan.iscsi.login_retry_max.max(1),
+        retry_connect: true,
+        ..RetryPolicy::default()
+    };
+    let portal = Portal {
+        host: path.server.clone(),
+        port: path.port,
+    };
+    let est = establish(&mut connector, &portal, &cfg, &policy, sleep).map_err(AttachError::Login)?;
+    let session = est
+        .channel
+        .commit(&est.outcome, path.tpgt)
+        .map_err(|error| AttachError::Start {
+            target: path.target.clone(),
+            portal: est.portal.clone(),
+            error,
+        })?;
+    Ok(Attached {
+        session,
+        portal: est.portal,
+        outcome: est.outcome,
+        redirects: est.redirects,
+        attempts: est.attempts,
+    })
+}
+
+fn clamp_u16(v: u32) -> u16 {
+    v.min(u32::from(u16::MAX)) as u16
+}
+
+/// Facts for the `iscsi.login` step (no secret: only the user name).
+pub fn login_facts(path: &RootPath, chap: Option<&Chap>) -> Facts {
+    let mut f = Facts::new()
+        .str("portal", path.portal())
+        .str("target", path.target.clone())
+        .u64("lun", path.lun);
+    if let Some(c) = chap {
+        f = f.str("user", c.username.clone());
+    }
+    f
+}
+
+pub fn attached_facts(a: &Attached) -> Facts {
+    let n = &a.outcome.negotiated;
+    Facts::new()
+        .u64("sid", a.session.sid.into())
+        .u64("host", a.session.host_no.into())
+        .str("portal", a.portal.to_string())
+        .u64("tsih", a.outcome.tsih.into())
+        .str(
+            "auth",
+            match a.outcome.auth {
+                AuthUsed::None => "none",
+                AuthUsed::Chap => "chap",
+                AuthUsed::MutualChap => "mutual_chap",
+            },
+        )
+        .u64("MaxRecvDataSegmentLength", n.max_recv_data_segment_length.into())
+        .u64("MaxXmitDataSegmentLength", n.max_xmit_data_segment_length.into())
+        .u64("FirstBurstLength", n.first_burst_length.into())
+        .u64("MaxBurstLength", n.max_burst_length.into())
+        .bool("ImmediateData", n.immediate_data)
+        .bool("InitialR2T", n.initial_r2t)
+        .bool("HeaderDigest", n.header_digest)
+        .bool("DataDigest", n.data_digest)
+        .u64("redirects", a.redirects.into())
+        .u64("attempts", a.attempts.into())
+}

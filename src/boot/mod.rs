@@ -1,0 +1,270 @@
+//! The executor: PID 1 walks the plan step by step. Every step is recorded
+//! (events on the connector, `/run/netboot/boot.json`) and a failing step
+//! ends the boot with one error that names the step and the value; `run`
+//! then applies the failure policy — PID 1 never just exits.
+
+pub mod attach;
+
+use crate::events::{step, BootOutcome, Emitter, Facts, Recorder};
+use crate::iscsi::kernel::IscsiNl;
+use crate::pid1::{self, RealSys};
+use crate::plan::{BootPlan, FailurePolicy};
+use std::fmt;
+use std::path::Path;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+/// A failed step: its name and the whole error chain as text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepFailed {
+    pub step: &'static str,
+    pub error: String,
+}
+
+impl fmt::Display for StepFailed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "step {} failed: {}", self.step, self.error)
+    }
+}
+
+/// Runs one step: emits its start, runs `f`, records the outcome with the
+/// facts `f` returned, and turns an error into a [`StepFailed`].
+pub struct Exec {
+    pub rec: Recorder,
+}
+
+impl Exec {
+    pub fn step<T, E: fmt::Display>(
+        &mut self,
+        name: &'static str,
+        facts: Facts,
+        f: impl FnOnce(&mut Self) -> Result<(T, Facts), E>,
+    ) -> Result<T, StepFailed> {
+        let h = self.rec.start(name, facts);
+        match f(self) {
+            Ok((v, facts)) => {
+                self.rec.finish(h, Ok::<_, &str>(facts));
+                Ok(v)
+            }
+            Err(e) => {
+                let error = e.to_string();
+                self.rec.finish(h, Err(error.as_str()));
+                Err(StepFailed { step: name, error })
+            }
+        }
+    }
+}
+
+/// Options for a boot run (PID 1 or `netboot boot`).
+pub struct BootOptions {
+    /// Kernel command line (from /proc/cmdline in PID 1).
+    pub cmdline: String,
+    /// uptime at agent start, seconds (benchmark mark).
+    pub started_uptime: Option<f64>,
+}
+
+/// Pre-scan for `netboot.on_fail=` when the full command line does not
+/// parse: the operator's policy still applies to that failure.
+pub fn fallback_policy(cmdline: &str) -> FailurePolicy {
+    let mut p = BootPlan::default().on_fail;
+    for arg in crate::cmdline::tokenize::tokenize(cmdline).args {
+        if arg.key.replace('_', "-") == "netboot.on-fail" || arg.key == "netboot.on_fail" {
+            match arg.value.as_deref() {
+                Some("shell") => p = FailurePolicy::Shell,
+                Some("reboot") => p = FailurePolicy::Reboot,
+                Some("halt") => p = FailurePolicy::Halt,
+                _ => {}
+            }
+        }
+    }
+    p
+}
+
+/// PID 1 entry: never returns.
+pub fn pid1_main() -> ! {
+    let started = pid1::uptime();
+    // Before anything can log to /dev/kmsg, /dev must exist.
+    let pseudo_t0 = Instant::now();
+    let pseudo = pid1::mount_pseudofs(&mut RealSys);
+    let pseudo_us = pseudo_t0.elapsed().as_micros() as u64;
+    let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    let plan = match crate::cmdline::parse_plan(cmdline.trim_end()) {
+        Ok(p) => p,
+        Err(e) => {
+            crate::klog::init(crate::klog::LogTarget::Kmsg, log::LevelFilter::Info, Vec::new());
+            log::error!("kernel command line: {e}");
+            let policy = fallback_policy(&cmdline);
+            log::error!("boot failed: cannot parse the command line; applying netboot.on_fail={}", policy_name(policy));
+            pid1::fail_policy(policy);
+        }
+    };
+    let secrets = plan.secrets();
+    crate::klog::init(
+        crate::klog::LogTarget::Kmsg,
+        level_filter(plan.log),
+        secrets.clone(),
+    );
+    log::info!("netboot {} starting as PID 1", env!("CARGO_PKG_VERSION"));
+    let plan_json = serde_json::to_value(&plan).unwrap_or(serde_json::Value::Null);
+    let mut exec = Exec {
+        rec: Recorder::new(Emitter::new(plan.events, secrets), plan_json),
+    };
+    // The pseudo-fs step happened before the recorder existed; record it.
+    let _ = exec.step(step::PSEUDOFS, Facts::new(), |_| match &pseudo {
+        Ok(done) => Ok((
+            (),
+            Facts::new()
+                .str("mounted", done.join(","))
+                .u64("took_us", pseudo_us),
+        )),
+        Err(e) => Err(e.to_string()),
+    });
+    if let Err(e) = &pseudo {
+        fail(&mut exec, &plan, StepFailed {
+            step: step::PSEUDOFS,
+            error: e.to_string(),
+        });
+    }
+    let opts = BootOptions {
+        cmdline,
+        started_uptime: started,
+    };
+    match run(&mut exec, &plan, &opts) {
+        Ok(root) => {
+            // Hand over: the report is final before init starts (it lives
+            // in /run, which moves into the new root).
+            if let Err(e) = exec.rec.finish_boot(BootOutcome::Ok) {
+                log::warn!("boot report: {e}");
+            }
+            let e = pid1::switch_root(&root, &plan.init);
+            // switch_root returns only on failure, and by then the old
+            // root may be gone: log, then apply the policy.
+            fail(&mut exec, &plan, StepFailed {
+                step: step::SWITCH_ROOT,
+                error: e.to_string(),
+            });
+        }
+        Err(failed) => fail(&mut exec, &plan, failed),
+    }
+}
+
+fn policy_name(p: FailurePolicy) -> &'static str {
+    match p {
+        FailurePolicy::Shell => "shell",
+        FailurePolicy::Reboot => "reboot",
+        FailurePolicy::Halt => "halt",
+    }
+}
+
+fn level_filter(l: crate::plan::LogLevel) -> log::LevelFilter {
+    use crate::plan::LogLevel::*;
+    match l {
+        Error => log::LevelFilter::Error,
+        Warn => log::LevelFilter::Warn,
+        Info => log::LevelFilter::Info,
+        Debug => log::LevelFilter::Debug,
+        Trace => log::LevelFilter::Trace,
+    }
+}
+
+/// Log the failure (one line with the whole chain), close the report and
+/// apply the policy.
+fn fail(exec: &mut Exec, plan: &BootPlan, failed: StepFailed) -> ! {
+    log::error!(
+        "boot failed at {}: {}; netboot.on_fail={}",
+        failed.step,
+        failed.error,
+        policy_name(plan.on_fail)
+    );
+    if let Err(e) = exec
+        .rec
+        .finish_boot(BootOutcome::failed(failed.step, &failed.error))
+    {
+        log::warn!("boot report: {e}");
+    }
+    pid1::fail_policy(plan.on_fail)
+}
+
+/// Everything between the pseudo file systems and switch_root. Returns the
+/// directory where the root is mounted.
+pub fn run(exec: &mut Exec, plan: &BootPlan, opts: &BootOptions) -> Result<String, StepFailed> {
+    let deadline = Instant::now() + Duration::from_millis(plan.timeout_ms);
+    if plan.paths.is_empty() {
+        return Err(StepFailed {
+            step: step::ISCSI_LOGIN,
+            error: "no iSCSI root path: give iscsi=, root=iscsi:… or netroot=iscsi:… on the kernel command line".into(),
+        });
+    }
+    if plan.iscsi.firmware || plan.iscsi.ibft {
+        return Err(StepFailed {
+            step: step::ISCSI_LOGIN,
+            error: "rd.iscsi.firmware / rd.iscsi.ibft (iBFT) are not supported yet; give the root path on the command line".into(),
+        });
+    }
+    let release = rustix::system::uname()
+        .release()
+        .to_string_lossy()
+        .into_owned();
+    let moddir = Path::new("/lib/modules").join(&release);
+    let index = steps::modules(exec, &moddir)?;
+    steps::network(exec, plan, deadline)?;
+    let sys = Path::new("/sys");
+    // The kernel sockets: NETLINK_ISCSI for the sessions, and the uevent
+    // socket, opened before any SCSI scan so that no disk event is missed.
+    let (nl, mut uevents) = exec.step(step::ISCSI_CONNECT, Facts::new(), |_| {
+        let nl = IscsiNl::open(sys).map_err(|e| e.to_string())?;
+        let ue = crate::uevent::UeventSocket::open().map_err(|e| e.to_string())?;
+        Ok::<_, String>(((Rc::new(nl), ue), Facts::new()))
+    })?;
+    let mut last = None;
+    for (i, path) in plan.paths.iter().enumerate() {
+        let chap = attach::chap_for(plan, path);
+        let facts = attach::login_facts(path, chap).u64("path", i as u64);
+        let res = exec.step(step::ISCSI_LOGIN, facts, |_| {
+            attach::attach(&nl, plan, path, &mut std::thread::sleep)
+                .map(|a| {
+                    let f = attach::attached_facts(&a);
+                    (a, f)
+                })
+        });
+        match res {
+            Ok(a) => {
+                log::info!(
+                    "logged in to {} at {} (session {}, host {})",
+                    path.target,
+                    a.portal,
+                    a.session.sid,
+                    a.session.host_no
+                );
+                match steps::disk(exec, plan, path, &a, &mut uevents, deadline) {
+                    Ok(root) => {
+                        steps::tune(exec, plan, &root)?;
+                        let dir = steps::mount(exec, plan, &index, &root)?;
+                        if let Some(t0) = opts.started_uptime {
+                            if let Some(now) = pid1::uptime() {
+                                log::info!("BENCH init={t0:.3} mounted={now:.3}");
+                            }
+                        }
+                        return Ok(dir);
+                    }
+                    Err(e) => {
+                        log::warn!("{e}; trying the next root path");
+                        last = Some(e);
+                    }
+                }
+            }
+            Err(e) => {
+                if i + 1 < plan.paths.len() {
+                    log::warn!("{}; trying the next root path", e.error);
+                }
+                last = Some(e);
+            }
+        }
+    }
+    Err(last.unwrap_or(StepFailed {
+        step: step::ISCSI_LOGIN,
+        error: "no root path".into(),
+    }))
+}
+
+mod steps;

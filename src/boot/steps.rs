@@ -1,0 +1,240 @@
+//! The steps between module loading and the root mount, each recorded with
+//! its facts. Kept apart from `mod.rs` so the flow there reads like the plan.
+
+use super::attach::Attached;
+use super::{Exec, StepFailed};
+use crate::block;
+use crate::disk::resolve::{self, Root};
+use crate::events::{step, Facts};
+use crate::modules::{self, KernelLoader, ModuleIndex};
+use crate::pid1::{self, RealSys};
+use crate::plan::{BootPlan, RootPath};
+use crate::uevent::UeventSocket;
+use std::path::Path;
+use std::time::Instant;
+
+/// Modules the boot path always needs: the iSCSI transport and the SCSI
+/// disk driver ([`modules::BOOT_EXTRAS`], crc32c, is added first). The NIC
+/// driver comes from coldplug; the file system module at mount time.
+const BOOT_MODULES: [&str; 2] = ["iscsi_tcp", "sd_mod"];
+/// Coldplug rounds: PCI → virtio bus → virtio_net needs two; a margin.
+const COLDPLUG_ROUNDS: usize = 4;
+
+pub fn modules(exec: &mut Exec, dir: &Path) -> Result<ModuleIndex, StepFailed> {
+    exec.step(
+        step::MODULES,
+        Facts::new().str("dir", dir.display().to_string()),
+        |_| {
+            let t = Instant::now();
+            let index = ModuleIndex::load(dir)?;
+            let sys = Path::new("/sys");
+            let mut loader = KernelLoader::new(sys);
+            let named = modules::load_by_name(&index, &mut loader, &BOOT_MODULES, true)?;
+            let cold = modules::coldplug(&index, &mut loader, sys, COLDPLUG_ROUNDS);
+            for e in &cold.failed {
+                log::warn!("coldplug: {e}");
+            }
+            let fresh = |l: &[modules::Loaded]| {
+                l.iter()
+                    .filter(|m| !m.already)
+                    .map(|m| m.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            };
+            let facts = Facts::new()
+                .str("loaded", fresh(&named))
+                .str("coldplug", fresh(&cold.loaded))
+                .u64("count", (named.len() + cold.loaded.len()) as u64)
+                .u64("coldplug_rounds", cold.rounds as u64)
+                .u64("took_ms", t.elapsed().as_millis() as u64);
+            Ok::<_, modules::ModulesError>((index, facts))
+        },
+    )
+}
+
+pub fn network(exec: &mut Exec, plan: &BootPlan, deadline: Instant) -> Result<(), StepFailed> {
+    exec.step(step::NET_LINK, Facts::new(), |_| {
+        let links = crate::net::bring_up(&plan.network, deadline)?;
+        let mut f = Facts::new();
+        for (i, l) in links.iter().enumerate() {
+            let p = if i == 0 { String::new() } else { format!("{i}.") };
+            f = f
+                .str(&format!("{p}iface"), l.iface.clone())
+                .str(&format!("{p}mac"), l.mac.clone())
+                .u64(&format!("{p}carrier_ms"), l.carrier_ms);
+            if let Some(a) = &l.address {
+                f = f.str(
+                    &format!("{p}address"),
+                    format!("{a}/{}", l.prefix_len.unwrap_or(0)),
+                );
+            }
+            if let Some(g) = &l.gateway {
+                f = f.str(&format!("{p}gateway"), g.to_string());
+            }
+        }
+        Ok::<_, crate::net::NetError>(((), f))
+    })
+}
+
+
+/// Scan the session's host, wait for the LUN and its partitions, resolve
+/// `root=` on it.
+pub fn disk(
+    exec: &mut Exec,
+    plan: &BootPlan,
+    path: &RootPath,
+    a: &Attached,
+    uevents: &mut UeventSocket,
+    deadline: Instant,
+) -> Result<Root, StepFailed> {
+    let sys = Path::new("/sys");
+    let host = a.session.host_no;
+    exec.step(step::SCSI_SCAN, Facts::new().u64("host", host.into()), |_| {
+        block::scan_host(sys, host).map(|()| ((), Facts::new()))
+    })?;
+    let disk = exec.step(
+        step::DISK_WAIT,
+        Facts::new()
+            .u64("sid", a.session.sid.into())
+            .u64("lun", path.lun),
+        |_| {
+            let t = Instant::now();
+            block::wait_for_disk(sys, a.session.sid, path.lun, deadline, uevents).map(|d| {
+                let f = Facts::new()
+                    .str("disk", d.name.clone())
+                    .u64("size_sectors", d.size_sectors)
+                    .u64("waited_ms", t.elapsed().as_millis() as u64);
+                (d, f)
+            })
+        },
+    )?;
+    exec.step(
+        step::ROOT_FIND,
+        Facts::new().str("root", root_spec(&plan.root.device)),
+        |_| {
+            resolve::resolve(sys, Path::new("/dev"), &plan.root.device, &[disk], &path.target)
+                .map(|r| {
+                    let mut f = Facts::new()
+                        .str("device", r.dev_path.display().to_string())
+                        .str("fstype", r.fstype.clone().unwrap_or_default());
+                    if let Some(u) = &r.uuid {
+                        f = f.str("uuid", u.clone());
+                    }
+                    if let Some(l) = &r.label {
+                        f = f.str("label", l.clone());
+                    }
+                    (r, f)
+                })
+        },
+    )
+}
+
+fn root_spec(d: &crate::plan::RootDevice) -> String {
+    use crate::plan::RootDevice::*;
+    match d {
+        Lun => "lun".into(),
+        Path(p) => p.clone(),
+        Label(l) => format!("LABEL={l}"),
+        Uuid(u) => format!("UUID={u}"),
+        PartUuid(u) => format!("PARTUUID={u}"),
+        PartLabel(l) => format!("PARTLABEL={l}"),
+    }
+}
+
+/// The whole disk a root device lives on (`sda2` → `sda`).
+fn disk_of(root: &Root) -> String {
+    match root.partn {
+        Some(_) => {
+            let t = root.name.trim_end_matches(|c: char| c.is_ascii_digit());
+            // nvme0n1p2 / mmcblk0p1 style names end in 'p' before the number.
+            let t = if t.ends_with('p') && t[..t.len() - 1].ends_with(|c: char| c.is_ascii_digit()) {
+                &t[..t.len() - 1]
+            } else {
+                t
+            };
+            t.to_string()
+        }
+        None => root.name.clone(),
+    }
+}
+
+pub fn tune(exec: &mut Exec, plan: &BootPlan, root: &Root) -> Result<(), StepFailed> {
+    let disk = disk_of(root);
+    exec.step(step::QUEUE_TUNE, Facts::new().str("disk", disk.clone()), |_| {
+        block::tune(Path::new("/sys"), &disk, &plan.tuning).map(|r| {
+            let mut f = Facts::new()
+                .str("scheduler", r.scheduler.clone())
+                .str("offered", r.offered.join(" "));
+            if let Some(n) = r.nr_requests {
+                f = f.u64("nr_requests", n.into());
+            }
+            if let Some(q) = r.queue_depth {
+                f = f.u64("queue_depth", q.into());
+            }
+            if !r.warnings.is_empty() {
+                f = f.str("warnings", r.warnings.join("; "));
+            }
+            ((), f)
+        })
+    })
+}
+
+/// File system types to try: `rootfstype=` (comma list), else the probed
+/// type, else every block file system the kernel has registered.
+fn fs_candidates(plan: &BootPlan, root: &Root) -> Vec<String> {
+    if let Some(list) = &plan.root.fstype {
+        return list
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect();
+    }
+    if let Some(t) = &root.fstype {
+        return vec![t.clone()];
+    }
+    pid1::parse_filesystems(&std::fs::read_to_string("/proc/filesystems").unwrap_or_default())
+}
+
+pub fn mount(
+    exec: &mut Exec,
+    plan: &BootPlan,
+    index: &ModuleIndex,
+    root: &Root,
+) -> Result<String, StepFailed> {
+    let dir = pid1::new_root_dir().display().to_string();
+    let dev = root.dev_path.display().to_string();
+    exec.step(
+        step::ROOT_MOUNT,
+        Facts::new().str("device", dev.clone()).str("target", dir.clone()),
+        |_| {
+            let types = fs_candidates(plan, root);
+            // The file system driver is loaded only now that the type is
+            // known (`fs-<type>` is the alias every fs module carries).
+            // Not fatal: it may be built in or already loaded.
+            let mut loader = KernelLoader::new(Path::new("/sys"));
+            for t in &types {
+                let alias = format!("fs-{t}");
+                if index.is_builtin(t) || !index.has_module(t) && index.match_alias(&alias).is_empty() {
+                    continue;
+                }
+                let name = if index.has_module(t) { t.clone() } else { alias };
+                if let Err(e) = modules::load_by_name(index, &mut loader, &[name], false) {
+                    log::warn!("loading the {t} module: {e}");
+                }
+            }
+            let data = plan.root.flags.clone().unwrap_or_default();
+            pid1::mount_root(&mut RealSys, &dev, &dir, &types, plan.root.read_only, &data).map(
+                |fs| {
+                    (
+                        (),
+                        Facts::new()
+                            .str("fstype", fs)
+                            .bool("read_only", plan.root.read_only),
+                    )
+                },
+            )
+        },
+    )?;
+    Ok(dir)
+}
