@@ -4,11 +4,14 @@
 //! login negotiation — lives apart from the few modules that make syscalls,
 //! so that everything above the syscall seam is tested without root.
 
+pub mod block;
 pub mod cli;
 pub mod cmdline;
 pub mod connector;
+pub mod disk;
 pub mod events;
 pub mod iscsi;
 pub mod klog;
 pub mod plan;
 pub mod rxrpc;
+pub mod uevent;
