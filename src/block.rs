@@ -338,6 +338,8 @@ fn describe_luns(luns: &Result<Vec<ScsiLun>, BlockError>) -> String {
 /// Quiet time after which a disk whose `add` uevent we did not see (it came
 /// before we subscribed) counts as settled, i.e. its partitions are in sysfs.
 pub const SETTLE: Duration = Duration::from_millis(300);
+/// Longest sleep between two looks at sysfs while waiting.
+const RECHECK: Duration = Duration::from_millis(250);
 
 /// Wait until LUN `lun` of session `sid` has a block device and its
 /// partitions are in sysfs; sysfs is the truth, uevents only wake us.
@@ -357,8 +359,8 @@ pub fn wait_for_disk(
     sock: &mut UeventSocket,
 ) -> Result<ScsiDisk, BlockError> {
     let started = Instant::now();
-    let mut announced: Vec<String> = Vec::new();
-    let mut quiet_since: Option<Instant> = None;
+    let mut seen = DiskEvents::default();
+    let mut first_found: Option<Instant> = None;
     loop {
         let luns = session_luns(sys, sid);
         let found = match &luns {
@@ -370,12 +372,15 @@ pub fn wait_for_disk(
         let now = Instant::now();
         let mut wait = deadline.saturating_duration_since(now);
         if let Some(d) = found {
-            if announced.contains(&d.name) {
+            if seen.announced(&d.name) {
                 return Ok(d);
             }
-            let since = *quiet_since.get_or_insert(now);
-            let settled_at = since + SETTLE;
-            if now >= settled_at {
+            let since = *first_found.get_or_insert(now);
+            let settled_at = seen.last_for(&d.name).map_or(since, |t| t.max(since)) + SETTLE;
+            // At the deadline a present disk wins over waiting to settle:
+            // the deadline bounds its appearance, and a missing partition
+            // is then reported by root resolution with what was found.
+            if now >= settled_at || wait.is_zero() {
                 return Ok(d);
             }
             wait = wait.min(settled_at - now);
@@ -389,20 +394,71 @@ pub fn wait_for_disk(
                 seen: describe_luns(&luns),
             });
         }
-        match sock.recv(wait).map_err(BlockError::Uevent)? {
+        // Uevents wake us; the cap re-reads sysfs now and then anyway, so a
+        // wake-up lost for any reason (a kernel without uevent netlink, an
+        // event filtered out above) costs at most RECHECK, not the deadline.
+        match sock.recv(wait.min(RECHECK)).map_err(BlockError::Uevent)? {
             Received::Event(ev) if ev.subsystem.as_deref() == Some("block") => {
-                let Some(name) = ev.devname.as_deref() else {
-                    continue;
-                };
-                // An event for the disk or one of its partitions: restart
-                // the quiet period; a disk `add` means "partitions done".
-                quiet_since = None;
-                if ev.action == Action::Add && ev.devtype.as_deref() == Some("disk") {
-                    announced.push(name.to_string());
+                if let Some(name) = ev.devname.as_deref() {
+                    let disk_add =
+                        ev.action == Action::Add && ev.devtype.as_deref() == Some("disk");
+                    seen.record(name, disk_add, Instant::now());
                 }
             }
             Received::Event(_) | Received::Timeout | Received::Lost => {}
         }
+    }
+}
+
+/// Block uevents seen while waiting: when each device last had one, and
+/// which disks were announced with `add`. Bounded: old entries go first.
+#[derive(Default)]
+struct DiskEvents {
+    last: Vec<(String, Instant)>,
+    added: Vec<String>,
+}
+
+const MAX_TRACKED: usize = 256;
+
+impl DiskEvents {
+    fn record(&mut self, name: &str, disk_add: bool, at: Instant) {
+        self.last.retain(|(n, _)| n != name);
+        if self.last.len() >= MAX_TRACKED {
+            self.last.remove(0);
+        }
+        self.last.push((name.to_string(), at));
+        if disk_add && !self.added.iter().any(|n| n == name) {
+            if self.added.len() >= MAX_TRACKED {
+                self.added.remove(0);
+            }
+            self.added.push(name.to_string());
+        }
+    }
+
+    fn announced(&self, disk: &str) -> bool {
+        self.added.iter().any(|n| n == disk)
+    }
+
+    /// Latest event for `disk` or one of its partitions (`sda1`, `nvme0n1p1`).
+    fn last_for(&self, disk: &str) -> Option<Instant> {
+        self.last
+            .iter()
+            .filter(|(n, _)| is_same_or_part(disk, n))
+            .map(|(_, t)| *t)
+            .max()
+    }
+}
+
+/// `name` is `disk` or a partition of it (kernel naming, see
+/// disk::resolve::part_name).
+fn is_same_or_part(disk: &str, name: &str) -> bool {
+    match name.strip_prefix(disk) {
+        Some("") => true,
+        Some(rest) => {
+            let digits = rest.strip_prefix('p').unwrap_or(rest);
+            !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
+        }
+        None => false,
     }
 }
 
@@ -544,6 +600,32 @@ pub fn tune_with(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn partition_names() {
+        assert!(is_same_or_part("sda", "sda"));
+        assert!(is_same_or_part("sda", "sda12"));
+        assert!(is_same_or_part("nvme0n1", "nvme0n1p2"));
+        assert!(!is_same_or_part("sda", "sdab"));
+        assert!(!is_same_or_part("sda", "sdb1"));
+        assert!(!is_same_or_part("sda", "sdap"));
+    }
+
+    #[test]
+    fn only_the_disks_own_events_count() {
+        let t0 = Instant::now();
+        let mut ev = DiskEvents::default();
+        ev.record("sdb", true, t0);
+        ev.record("sda1", false, t0 + Duration::from_millis(5));
+        ev.record("sda", false, t0 + Duration::from_millis(1));
+        assert!(ev.announced("sdb") && !ev.announced("sda"));
+        assert_eq!(ev.last_for("sda"), Some(t0 + Duration::from_millis(5)));
+        assert_eq!(ev.last_for("sdc"), None);
+        for i in 0..2 * MAX_TRACKED {
+            ev.record(&format!("loop{i}"), true, t0);
+        }
+        assert!(ev.last.len() <= MAX_TRACKED && ev.added.len() <= MAX_TRACKED);
+    }
 
     #[test]
     fn scheduler_file() {

@@ -59,7 +59,7 @@ const SWAP_LABEL: usize = SWAP_UUID + 16;
 const LUKS_MAGIC: &[u8] = b"LUKS\xba\xbe";
 const LUKS_UUID: usize = 168; // char uuid[40], same in LUKS1 and LUKS2
 
-fn at<'a>(b: &'a [u8], off: usize, len: usize) -> Option<&'a [u8]> {
+fn at(b: &[u8], off: usize, len: usize) -> Option<&[u8]> {
     b.get(off..off.checked_add(len)?)
 }
 
