@@ -10,5 +10,7 @@ pub mod connector;
 pub mod events;
 pub mod iscsi;
 pub mod klog;
+pub mod modules;
+pub mod net;
 pub mod plan;
 pub mod rxrpc;
