@@ -787,7 +787,10 @@ mod tests {
 
     #[test]
     fn fnmatch_basics() {
-        assert!(fnmatch("pci:v00001AF4d*sv*sd*bc*sc*i*", "pci:v00001AF4d00001000sv00001AF4sd00000001bc02sc00i00"));
+        assert!(fnmatch(
+            "pci:v00001AF4d*sv*sd*bc*sc*i*",
+            "pci:v00001AF4d00001000sv00001AF4sd00000001bc02sc00i00"
+        ));
         assert!(!fnmatch("pci:v00008086d*", "pci:v00001AF4d00001000"));
         assert!(fnmatch("a?c", "abc"));
         assert!(!fnmatch("a?c", "ac"));

@@ -59,16 +59,26 @@ fn names(v: &[ModulePath]) -> Vec<&str> {
 #[test]
 fn parse_errors_name_file_and_line() {
     let e = parse_dep("a.ko:\nbroken line\n", Path::new("/m/modules.dep")).unwrap_err();
-    assert_eq!(e.to_string(), "/m/modules.dep:2: malformed line \"broken line\"");
+    assert_eq!(
+        e.to_string(),
+        "/m/modules.dep:2: malformed line \"broken line\""
+    );
     let e = parse_alias("alias onlyone\n", Path::new("/m/modules.alias")).unwrap_err();
-    assert_eq!(e.to_string(), "/m/modules.alias:1: malformed line \"alias onlyone\"");
+    assert_eq!(
+        e.to_string(),
+        "/m/modules.alias:1: malformed line \"alias onlyone\""
+    );
     let e = parse_softdep("options x y=1\n", Path::new("/m/s")).unwrap_err();
     assert!(e.to_string().starts_with("/m/s:1:"), "{e}");
 }
 
 #[test]
 fn softdep_parse_ignores_words_before_keywords() {
-    let s = parse_softdep("softdep cifs gcm\nsoftdep x-y pre: a b post: c\n", Path::new("s")).unwrap();
+    let s = parse_softdep(
+        "softdep cifs gcm\nsoftdep x-y pre: a b post: c\n",
+        Path::new("s"),
+    )
+    .unwrap();
     assert_eq!(s[0].pre, Vec::<String>::new());
     assert_eq!(s[1].module, "x_y");
     assert_eq!(s[1].pre, vec!["a", "b"]);
@@ -81,16 +91,30 @@ fn resolve_orders_deps_softdeps_and_aliases() {
     let r = idx.resolve(&["fs-ext4"]).unwrap();
     // softdep pre: crypto-crc32c → the generic module only, then the deps
     // last-first, then ext4.
-    assert_eq!(names(&r), ["crc32c_generic", "jbd2", "mbcache", "crc16", "ext4"]);
-    assert_eq!(r[4].path, PathBuf::from("/lib/modules/test/kernel/fs/ext4/ext4.ko"));
+    assert_eq!(
+        names(&r),
+        ["crc32c_generic", "jbd2", "mbcache", "crc16", "ext4"]
+    );
+    assert_eq!(
+        r[4].path,
+        PathBuf::from("/lib/modules/test/kernel/fs/ext4/ext4.ko")
+    );
     // Each once, builtins silently satisfied, `-`/`_` alike.
-    let r = idx.resolve(&["virtio-net", "virtio_pci", "scsi_mod", "virtio_net"]).unwrap();
-    assert_eq!(names(&r), ["virtio_ring", "virtio", "virtio_net", "virtio_pci"]);
+    let r = idx
+        .resolve(&["virtio-net", "virtio_pci", "scsi_mod", "virtio_net"])
+        .unwrap();
+    assert_eq!(
+        names(&r),
+        ["virtio_ring", "virtio", "virtio_net", "virtio_pci"]
+    );
     // Softdep cycle a post: b, b pre: a terminates.
     assert_eq!(names(&idx.resolve(&["a"]).unwrap()), ["a", "b"]);
     assert_eq!(names(&idx.resolve(&["b"]).unwrap()), ["a", "b"]);
     // The boot extras resolve.
-    assert_eq!(names(&idx.resolve(BOOT_EXTRAS).unwrap()), ["crc32c_generic"]);
+    assert_eq!(
+        names(&idx.resolve(BOOT_EXTRAS).unwrap()),
+        ["crc32c_generic"]
+    );
     let e = idx.resolve(&["ext4", "nosuch"]).unwrap_err();
     assert_eq!(
         e.to_string(),
@@ -101,10 +125,18 @@ fn resolve_orders_deps_softdeps_and_aliases() {
 #[test]
 fn alias_matching_only_for_present_modules() {
     let idx = fixture();
-    assert_eq!(idx.match_alias("pci:v00001AF4d00001000sv00001AF4sd00000001bc02sc00i00"), ["virtio_pci"]);
+    assert_eq!(
+        idx.match_alias("pci:v00001AF4d00001000sv00001AF4sd00000001bc02sc00i00"),
+        ["virtio_pci"]
+    );
     // e1000 is in modules.alias but not in this (initramfs) modules.dep.
-    assert!(idx.match_alias("pci:v00008086d0000100Esv00001AF4sd00001100bc02sc00i00").is_empty());
-    assert_eq!(idx.match_alias("crypto-crc32c"), ["crc32c_intel", "crc32c_generic"]);
+    assert!(idx
+        .match_alias("pci:v00008086d0000100Esv00001AF4sd00001100bc02sc00i00")
+        .is_empty());
+    assert_eq!(
+        idx.match_alias("crypto-crc32c"),
+        ["crc32c_intel", "crc32c_generic"]
+    );
 }
 
 #[derive(Default)]
@@ -123,7 +155,10 @@ impl ModuleLoader for Fake {
         let name = module_name(&path.to_string_lossy());
         if let Some((f, errno)) = &self.fail {
             if *f == name {
-                return Err(ModulesError::Load { path: path.to_path_buf(), errno: *errno });
+                return Err(ModulesError::Load {
+                    path: path.to_path_buf(),
+                    errno: *errno,
+                });
             }
         }
         self.loaded.insert(name);
@@ -138,12 +173,23 @@ fn load_skips_loaded_and_reports_errors() {
     fake.loaded.insert("mbcache".into());
     let r = load_by_name(&idx, &mut fake, &["ext4"], true).unwrap();
     assert_eq!(
-        r.iter().map(|l| (l.name.as_str(), l.already)).collect::<Vec<_>>(),
-        [("crc32c_generic", false), ("jbd2", false), ("mbcache", true), ("crc16", false), ("ext4", false)]
+        r.iter()
+            .map(|l| (l.name.as_str(), l.already))
+            .collect::<Vec<_>>(),
+        [
+            ("crc32c_generic", false),
+            ("jbd2", false),
+            ("mbcache", true),
+            ("crc16", false),
+            ("ext4", false)
+        ]
     );
     assert_eq!(fake.calls.len(), 4);
 
-    let mut fake = Fake { fail: Some(("jbd2".into(), libc::ENOEXEC)), ..Fake::default() };
+    let mut fake = Fake {
+        fail: Some(("jbd2".into(), libc::ENOEXEC)),
+        ..Fake::default()
+    };
     let e = load_by_name(&idx, &mut fake, &["ext4"], false).unwrap_err();
     assert_eq!(
         e.to_string(),
@@ -190,12 +236,19 @@ fn fake_has(s: &BTreeSet<String>, a: &str) -> bool {
 #[test]
 fn coldplug_failures_are_collected_not_fatal() {
     let idx = fixture();
-    let mut fake = Fake { fail: Some(("virtio_pci".into(), libc::ENODEV)), ..Fake::default() };
+    let mut fake = Fake {
+        fail: Some(("virtio_pci".into(), libc::ENODEV)),
+        ..Fake::default()
+    };
     let c = coldplug_with(&idx, &mut fake, 4, || {
         ["pci:v00001AF4d00001000sv00001AF4sd00000001bc02sc00i00".to_string()].into()
     });
     assert_eq!(c.failed.len(), 1);
-    assert!(c.failed[0].to_string().contains("no matching hardware"), "{}", c.failed[0]);
+    assert!(
+        c.failed[0].to_string().contains("no matching hardware"),
+        "{}",
+        c.failed[0]
+    );
 }
 
 #[test]
@@ -244,9 +297,18 @@ fn need_tree() -> Option<(PathBuf, PathBuf, String)> {
 
 #[test]
 fn real_debian_tree_resolves_the_boot_set() {
-    let Some((kroot, dir, kver)) = need_tree() else { return };
+    let Some((kroot, dir, kver)) = need_tree() else {
+        return;
+    };
     let idx = ModuleIndex::load(&dir).unwrap();
-    let req = ["crc32c", "iscsi_tcp", "sd_mod", "ext4", "virtio_net", "virtio_pci"];
+    let req = [
+        "crc32c",
+        "iscsi_tcp",
+        "sd_mod",
+        "ext4",
+        "virtio_net",
+        "virtio_pci",
+    ];
     let r = idx.resolve(&req).unwrap();
     let got = names(&r);
     if kver.starts_with("6.1.0-") {
@@ -281,7 +343,9 @@ fn real_debian_tree_resolves_the_boot_set() {
         let Ok(out) = out else { continue };
         let text = String::from_utf8_lossy(&out.stdout);
         for line in text.lines() {
-            let Some(p) = line.strip_prefix("insmod ") else { continue };
+            let Some(p) = line.strip_prefix("insmod ") else {
+                continue;
+            };
             // Our one deliberate difference: softdeps through an alias with
             // several implementations keep only the generic one, modprobe
             // also loads the CPU-specific ones under kernel/arch/.
@@ -301,12 +365,20 @@ fn real_debian_tree_resolves_the_boot_set() {
 
 #[test]
 fn real_debian_tree_alias_matching_agrees_with_modprobe() {
-    let Some((kroot, dir, kver)) = need_tree() else { return };
+    let Some((kroot, dir, kver)) = need_tree() else {
+        return;
+    };
     let idx = ModuleIndex::load(&dir).unwrap();
     let cases = [
-        ("pci:v00001AF4d00001000sv00001AF4sd00000001bc02sc00i00", "virtio_pci"),
+        (
+            "pci:v00001AF4d00001000sv00001AF4sd00000001bc02sc00i00",
+            "virtio_pci",
+        ),
         ("virtio:d00000001v00001AF4", "virtio_net"),
-        ("pci:v00008086d0000100Esv00001AF4sd00001100bc02sc00i00", "e1000"),
+        (
+            "pci:v00008086d0000100Esv00001AF4sd00001100bc02sc00i00",
+            "e1000",
+        ),
         ("fs-ext4", "ext4"),
     ];
     for (alias, want) in cases {
@@ -318,13 +390,18 @@ fn real_debian_tree_alias_matching_agrees_with_modprobe() {
             .args(["-S", &kver, "--resolve-alias", alias])
             .output();
         if let Ok(out) = out {
-            let theirs: Vec<String> =
-                String::from_utf8_lossy(&out.stdout).lines().map(module_name).collect();
+            let theirs: Vec<String> = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .map(module_name)
+                .collect();
             assert_eq!(ours, theirs, "modprobe --resolve-alias {alias}");
         }
     }
     // The boot extras resolve to the generic implementation only.
-    assert_eq!(names(&idx.resolve(BOOT_EXTRAS).unwrap()), ["crc32c_generic"]);
+    assert_eq!(
+        names(&idx.resolve(BOOT_EXTRAS).unwrap()),
+        ["crc32c_generic"]
+    );
     // modprobe loads all crc32c implementations; we keep the generic one.
     let all = idx.match_alias("crypto-crc32c");
     assert!(all.contains(&"crc32c_generic".to_string()), "{all:?}");
