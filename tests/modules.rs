@@ -331,6 +331,24 @@ fn real_debian_tree_resolves_the_boot_set() {
         b.sort();
         assert_eq!(a, b, "same module set as the reference");
     }
+    // Every module after all its modules.dep dependencies (our own reading
+    // of the table, independent of the resolver's traversal).
+    let dep_text = std::fs::read_to_string(dir.join("modules.dep")).unwrap();
+    for line in dep_text.lines() {
+        let Some((m, deps)) = line.split_once(':') else {
+            continue;
+        };
+        let Some(i) = got.iter().position(|g| *g == module_name(m)) else {
+            continue;
+        };
+        for d in deps.split_whitespace() {
+            let j = got.iter().position(|g| *g == module_name(d));
+            assert!(
+                matches!(j, Some(j) if j < i),
+                "{m} needs {d} first; order: {got:?}"
+            );
+        }
+    }
     // Independent check with modprobe: every module comes after all its
     // deps, and modprobe's dependency list for it is contained in ours.
     for (i, m) in r.iter().enumerate() {
