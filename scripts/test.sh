@@ -44,11 +44,16 @@ cargo clippy --locked --lib --bins "${cargo_target[@]}" -- -D warnings
 cargo clippy --locked --all-targets "${cargo_target[@]}" -- -D warnings -A clippy::unwrap_used -A clippy::expect_used
 
 step "shellcheck"
-mapfile -t scripts < <(git ls-files '*.sh' .ci/run)
+mapfile -t scripts < <(git ls-files '*.sh' .ci/run qemu/bench)
 shellcheck -x "${scripts[@]}"
 
-step "tests (unit, cmdline table, real targets, connector)"
-export NETBOOT_REQUIRE_TARGETS=1 NETBOOT_REQUIRE_ROOT=1
+step "VM kernels (Debian 6.1 and 6.12, cached under target/vm/kernels)"
+qemu/kernel.sh 6.1
+qemu/kernel.sh 6.12
+
+step "tests (unit, cmdline table, real targets, connector, VM scenarios)"
+# tests/vm.rs boots the release binary built above as /init, one VM at a time.
+export NETBOOT_REQUIRE_TARGETS=1 NETBOOT_REQUIRE_ROOT=1 NETBOOT_REQUIRE_VM=1
 cargo test --locked "${cargo_target[@]}" -- --test-threads="${NETBOOT_TEST_THREADS:-4}"
 
 if [ "${NETBOOT_SKIP_FUZZ:-0}" != 1 ]; then

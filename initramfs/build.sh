@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Build the netboot initramfs: the static agent as /init plus exactly the
+# kernel modules it loads (DESIGN.md §2, initramfs/).
+#
+#   initramfs/build.sh --kernel KROOT|6.1|6.12 [--kver KVER] --netboot BIN --out FILE
+#       [--busybox] [--nic MOD,...] [--fs ext4,xfs,...] [--extra-init FILE]
+#       [--add SRC:DEST ...]
+#
+# Modules: crc32c (ext4/jbd2 metadata checksums and iSCSI digests need the
+# crc32c transform, which the kernel cannot request without modprobe),
+# iscsi_tcp, sd_mod, the --fs modules (default ext4) and the --nic drivers
+# (default: initramfs/common.sh ir_default_nics), each with its dependencies
+# and softdeps, stored uncompressed with a matching depmod index (the agent
+# resolves modules.dep and matches device modaliases against modules.alias).
+# --busybox adds /bin/busybox and /bin/sh for the emergency shell only.
+# --extra-init FILE makes FILE the /init and moves the agent to /bin/netboot.
+set -euo pipefail
+# shellcheck source=initramfs/common.sh
+. "$(dirname "$0")/common.sh"
+
+kernel="" kver="" netboot="" out="" busybox=0 nics=$ir_default_nics fss=ext4 extra_init=""
+adds=()
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --kernel) kernel=$2; shift 2 ;;
+        --kver) kver=$2; shift 2 ;;
+        --netboot) netboot=$2; shift 2 ;;
+        --out) out=$2; shift 2 ;;
+        --busybox) busybox=1; shift ;;
+        --nic) nics=$2; shift 2 ;;
+        --fs) fss=$2; shift 2 ;;
+        --extra-init) extra_init=$2; shift 2 ;;
+        --add) adds+=("$2"); shift 2 ;;
+        *) ir_die "unknown option '$1' (see the header of $0)" ;;
+    esac
+done
+[ -n "$kernel" ] || ir_die "--kernel KROOT|6.1|6.12 is required"
+[ -n "$out" ] || ir_die "--out FILE is required"
+[ -n "$netboot" ] || ir_die "--netboot PATH is required"
+[ -f "$netboot" ] || ir_die "--netboot $netboot: no such file (cargo build --release first)"
+file -b "$netboot" | grep -q 'statically linked' \
+    || ir_die "--netboot $netboot is not statically linked; it runs before any libc exists"
+
+ir_kernel "$kernel" "$kver"
+
+staging=$(mktemp -d)
+trap 'rm -rf "$staging"' EXIT
+ir_base "$staging"
+
+IFS=, read -r -a nic_list <<<"$nics"
+IFS=, read -r -a fs_list <<<"$fss"
+ir_modules "$staging" crc32c iscsi_tcp sd_mod "${fs_list[@]}" "${nic_list[@]}"
+
+if [ -n "$extra_init" ]; then
+    install -m 755 "$extra_init" "$staging/init"
+    install -m 755 "$netboot" "$staging/bin/netboot"
+else
+    install -m 755 "$netboot" "$staging/init"
+fi
+[ "$busybox" = 1 ] && ir_busybox "$staging"
+for a in "${adds[@]}"; do
+    src=${a%%:*} dest=${a#*:}
+    [ -e "$src" ] || ir_die "--add $a: $src does not exist"
+    mkdir -p "$staging/$(dirname "$dest")"
+    cp -a "$src" "$staging/$dest"
+done
+
+mkdir -p "$(dirname "$out")"
+ir_pack "$staging" "$out"

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Boot one VM against a fresh tgtd in a private netns (qemu/rig.sh).
+#
+#   qemu/boot.sh --kernel 6.1|6.12|VMLINUX --initrd FILE --image FILE
+#       [--image-lun N] [--target IQN] [--chap USER:SECRET]
+#       [--mutual-chap TUSER:TSECRET] [--append "..."] [--timeout S]
+#       [--console FILE] [--show] [--expect STRING]
+#
+# The kernel command line is "console=ttyS0 panic=-1 " + --append. The image
+# is copied (sparse) per run so the pristine one stays. Exit status: 0 iff
+# QEMU exited by itself before the timeout and the console contains every
+# --expect string; 2 on timeout; 1 otherwise. On a failure the last 50
+# console lines are printed. The wall time is printed as "boot: wall=S".
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=qemu/rig.sh
+. "$here/rig.sh"
+
+die() { echo "boot.sh: $*" >&2; exit 1; }
+
+kernel="" initrd="" image="" lun=1 iqn=iqn.2026-11.test:root chap="" mutual="" append=""
+timeout=120 console="" show=0 expects=()
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --kernel) kernel=$2; shift 2 ;;
+        --initrd) initrd=$2; shift 2 ;;
+        --image) image=$2; shift 2 ;;
+        --image-lun) lun=$2; shift 2 ;;
+        --target) iqn=$2; shift 2 ;;
+        --chap) chap=$2; shift 2 ;;
+        --mutual-chap) mutual=$2; shift 2 ;;
+        --append) append=$2; shift 2 ;;
+        --timeout) timeout=$2; shift 2 ;;
+        --console) console=$2; shift 2 ;;
+        --show) show=1; shift ;;
+        --expect) expects+=("$2"); shift 2 ;;
+        *) die "unknown option '$1' (see the header of $0)" ;;
+    esac
+done
+[ -n "$kernel" ] || die "--kernel 6.1|6.12|VMLINUX is required"
+[ -f "$initrd" ] || die "--initrd '$initrd': no such file"
+[ -f "$image" ] || die "--image '$image': no such file"
+case "$kernel" in
+    6.1 | 6.12) vmlinux=$("$here/kernel.sh" "$kernel" | sed -n 's/^VMLINUX=//p') ;;
+    *) vmlinux=$kernel ;;
+esac
+[ -f "$vmlinux" ] || die "kernel image '$vmlinux' not found"
+
+rig_workdir=$(mktemp -d /tmp/nbvm.XXXXXX)
+# shellcheck disable=SC2317 # called from the EXIT trap
+cleanup() {
+    rig_cleanup
+    rm -rf "$rig_workdir"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+[ -n "$console" ] || console="$rig_workdir/console.log"
+
+cp --sparse=always "$image" "$rig_workdir/disk.img"
+rig_netns_up
+rig_tgt_start "$rig_workdir/disk.img" "$lun" "$iqn" "$chap" "$mutual"
+
+rc=0
+rig_qemu "$vmlinux" "$initrd" "console=ttyS0 panic=-1 $append" "$console" "$timeout" "$show" || rc=$?
+echo "boot: wall=$rig_wall"
+if [ "$rc" = 0 ]; then
+    for e in "${expects[@]}"; do
+        grep -qF -- "$e" "$console" || { echo "boot: console lacks '$e'" >&2; rc=1; }
+    done
+fi
+if [ "$rc" != 0 ]; then
+    echo "boot: last 50 console lines ($console):" >&2
+    tail -n 50 "$console" >&2
+fi
+exit "$rc"

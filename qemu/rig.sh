@@ -1,0 +1,166 @@
+# shellcheck shell=bash
+# The VM rig as a sourceable library (DESIGN.md §4, reference §8.3/§8.4).
+#
+# Layout of one boot:
+#   private netns nbvm-<pid>-<random>
+#     lo up
+#     br0   198.18.0.1/24  (the target portal 198.18.0.1:3260)
+#     tap0  attached to br0, QEMU's NIC; the guest is 198.18.0.2/24 on eth0
+#     tgtd -f -C <unique control port> --iscsi portal=198.18.0.1:3260
+#   qemu-system-x86_64 (TCG, 1 vCPU, 512 MiB) under `ip netns exec`.
+#
+#   rig_netns_up
+#   rig_tgt_start IMAGE LUN IQN [USER:SECRET] [TUSER:TSECRET]
+#   rig_qemu VMLINUX INITRD APPEND CONSOLE TIMEOUT SHOW   # 0 ok, 1 qemu failed, 2 timeout
+#   rig_cleanup          # idempotent; call it from an EXIT trap
+#
+# Only processes started here are signalled, by PID; tgtd is stopped the way
+# it accepts (targets deleted, then the system), SIGKILL only as a last resort.
+
+rig_ns=""
+rig_tgt_pid=""
+rig_tgt_ctl=""
+rig_tgt_tids=()
+rig_qemu_pid=""
+rig_workdir=""
+rig_target_addr=198.18.0.1
+rig_port=3260
+
+rig_log() { echo "rig: $*" >&2; }
+
+rig_netns_up() {
+    rig_ns="nbvm-$$-$RANDOM"
+    ip netns add "$rig_ns" || { rig_log "ip netns add $rig_ns failed"; rig_ns=""; return 1; }
+    ip -n "$rig_ns" link set lo up
+    ip -n "$rig_ns" link add br0 type bridge
+    ip -n "$rig_ns" addr add "$rig_target_addr/24" dev br0
+    ip -n "$rig_ns" tuntap add dev tap0 mode tap
+    ip -n "$rig_ns" link set tap0 master br0
+    ip -n "$rig_ns" link set br0 up
+    ip -n "$rig_ns" link set tap0 up
+}
+
+# A control port no other tgtd on this machine uses (tgtd accepts up to
+# 32767; 0 is the system daemon's). tgtd's lock file is the arbiter: a port
+# whose socket files exist is taken.
+rig_pick_ctl() {
+    local i n
+    for i in $(seq 50); do
+        n=$((1000 + (RANDOM * 32768 + RANDOM + $$ + i) % 31000))
+        [ -e "/var/run/tgtd/socket.$n" ] || [ -e "/var/run/tgtd/socket.$n.lock" ] || { echo "$n"; return 0; }
+    done
+    return 1
+}
+
+# rig_tgt_start IMAGE LUN IQN [USER:SECRET] [TUSER:TSECRET]
+rig_tgt_start() {
+    local image=$1 lun=$2 iqn=$3 chap=${4:-} mutual=${5:-} i log
+    [ -n "$rig_ns" ] || { rig_log "rig_tgt_start before rig_netns_up"; return 1; }
+    rig_tgt_ctl=$(rig_pick_ctl) || { rig_log "no free tgtd control port"; return 1; }
+    log="${rig_workdir:-/tmp}/tgtd.$rig_tgt_ctl.log"
+    ip netns exec "$rig_ns" tgtd -f -C "$rig_tgt_ctl" --iscsi "portal=$rig_target_addr:$rig_port" >"$log" 2>&1 &
+    rig_tgt_pid=$!
+    for i in $(seq 100); do
+        tgtadm -C "$rig_tgt_ctl" --lld iscsi --mode target --op show >/dev/null 2>&1 && break
+        if [ "$i" = 100 ] || ! kill -0 "$rig_tgt_pid" 2>/dev/null; then
+            rig_log "tgtd (control port $rig_tgt_ctl) did not start:"
+            cat "$log" >&2
+            return 1
+        fi
+        sleep 0.1
+    done
+    local t=(tgtadm -C "$rig_tgt_ctl" --lld iscsi)
+    "${t[@]}" --mode target --op new --tid 1 --targetname "$iqn" || return 1
+    rig_tgt_tids+=(1)
+    "${t[@]}" --mode logicalunit --op new --tid 1 --lun "$lun" --backing-store "$image" || return 1
+    "${t[@]}" --mode target --op bind --tid 1 --initiator-address ALL || return 1
+    if [ -n "$chap" ]; then
+        "${t[@]}" --mode account --op new --user "${chap%%:*}" --password "${chap#*:}" || return 1
+        "${t[@]}" --mode account --op bind --tid 1 --user "${chap%%:*}" || return 1
+    fi
+    if [ -n "$mutual" ]; then
+        "${t[@]}" --mode account --op new --user "${mutual%%:*}" --password "${mutual#*:}" || return 1
+        "${t[@]}" --mode account --op bind --tid 1 --user "${mutual%%:*}" --outgoing || return 1
+    fi
+}
+
+rig_tgt_stop() {
+    [ -n "$rig_tgt_pid" ] || return 0
+    local tid _
+    for tid in "${rig_tgt_tids[@]}"; do
+        tgtadm -C "$rig_tgt_ctl" --lld iscsi --mode target --op delete --force --tid "$tid" >/dev/null 2>&1 || true
+    done
+    tgtadm -C "$rig_tgt_ctl" --op delete --mode system >/dev/null 2>&1 || true
+    for _ in $(seq 50); do kill -0 "$rig_tgt_pid" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$rig_tgt_pid" 2>/dev/null; then
+        rig_log "tgtd $rig_tgt_pid did not exit; SIGKILL"
+        kill -9 "$rig_tgt_pid" 2>/dev/null || true
+    fi
+    wait "$rig_tgt_pid" 2>/dev/null || true
+    # tgtd leaves its control socket and lock file behind.
+    rm -f "/var/run/tgtd/socket.$rig_tgt_ctl" "/var/run/tgtd/socket.$rig_tgt_ctl.lock"
+    rig_tgt_pid="" rig_tgt_tids=()
+}
+
+# rig_qemu VMLINUX INITRD APPEND CONSOLE TIMEOUT SHOW
+# Sets rig_wall (seconds, QEMU start to exit).
+rig_qemu() {
+    local vmlinux=$1 initrd=$2 append=$3 console=$4 timeout=$5 show=$6 tail_pid="" rc start now
+    : >"$console"
+    start=$(date +%s.%N)
+    ip netns exec "$rig_ns" qemu-system-x86_64 -accel tcg -m 512 -smp 1 -nographic -no-reboot \
+        -monitor none -serial "file:$console" \
+        -kernel "$vmlinux" -initrd "$initrd" -append "$append" \
+        -netdev tap,id=n0,ifname=tap0,script=no,downscript=no \
+        -device virtio-net-pci,netdev=n0,romfile= \
+        </dev/null >"$console.qemu" 2>&1 &
+    rig_qemu_pid=$!
+    if [ "$show" = 1 ]; then
+        tail -n +1 -f --pid="$rig_qemu_pid" "$console" >&2 &
+        tail_pid=$!
+    fi
+    rc=2
+    while :; do
+        if ! kill -0 "$rig_qemu_pid" 2>/dev/null; then
+            wait "$rig_qemu_pid" && rc=0 || rc=1
+            break
+        fi
+        now=$(date +%s.%N)
+        if awk -v a="$start" -v b="$now" -v t="$timeout" 'BEGIN { exit !(b - a >= t) }'; then
+            rig_log "timeout after ${timeout}s; killing QEMU $rig_qemu_pid"
+            rig_qemu_stop
+            rc=2
+            break
+        fi
+        sleep 0.1
+    done
+    now=$(date +%s.%N)
+    # shellcheck disable=SC2034 # read by the scripts that source this file
+    rig_wall=$(awk -v a="$start" -v b="$now" 'BEGIN { printf "%.2f", b - a }')
+    rig_qemu_pid=""
+    [ -n "$tail_pid" ] && { wait "$tail_pid" 2>/dev/null || true; }
+    if [ "$rc" = 1 ]; then
+        rig_log "QEMU failed:"
+        cat "$console.qemu" >&2
+    fi
+    return "$rc"
+}
+
+rig_qemu_stop() {
+    [ -n "$rig_qemu_pid" ] || return 0
+    local _
+    kill "$rig_qemu_pid" 2>/dev/null || true
+    for _ in $(seq 30); do kill -0 "$rig_qemu_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$rig_qemu_pid" 2>/dev/null || true
+    wait "$rig_qemu_pid" 2>/dev/null || true
+    rig_qemu_pid=""
+}
+
+rig_cleanup() {
+    rig_qemu_stop
+    rig_tgt_stop
+    if [ -n "$rig_ns" ]; then
+        ip netns del "$rig_ns" 2>/dev/null || rig_log "could not delete netns $rig_ns"
+        rig_ns=""
+    fi
+}

@@ -1,0 +1,558 @@
+//! Network bring-up for the boot: links, static addresses and the default
+//! route over rtnetlink (NETLINK_ROUTE), from the plan's `ip=`, `ifname=`
+//! and `BOOTIF=`. PID 1 has no udev, no ifupdown, no `ip`: this is all of it.
+//!
+//! Messages are built and decoded by the pure codec in [`rtnl`]; this file
+//! holds the socket and the decisions (which link, wait for it, wait for
+//! carrier). DHCP is a later issue: `ip=dhcp`/`dhcp6`/`auto6` fail with
+//! [`NetError::Unsupported`] instead of pretending.
+
+pub mod rtnl;
+
+use crate::plan::{IpConfig, IpMethod, Network};
+use rtnl::{Link, Message};
+use rustix::event::{poll, PollFd, PollFlags};
+use rustix::fd::OwnedFd;
+use rustix::io::Errno;
+use rustix::net::netlink::SocketAddrNetlink;
+use rustix::net::{
+    bind, recv, send, socket_with, AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType,
+};
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::{Duration, Instant};
+
+/// How long one request may wait for the kernel's answer. rtnetlink answers
+/// synchronously; the bound only keeps PID 1 from hanging on a lost reply.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Everything that can fail while bringing the network up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetError {
+    /// socket/bind of the NETLINK_ROUTE socket.
+    Socket { op: &'static str, errno: Errno },
+    /// send/recv on it.
+    Io { op: &'static str, errno: Errno },
+    /// No reply to request `what` within [`REPLY_TIMEOUT`].
+    NoReply { what: String },
+    /// The kernel's reply could not be decoded.
+    Decode {
+        what: String,
+        err: rtnl::DecodeError,
+    },
+    /// The kernel refused a request (`what` names link and value).
+    Refused { what: String, errno: i32 },
+    /// `ip=dhcp` & co.: not in this version.
+    Unsupported { value: String },
+    /// A static `ip=` without an address.
+    NoAddress { value: String },
+    /// Gateway of a different family than the address.
+    GatewayFamily {
+        iface: String,
+        address: IpAddr,
+        gateway: IpAddr,
+    },
+    /// The wanted interface did not appear before the deadline.
+    NoInterface {
+        wanted: String,
+        waited: Duration,
+        seen: Vec<String>,
+    },
+    /// The interface is up but has no carrier at the deadline.
+    NoCarrier { iface: String, waited: Duration },
+}
+
+fn errno_text(e: i32) -> String {
+    std::io::Error::from_raw_os_error(e).to_string()
+}
+
+impl fmt::Display for NetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NetError::Socket { op, errno } => write!(f, "{op}(AF_NETLINK, NETLINK_ROUTE): {errno}"),
+            NetError::Io { op, errno } => write!(f, "{op} on the NETLINK_ROUTE socket: {errno}"),
+            NetError::NoReply { what } => write!(
+                f,
+                "no rtnetlink reply to {what} within {} s",
+                REPLY_TIMEOUT.as_secs()
+            ),
+            NetError::Decode { what, err } => write!(f, "{what}: {err}"),
+            NetError::Refused { what, errno } => {
+                let hint = match *errno {
+                    libc::EPERM => " (hint: needs CAP_NET_ADMIN)",
+                    libc::ENETUNREACH => " (hint: gateway not inside the address's prefix?)",
+                    libc::EBUSY => " (hint: the interface must be down to be renamed)",
+                    libc::EINVAL => " (hint: MTU outside the driver's range?)",
+                    _ => "",
+                };
+                write!(f, "{what}: {}{hint}", errno_text(*errno))
+            }
+            NetError::Unsupported { value } => write!(
+                f,
+                "ip={value} is not supported yet; use a static ip=CLIENT::GATEWAY:NETMASK::IFACE:off"
+            ),
+            NetError::NoAddress { value } => {
+                write!(f, "ip={value}: a static configuration needs a client address")
+            }
+            NetError::GatewayFamily { iface, address, gateway } => write!(
+                f,
+                "{iface}: gateway {gateway} is not of the same IP version as address {address}"
+            ),
+            NetError::NoInterface { wanted, waited, seen } => write!(
+                f,
+                "no network interface {wanted} appeared within {:.1} s; NIC driver loaded? interfaces seen: {}",
+                waited.as_secs_f32(),
+                if seen.is_empty() { "none".to_string() } else { seen.join(", ") }
+            ),
+            NetError::NoCarrier { iface, waited } => write!(
+                f,
+                "no carrier on {iface} after {:.1} s — cable / bridge / tap up?",
+                waited.as_secs_f32()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for NetError {}
+
+/// What was configured on one interface (for the boot events).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkReport {
+    pub iface: String,
+    pub mac: String,
+    pub address: IpAddr,
+    pub prefix_len: u8,
+    pub gateway: Option<IpAddr>,
+    pub mtu: Option<u32>,
+    /// Time from "set up" to carrier.
+    pub carrier_ms: u64,
+}
+
+/// A NETLINK_ROUTE request socket plus a second socket subscribed to
+/// RTNLGRP_LINK, used only to wake up when a link appears or changes
+/// (the dump stays the truth; notifications may be lost on overflow).
+#[derive(Debug)]
+pub struct Rtnl {
+    fd: OwnedFd,
+    monitor: OwnedFd,
+    seq: u32,
+    buf: Vec<u8>,
+}
+
+fn open_route(groups: u32) -> Result<OwnedFd, NetError> {
+    let fd = socket_with(
+        AddressFamily::NETLINK,
+        SocketType::RAW,
+        SocketFlags::CLOEXEC,
+        // NETLINK_ROUTE is protocol 0 (netlink.h), which rustix's non-zero
+        // `Protocol` cannot name: `None` passes 0.
+        None,
+    )
+    .map_err(|errno| NetError::Socket {
+        op: "socket",
+        errno,
+    })?;
+    bind(&fd, &SocketAddrNetlink::new(0, groups))
+        .map_err(|errno| NetError::Socket { op: "bind", errno })?;
+    Ok(fd)
+}
+
+/// Wait until `fd` is readable or `timeout` passes; true if readable.
+fn wait_readable(fd: &OwnedFd, timeout: Duration) -> Result<bool, NetError> {
+    let ts = rustix::time::Timespec {
+        tv_sec: timeout.as_secs() as _,
+        tv_nsec: timeout.subsec_nanos() as _,
+    };
+    let mut fds = [PollFd::new(fd, PollFlags::IN)];
+    match poll(&mut fds, Some(&ts)) {
+        Ok(n) => Ok(n > 0),
+        Err(Errno::INTR) => Ok(false),
+        Err(errno) => Err(NetError::Io { op: "poll", errno }),
+    }
+}
+
+impl Rtnl {
+    pub fn open() -> Result<Rtnl, NetError> {
+        Ok(Rtnl {
+            fd: open_route(0)?,
+            monitor: open_route(rtnl::RTMGRP_LINK)?,
+            seq: 0,
+            // A dump datagram is at most one page per skb; 32 KiB holds
+            // the kernel's largest (netlink_dump uses up to 32 KiB).
+            buf: vec![0; 32 * 1024],
+        })
+    }
+
+    fn next_seq(&mut self) -> u32 {
+        self.seq = self.seq.wrapping_add(1);
+        self.seq
+    }
+
+    fn send(&self, msg: &[u8]) -> Result<(), NetError> {
+        send(&self.fd, msg, SendFlags::empty())
+            .map_err(|errno| NetError::Io { op: "send", errno })?;
+        Ok(())
+    }
+
+    /// Receive and decode one datagram, waiting at most REPLY_TIMEOUT.
+    fn recv(&mut self, what: &dyn Fn() -> String) -> Result<Vec<Message>, NetError> {
+        if !wait_readable(&self.fd, REPLY_TIMEOUT)? {
+            return Err(NetError::NoReply { what: what() });
+        }
+        let n = match recv(&self.fd, &mut self.buf[..], RecvFlags::empty()) {
+            Ok((n, _)) => n,
+            Err(errno) => return Err(NetError::Io { op: "recv", errno }),
+        };
+        rtnl::parse(self.buf.get(..n).unwrap_or(&[]))
+            .map_err(|err| NetError::Decode { what: what(), err })
+    }
+
+    /// Send a request built with `seq` and wait for its ACK; the kernel's
+    /// errno comes back as `Err(errno)` so the caller can accept EEXIST.
+    fn request(
+        &mut self,
+        build: impl FnOnce(u32) -> Vec<u8>,
+        what: &dyn Fn() -> String,
+    ) -> Result<Result<(), i32>, NetError> {
+        let seq = self.next_seq();
+        self.send(&build(seq))?;
+        loop {
+            for m in self.recv(what)? {
+                match m {
+                    Message::Ack { seq: s } if s == seq => return Ok(Ok(())),
+                    Message::Error { seq: s, errno } if s == seq => return Ok(Err(errno)),
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    fn must(
+        &mut self,
+        build: impl FnOnce(u32) -> Vec<u8>,
+        what: &dyn Fn() -> String,
+        ok_exists: bool,
+    ) -> Result<(), NetError> {
+        match self.request(build, what)? {
+            Ok(()) => Ok(()),
+            Err(libc::EEXIST) if ok_exists => Ok(()),
+            Err(errno) => Err(NetError::Refused {
+                what: what(),
+                errno,
+            }),
+        }
+    }
+
+    /// Every link (RTM_GETLINK dump, all parts until NLMSG_DONE).
+    pub fn links(&mut self) -> Result<Vec<Link>, NetError> {
+        let seq = self.next_seq();
+        self.send(&rtnl::get_links(seq))?;
+        let what = || "RTM_GETLINK dump".to_string();
+        let mut out = Vec::new();
+        loop {
+            for m in self.recv(&what)? {
+                match m {
+                    Message::Link {
+                        seq: s,
+                        deleted: false,
+                        link,
+                    } if s == seq => out.push(link),
+                    Message::Done { seq: s, errno } if s == seq => {
+                        // EINTR-style cut dumps (NLM_F_DUMP_INTR) are
+                        // rare; the callers re-dump in their wait loops.
+                        if errno != 0 {
+                            return Err(NetError::Refused {
+                                what: what(),
+                                errno,
+                            });
+                        }
+                        return Ok(out);
+                    }
+                    Message::Error { seq: s, errno } if s == seq => {
+                        return Err(NetError::Refused {
+                            what: what(),
+                            errno,
+                        })
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// Bring a link up or down and/or set its MTU.
+    pub fn set_link(
+        &mut self,
+        link: &Link,
+        up: Option<bool>,
+        mtu: Option<u32>,
+    ) -> Result<(), NetError> {
+        let what = || match (up, mtu) {
+            (_, Some(m)) => format!("setting {} mtu {m}", link.name),
+            (Some(false), None) => format!("setting {} down", link.name),
+            _ => format!("setting {} up", link.name),
+        };
+        self.must(
+            |s| rtnl::set_link(s, link.index, up, mtu, None),
+            &what,
+            false,
+        )
+    }
+
+    /// Rename a link (taken down first: the kernel refuses to rename an
+    /// up link).
+    pub fn rename(&mut self, link: &Link, name: &str) -> Result<(), NetError> {
+        if link.is_up() {
+            self.set_link(link, Some(false), None)?;
+        }
+        let what = || format!("renaming {} to {name}", link.name);
+        self.must(
+            |s| rtnl::set_link(s, link.index, None, None, Some(name)),
+            &what,
+            false,
+        )
+    }
+
+    /// Add (or replace) `addr/prefix` on `link`.
+    pub fn add_address(&mut self, link: &Link, addr: IpAddr, prefix: u8) -> Result<(), NetError> {
+        let what = || format!("adding address {addr}/{prefix} to {}", link.name);
+        self.must(
+            |s| rtnl::add_address(s, link.index, addr, prefix),
+            &what,
+            true,
+        )
+    }
+
+    /// Add (or replace) the default route via `gateway` out of `link`.
+    pub fn add_default_route(&mut self, link: &Link, gateway: IpAddr) -> Result<(), NetError> {
+        let what = || format!("adding default route via {gateway} dev {}", link.name);
+        self.must(
+            |s| rtnl::add_default_route(s, link.index, gateway, rtnl::RTPROT_BOOT),
+            &what,
+            true,
+        )
+    }
+
+    /// Sleep until a link notification arrives or `until` passes, then
+    /// drain the notification queue (ENOBUFS on overflow is harmless: the
+    /// caller re-dumps).
+    pub fn wait_link_event(&mut self, until: Instant) -> Result<(), NetError> {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(());
+        }
+        // Wake at least every 250 ms: notifications can be lost.
+        if wait_readable(&self.monitor, left.min(Duration::from_millis(250)))? {
+            while recv(&self.monitor, &mut self.buf[..], RecvFlags::DONTWAIT).is_ok() {}
+        }
+        Ok(())
+    }
+}
+
+/// Which link an `ip=` entry means.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Want {
+    Name(String),
+    Mac(String),
+    /// The first non-loopback Ethernet link.
+    AnyEthernet,
+}
+
+impl fmt::Display for Want {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Want::Name(n) => write!(f, "{n:?}"),
+            Want::Mac(m) => write!(f, "with MAC {m}"),
+            Want::AnyEthernet => f.write_str("(any Ethernet)"),
+        }
+    }
+}
+
+/// Pick the link for `want` from a dump (pure). Links are in ifindex order,
+/// so "first" is the one the kernel registered first (eth0 before eth1).
+pub fn pick<'a>(links: &'a [Link], want: &Want) -> Option<&'a Link> {
+    match want {
+        Want::Name(n) => links.iter().find(|l| l.name == *n),
+        Want::Mac(m) => links.iter().find(|l| l.mac_string() == *m),
+        Want::AnyEthernet => links
+            .iter()
+            .filter(|l| !l.is_loopback() && l.kind == rtnl::ARPHRD_ETHER)
+            .min_by_key(|l| l.index),
+    }
+}
+
+/// Which link an `ip=` entry targets (pure): its interface name, else its
+/// MAC field, else `BOOTIF=`, else any Ethernet link.
+pub fn want_for(ip: &IpConfig, bootif: Option<&str>) -> Want {
+    if let Some(n) = &ip.iface {
+        Want::Name(n.clone())
+    } else if let Some(m) = &ip.mac {
+        Want::Mac(m.to_ascii_lowercase())
+    } else if let Some(m) = bootif {
+        Want::Mac(m.to_ascii_lowercase())
+    } else {
+        Want::AnyEthernet
+    }
+}
+
+/// The `ip=` value as far as the error text needs it.
+fn ip_value(ip: &IpConfig) -> String {
+    let m = match ip.method {
+        IpMethod::Static => "off",
+        IpMethod::Dhcp => "dhcp",
+        IpMethod::Dhcp6 => "dhcp6",
+        IpMethod::Auto6 => "auto6",
+        IpMethod::Off => "none",
+    };
+    match (&ip.address, &ip.iface) {
+        (Some(a), i) => format!("{a}::…:{}:{m}", i.as_deref().unwrap_or("")),
+        (None, Some(i)) => format!("{i}:{m}"),
+        (None, None) => m.to_string(),
+    }
+}
+
+/// Wait (until `deadline`) for the link `want`, applying `ifname=` renames
+/// to every link whose MAC they name as links appear.
+pub fn find_link(
+    rt: &mut Rtnl,
+    want: &Want,
+    ifnames: &[crate::plan::IfName],
+    started: Instant,
+    deadline: Instant,
+) -> Result<Link, NetError> {
+    loop {
+        let mut links = rt.links()?;
+        let mut renamed = false;
+        for r in ifnames {
+            let mac = r.mac.to_ascii_lowercase();
+            if let Some(l) = links
+                .iter()
+                .find(|l| l.mac_string() == mac && l.name != r.name)
+            {
+                rt.rename(l, &r.name)?;
+                renamed = true;
+            }
+        }
+        if renamed {
+            links = rt.links()?;
+        }
+        if let Some(l) = pick(&links, want) {
+            return Ok(l.clone());
+        }
+        if Instant::now() >= deadline {
+            return Err(NetError::NoInterface {
+                wanted: want.to_string(),
+                waited: started.elapsed(),
+                seen: links.into_iter().map(|l| l.name).collect(),
+            });
+        }
+        rt.wait_link_event(deadline)?;
+    }
+}
+
+/// Wait (until `deadline`) for carrier on link `index`.
+pub fn wait_carrier(rt: &mut Rtnl, link: &Link, deadline: Instant) -> Result<Link, NetError> {
+    let started = Instant::now();
+    loop {
+        let now = rt.links()?.into_iter().find(|l| l.index == link.index);
+        match now {
+            Some(l) if l.has_carrier() => return Ok(l),
+            _ if Instant::now() >= deadline => {
+                return Err(NetError::NoCarrier {
+                    iface: link.name.clone(),
+                    waited: started.elapsed(),
+                })
+            }
+            _ => rt.wait_link_event(deadline)?,
+        }
+    }
+}
+
+/// Bring `lo` up; the kernel adds 127.0.0.1/8 and ::1 itself when the
+/// loopback goes up (net/ipv4/devinet.c `inetdev_event` NETDEV_UP), the
+/// explicit add covers kernels and namespaces where it was removed.
+pub fn loopback_up(rt: &mut Rtnl) -> Result<(), NetError> {
+    let links = rt.links()?;
+    if let Some(lo) = links.iter().find(|l| l.is_loopback()) {
+        if !lo.is_up() {
+            rt.set_link(lo, Some(true), None)?;
+        }
+        rt.add_address(lo, IpAddr::V4(Ipv4Addr::LOCALHOST), 8)?;
+    }
+    Ok(())
+}
+
+/// Configure one static `ip=` entry.
+pub fn configure(
+    rt: &mut Rtnl,
+    ip: &IpConfig,
+    net: &Network,
+    deadline: Instant,
+) -> Result<LinkReport, NetError> {
+    let (Some(address), Some(prefix_len)) = (ip.address, ip.prefix_len) else {
+        return Err(NetError::NoAddress {
+            value: ip_value(ip),
+        });
+    };
+    let started = Instant::now();
+    let want = want_for(ip, net.bootif.as_deref());
+    let link = find_link(rt, &want, &net.ifnames, started, deadline)?;
+    if let Some(gw) = ip.gateway {
+        if gw.is_ipv4() != address.is_ipv4() {
+            return Err(NetError::GatewayFamily {
+                iface: link.name,
+                address,
+                gateway: gw,
+            });
+        }
+    }
+    if let Some(m) = ip.mtu {
+        if link.mtu != Some(m) {
+            rt.set_link(&link, None, Some(m))?;
+        }
+    }
+    let up_at = Instant::now();
+    if !link.is_up() {
+        rt.set_link(&link, Some(true), None)?;
+    }
+    let link = wait_carrier(rt, &link, deadline)?;
+    let carrier_ms = up_at.elapsed().as_millis() as u64;
+    rt.add_address(&link, address, prefix_len)?;
+    if let Some(gw) = ip.gateway {
+        rt.add_default_route(&link, gw)?;
+    }
+    Ok(LinkReport {
+        iface: link.name.clone(),
+        mac: link.mac_string(),
+        address,
+        prefix_len,
+        gateway: ip.gateway,
+        mtu: link.mtu,
+        carrier_ms,
+    })
+}
+
+/// Bring the boot network up: `lo`, then every `ip=` entry in order.
+/// `ip=off`/`none` entries configure nothing; DHCP methods are refused.
+pub fn bring_up(net: &Network, deadline: Instant) -> Result<Vec<LinkReport>, NetError> {
+    // Refuse what we cannot do before touching anything.
+    for ip in &net.ip {
+        if matches!(
+            ip.method,
+            IpMethod::Dhcp | IpMethod::Dhcp6 | IpMethod::Auto6
+        ) {
+            return Err(NetError::Unsupported {
+                value: ip_value(ip),
+            });
+        }
+    }
+    let mut rt = Rtnl::open()?;
+    loopback_up(&mut rt)?;
+    let mut out = Vec::new();
+    for ip in &net.ip {
+        if ip.method == IpMethod::Static {
+            out.push(configure(&mut rt, ip, net, deadline)?);
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,616 @@
+//! rtnetlink messages, hand-written: the few requests the boot needs and the
+//! replies they produce. Pure code, host byte order, no I/O (the socket is
+//! in `net/mod.rs`).
+//!
+//! Layouts from include/uapi/linux/netlink.h, rtnetlink.h, if_link.h,
+//! if_addr.h; attribute framing (`struct rtattr`, 4-byte aligned) from
+//! rtnetlink.h `RTA_ALIGN`. Decoding is checked and never panics: short
+//! buffers, lying lengths and odd attributes give a [`DecodeError`] or are
+//! skipped (unknown attributes and message types are kept as `Other`, so a
+//! newer kernel does not break the boot).
+
+use std::fmt;
+use std::mem::size_of;
+use std::net::IpAddr;
+
+// nlmsghdr types and flags (netlink.h).
+pub const NLMSG_NOOP: u16 = 1;
+pub const NLMSG_ERROR: u16 = 2;
+pub const NLMSG_DONE: u16 = 3;
+pub const NLM_F_REQUEST: u16 = 0x1;
+pub const NLM_F_MULTI: u16 = 0x2;
+pub const NLM_F_ACK: u16 = 0x4;
+pub const NLM_F_REPLACE: u16 = 0x100;
+pub const NLM_F_EXCL: u16 = 0x200;
+pub const NLM_F_CREATE: u16 = 0x400;
+/// NLM_F_ROOT | NLM_F_MATCH.
+pub const NLM_F_DUMP: u16 = 0x300;
+
+// rtnetlink.h message types.
+pub const RTM_NEWLINK: u16 = 16;
+pub const RTM_DELLINK: u16 = 17;
+pub const RTM_GETLINK: u16 = 18;
+pub const RTM_NEWADDR: u16 = 20;
+pub const RTM_NEWROUTE: u16 = 24;
+/// `RTMGRP_LINK`: the nl_groups bit of RTNLGRP_LINK (group 1).
+pub const RTMGRP_LINK: u32 = 1;
+
+// if_link.h IFLA_*.
+pub const IFLA_ADDRESS: u16 = 1;
+pub const IFLA_IFNAME: u16 = 3;
+pub const IFLA_MTU: u16 = 4;
+pub const IFLA_OPERSTATE: u16 = 16;
+pub const IFLA_CARRIER: u16 = 33;
+// if_addr.h IFA_*.
+pub const IFA_ADDRESS: u16 = 1;
+pub const IFA_LOCAL: u16 = 2;
+pub const IFA_BROADCAST: u16 = 4;
+/// IFA_F_NODAD (if_addr.h): a static boot address is ours by configuration;
+/// without it an IPv6 address stays "tentative" for DAD (≈1 s, RFC 4862
+/// §5.4) and the iSCSI connect fails with EADDRNOTAVAIL meanwhile.
+pub const IFA_F_NODAD: u8 = 0x02;
+// rtnetlink.h RTA_*, tables, protocols, scopes, types.
+pub const RTA_OIF: u16 = 4;
+pub const RTA_GATEWAY: u16 = 5;
+pub const RT_TABLE_MAIN: u8 = 254;
+pub const RTPROT_BOOT: u8 = 3;
+pub const RTPROT_STATIC: u8 = 4;
+pub const RT_SCOPE_UNIVERSE: u8 = 0;
+pub const RT_SCOPE_HOST: u8 = 254;
+pub const RTN_UNICAST: u8 = 1;
+// if.h net_device_flags.
+pub const IFF_UP: u32 = 0x1;
+pub const IFF_LOOPBACK: u32 = 0x8;
+pub const IFF_RUNNING: u32 = 0x40;
+pub const IFF_LOWER_UP: u32 = 0x10000;
+// if_arp.h.
+pub const ARPHRD_ETHER: u16 = 1;
+pub const ARPHRD_LOOPBACK: u16 = 772;
+/// IF_OPER_UP (if.h, RFC 2863 operstate).
+pub const IF_OPER_UP: u8 = 6;
+
+const AF_INET: u8 = 2;
+const AF_INET6: u8 = 10;
+pub const NLMSG_HDRLEN: usize = 16;
+/// IFNAMSIZ − 1 (if.h): longest interface name.
+pub const IFNAME_MAX: usize = 15;
+
+#[repr(C)]
+struct RawNlMsgHdr {
+    len: u32,
+    ty: u16,
+    flags: u16,
+    seq: u32,
+    pid: u32,
+}
+#[repr(C)]
+struct RawIfInfoMsg {
+    family: u8,
+    pad: u8,
+    ty: u16,
+    index: i32,
+    flags: u32,
+    change: u32,
+}
+#[repr(C)]
+struct RawIfAddrMsg {
+    family: u8,
+    prefixlen: u8,
+    flags: u8,
+    scope: u8,
+    index: u32,
+}
+#[repr(C)]
+struct RawRtMsg {
+    family: u8,
+    dst_len: u8,
+    src_len: u8,
+    tos: u8,
+    table: u8,
+    protocol: u8,
+    scope: u8,
+    ty: u8,
+    flags: u32,
+}
+#[repr(C)]
+struct RawRtAttr {
+    len: u16,
+    ty: u16,
+}
+const IFINFOMSG_LEN: usize = 16;
+const IFADDRMSG_LEN: usize = 8;
+const RTMSG_LEN: usize = 12;
+const RTA_HDRLEN: usize = 4;
+const _: () = assert!(size_of::<RawNlMsgHdr>() == NLMSG_HDRLEN);
+const _: () = assert!(size_of::<RawIfInfoMsg>() == IFINFOMSG_LEN);
+const _: () = assert!(size_of::<RawIfAddrMsg>() == IFADDRMSG_LEN);
+const _: () = assert!(size_of::<RawRtMsg>() == RTMSG_LEN);
+const _: () = assert!(size_of::<RawRtAttr>() == RTA_HDRLEN);
+
+/// NLMSG_ALIGN / RTA_ALIGN.
+const fn align4(n: usize) -> usize {
+    (n + 3) & !3
+}
+
+/// A reply that cannot be decoded; offsets are into the datagram.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DecodeError {
+    /// Fewer bytes than a netlink header at `offset`.
+    ShortHeader { offset: usize, remaining: usize },
+    /// `nlmsg_len` smaller than the header or beyond the datagram.
+    BadLength {
+        offset: usize,
+        len: u32,
+        remaining: usize,
+    },
+    /// The body is shorter than its fixed part (`ifinfomsg`, `nlmsgerr`).
+    ShortBody { offset: usize, ty: u16, len: usize },
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecodeError::ShortHeader { offset, remaining } => write!(
+                f,
+                "rtnetlink reply: {remaining} bytes at offset {offset}, less than a 16-byte nlmsghdr"
+            ),
+            DecodeError::BadLength { offset, len, remaining } => write!(
+                f,
+                "rtnetlink reply: nlmsg_len {len} at offset {offset} with {remaining} bytes left"
+            ),
+            DecodeError::ShortBody { offset, ty, len } => write!(
+                f,
+                "rtnetlink reply: message type {ty} at offset {offset} has a {len}-byte body, too short"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+/// One link from an RTM_NEWLINK (dump reply or notification).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Link {
+    pub index: i32,
+    /// ARPHRD_* (`ifi_type`).
+    pub kind: u16,
+    /// IFF_* (`ifi_flags`).
+    pub flags: u32,
+    pub name: String,
+    /// IFLA_ADDRESS (hardware address), if any.
+    pub mac: Vec<u8>,
+    pub mtu: Option<u32>,
+    pub operstate: Option<u8>,
+    pub carrier: Option<bool>,
+}
+
+impl Link {
+    pub fn is_up(&self) -> bool {
+        self.flags & IFF_UP != 0
+    }
+    pub fn is_loopback(&self) -> bool {
+        self.flags & IFF_LOOPBACK != 0 || self.kind == ARPHRD_LOOPBACK
+    }
+    /// Carrier: IFF_LOWER_UP is the kernel's `netif_carrier_ok` on an up
+    /// link (net/core/dev.c `dev_get_flags`); IFLA_CARRIER says the same.
+    pub fn has_carrier(&self) -> bool {
+        self.flags & IFF_LOWER_UP != 0 || (self.is_up() && self.carrier == Some(true))
+    }
+    /// MAC as lowercase `aa:bb:…` (the form the plan uses).
+    pub fn mac_string(&self) -> String {
+        let mut s = String::with_capacity(self.mac.len() * 3);
+        for (i, b) in self.mac.iter().enumerate() {
+            if i > 0 {
+                s.push(':');
+            }
+            s.push(hex(b >> 4));
+            s.push(hex(b & 0xf));
+        }
+        s
+    }
+}
+
+fn hex(n: u8) -> char {
+    char::from(if n < 10 { b'0' + n } else { b'a' + n - 10 })
+}
+
+/// One decoded netlink message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    /// NLMSG_ERROR with error 0: the request `seq` succeeded.
+    Ack { seq: u32 },
+    /// NLMSG_ERROR: the request `seq` failed with this (positive) errno.
+    Error { seq: u32, errno: i32 },
+    /// NLMSG_DONE: end of a dump; `errno` ≠ 0 if the dump was cut short.
+    Done { seq: u32, errno: i32 },
+    /// RTM_NEWLINK (dump part or notification) / RTM_DELLINK.
+    Link { seq: u32, deleted: bool, link: Link },
+    /// Anything else, kept by type.
+    Other { seq: u32, ty: u16 },
+}
+
+fn rd_u16(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_ne_bytes(b.get(at..at + 2)?.try_into().ok()?))
+}
+fn rd_u32(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_ne_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+
+/// Iterate `struct rtattr`s in `b`; stops at the first malformed one.
+fn attrs(b: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
+    let mut off = 0usize;
+    std::iter::from_fn(move || {
+        let len = usize::from(rd_u16(b, off)?);
+        let ty = rd_u16(b, off + 2)?;
+        if len < RTA_HDRLEN {
+            return None;
+        }
+        let data = b.get(off + RTA_HDRLEN..off + len)?;
+        off += align4(len);
+        // NLA_F_NESTED / NLA_F_NET_BYTEORDER live in the top bits.
+        Some((ty & 0x3fff, data))
+    })
+}
+
+/// Decode every message of one datagram.
+pub fn parse(buf: &[u8]) -> Result<Vec<Message>, DecodeError> {
+    let mut out = Vec::new();
+    let mut off = 0usize;
+    while off < buf.len() {
+        let remaining = buf.len() - off;
+        let rest = buf.get(off..).unwrap_or(&[]);
+        let (Some(len), Some(ty), Some(seq)) = (rd_u32(rest, 0), rd_u16(rest, 4), rd_u32(rest, 8))
+        else {
+            return Err(DecodeError::ShortHeader {
+                offset: off,
+                remaining,
+            });
+        };
+        let ulen = len as usize;
+        if ulen < NLMSG_HDRLEN || ulen > remaining {
+            return Err(DecodeError::BadLength {
+                offset: off,
+                len,
+                remaining,
+            });
+        }
+        let body = rest.get(NLMSG_HDRLEN..ulen).unwrap_or(&[]);
+        let short = || DecodeError::ShortBody {
+            offset: off,
+            ty,
+            len: body.len(),
+        };
+        let msg = match ty {
+            NLMSG_ERROR | NLMSG_DONE => {
+                // nlmsgerr.error / the int after NLMSG_DONE: −errno.
+                let e = rd_u32(body, 0).ok_or_else(short)? as i32;
+                let errno = e.checked_neg().unwrap_or(i32::MAX);
+                match (ty, errno) {
+                    (NLMSG_DONE, _) => Message::Done { seq, errno },
+                    (_, 0) => Message::Ack { seq },
+                    _ => Message::Error { seq, errno },
+                }
+            }
+            RTM_NEWLINK | RTM_DELLINK => Message::Link {
+                seq,
+                deleted: ty == RTM_DELLINK,
+                link: parse_link(body).ok_or_else(short)?,
+            },
+            _ => Message::Other { seq, ty },
+        };
+        out.push(msg);
+        off += align4(ulen).min(remaining);
+    }
+    Ok(out)
+}
+
+fn parse_link(body: &[u8]) -> Option<Link> {
+    let mut l = Link {
+        kind: rd_u16(body, 2)?,
+        index: rd_u32(body, 4)? as i32,
+        flags: rd_u32(body, 8)?,
+        ..Link::default()
+    };
+    for (ty, data) in attrs(body.get(IFINFOMSG_LEN..)?) {
+        match ty {
+            IFLA_IFNAME => {
+                let s = data.split(|&b| b == 0).next().unwrap_or(&[]);
+                l.name = String::from_utf8_lossy(s).into_owned();
+            }
+            IFLA_ADDRESS => l.mac = data.to_vec(),
+            IFLA_MTU => l.mtu = rd_u32(data, 0),
+            IFLA_OPERSTATE => l.operstate = data.first().copied(),
+            IFLA_CARRIER => l.carrier = data.first().map(|&c| c != 0),
+            _ => {}
+        }
+    }
+    Some(l)
+}
+
+/// A request under construction; `finish` writes the length.
+struct Req(Vec<u8>);
+
+impl Req {
+    fn new(ty: u16, flags: u16, seq: u32) -> Req {
+        let mut v = Vec::with_capacity(64);
+        v.extend_from_slice(&0u32.to_ne_bytes());
+        v.extend_from_slice(&ty.to_ne_bytes());
+        v.extend_from_slice(&(flags | NLM_F_REQUEST).to_ne_bytes());
+        v.extend_from_slice(&seq.to_ne_bytes());
+        // nlmsg_pid 0: the kernel fills in our port id.
+        v.extend_from_slice(&0u32.to_ne_bytes());
+        Req(v)
+    }
+    fn bytes(&mut self, b: &[u8]) -> &mut Req {
+        self.0.extend_from_slice(b);
+        self
+    }
+    fn attr(&mut self, ty: u16, data: &[u8]) -> &mut Req {
+        let len = RTA_HDRLEN + data.len();
+        self.0.extend_from_slice(&(len as u16).to_ne_bytes());
+        self.0.extend_from_slice(&ty.to_ne_bytes());
+        self.0.extend_from_slice(data);
+        self.0.resize(align4(self.0.len()), 0);
+        self
+    }
+    fn finish(&mut self) -> Vec<u8> {
+        let len = (self.0.len() as u32).to_ne_bytes();
+        if let Some(h) = self.0.get_mut(0..4) {
+            h.copy_from_slice(&len);
+        }
+        std::mem::take(&mut self.0)
+    }
+}
+
+fn ifinfomsg(index: i32, flags: u32, change: u32) -> [u8; IFINFOMSG_LEN] {
+    let mut b = [0u8; IFINFOMSG_LEN];
+    // family AF_UNSPEC, pad, type 0.
+    b[4..8].copy_from_slice(&index.to_ne_bytes());
+    b[8..12].copy_from_slice(&flags.to_ne_bytes());
+    b[12..16].copy_from_slice(&change.to_ne_bytes());
+    b
+}
+
+/// RTM_GETLINK dump of every link.
+pub fn get_links(seq: u32) -> Vec<u8> {
+    Req::new(RTM_GETLINK, NLM_F_DUMP, seq)
+        .bytes(&ifinfomsg(0, 0, 0))
+        .finish()
+}
+
+/// RTM_NEWLINK on an existing link (what `ip link set` sends): bring it up
+/// or down (`up`), set the MTU, rename it. Renaming needs the link down
+/// (net/core/dev.c `dev_change_name`: EBUSY while IFF_UP), and the kernel
+/// renames before it changes flags (rtnetlink.c `do_setlink`), so send a
+/// rename together with `up: Some(false)` or on a down link.
+pub fn set_link(
+    seq: u32,
+    index: i32,
+    up: Option<bool>,
+    mtu: Option<u32>,
+    name: Option<&str>,
+) -> Vec<u8> {
+    let (flags, change) = match up {
+        Some(true) => (IFF_UP, IFF_UP),
+        Some(false) => (0, IFF_UP),
+        None => (0, 0),
+    };
+    let mut r = Req::new(RTM_NEWLINK, NLM_F_ACK, seq);
+    r.bytes(&ifinfomsg(index, flags, change));
+    if let Some(m) = mtu {
+        r.attr(IFLA_MTU, &m.to_ne_bytes());
+    }
+    if let Some(n) = name {
+        let mut z = n.as_bytes().to_vec();
+        z.truncate(IFNAME_MAX);
+        z.push(0);
+        r.attr(IFLA_IFNAME, &z);
+    }
+    r.finish()
+}
+
+fn ip_bytes(a: &IpAddr) -> (u8, Vec<u8>) {
+    match a {
+        IpAddr::V4(v) => (AF_INET, v.octets().to_vec()),
+        IpAddr::V6(v) => (AF_INET6, v.octets().to_vec()),
+    }
+}
+
+/// RTM_NEWADDR: `addr/prefix` on link `index`, created or replaced (so a
+/// second run is a no-op). IPv4 also gets the broadcast address (as
+/// `ip addr add … brd +`) unless the prefix is /31 or /32 (RFC 3021).
+pub fn add_address(seq: u32, index: i32, addr: IpAddr, prefix: u8) -> Vec<u8> {
+    let (family, bytes) = ip_bytes(&addr);
+    let flags = if family == AF_INET6 { IFA_F_NODAD } else { 0 };
+    let scope = if addr.is_loopback() {
+        RT_SCOPE_HOST
+    } else {
+        RT_SCOPE_UNIVERSE
+    };
+    let mut hdr = [0u8; IFADDRMSG_LEN];
+    hdr[0] = family;
+    hdr[1] = prefix;
+    hdr[2] = flags;
+    hdr[3] = scope;
+    hdr[4..8].copy_from_slice(&(index as u32).to_ne_bytes());
+    let mut r = Req::new(RTM_NEWADDR, NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE, seq);
+    r.bytes(&hdr)
+        .attr(IFA_LOCAL, &bytes)
+        .attr(IFA_ADDRESS, &bytes);
+    if let IpAddr::V4(v) = addr {
+        if prefix < 31 {
+            let host = u32::MAX.checked_shr(u32::from(prefix)).unwrap_or(0);
+            let brd = u32::from(v) | host;
+            r.attr(IFA_BROADCAST, &brd.to_be_bytes());
+        }
+    }
+    r.finish()
+}
+
+/// RTM_NEWROUTE: default route (dst /0) via `gateway` out of link `index`,
+/// main table, created or replaced. `protocol` is RTPROT_BOOT or
+/// RTPROT_STATIC.
+pub fn add_default_route(seq: u32, index: i32, gateway: IpAddr, protocol: u8) -> Vec<u8> {
+    let (family, gw) = ip_bytes(&gateway);
+    let mut hdr = [0u8; RTMSG_LEN];
+    hdr[0] = family;
+    hdr[4] = RT_TABLE_MAIN;
+    hdr[5] = protocol;
+    hdr[6] = RT_SCOPE_UNIVERSE;
+    hdr[7] = RTN_UNICAST;
+    Req::new(RTM_NEWROUTE, NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE, seq)
+        .bytes(&hdr)
+        .attr(RTA_GATEWAY, &gw)
+        .attr(RTA_OIF, &(index as u32).to_ne_bytes())
+        .finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    #[test]
+    fn getlink_dump_bytes() {
+        let m = get_links(7);
+        let mut want = Vec::new();
+        want.extend_from_slice(&32u32.to_ne_bytes());
+        want.extend_from_slice(&RTM_GETLINK.to_ne_bytes());
+        want.extend_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
+        want.extend_from_slice(&7u32.to_ne_bytes());
+        want.extend_from_slice(&[0; 4 + 16]);
+        assert_eq!(m, want);
+    }
+
+    #[test]
+    fn newaddr_v4_bytes() {
+        let m = add_address(3, 2, IpAddr::V4(Ipv4Addr::new(198, 18, 0, 2)), 24);
+        assert_eq!(m.len(), 16 + 8 + 3 * 8);
+        assert_eq!(&m[16..24], &[2, 24, 0, 0, 2, 0, 0, 0]);
+        // IFA_LOCAL, IFA_ADDRESS, IFA_BROADCAST 198.18.0.255.
+        assert_eq!(&m[24..32], &[8, 0, 2, 0, 198, 18, 0, 2]);
+        assert_eq!(&m[32..40], &[8, 0, 1, 0, 198, 18, 0, 2]);
+        assert_eq!(&m[40..48], &[8, 0, 4, 0, 198, 18, 0, 255]);
+        let f = u16::from_ne_bytes([m[6], m[7]]);
+        assert_eq!(f, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE);
+        // /32: no broadcast.
+        assert_eq!(
+            add_address(3, 2, IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), 32).len(),
+            40
+        );
+    }
+
+    #[test]
+    fn newaddr_v6_and_route_bytes() {
+        let a: Ipv6Addr = "2001:db8::2".parse().unwrap();
+        let m = add_address(1, 5, IpAddr::V6(a), 64);
+        assert_eq!(&m[16..24], &[10, 64, IFA_F_NODAD, 0, 5, 0, 0, 0]);
+        assert_eq!(m.len(), 16 + 8 + 2 * 20);
+        assert_eq!(&m[28..44], &a.octets());
+        let r = add_default_route(9, 5, IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1)), RTPROT_BOOT);
+        assert_eq!(&r[16..28], &[2, 0, 0, 0, 254, 3, 0, 1, 0, 0, 0, 0]);
+        assert_eq!(&r[28..36], &[8, 0, 5, 0, 198, 18, 0, 1]);
+        assert_eq!(&r[36..44], &[8, 0, 4, 0, 5, 0, 0, 0]);
+        assert_eq!(r.len(), 44);
+    }
+
+    #[test]
+    fn setlink_rename_pads_name() {
+        let m = set_link(2, 4, Some(false), Some(1400), Some("lan0"));
+        assert_eq!(&m[20..32], &[4, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0]);
+        assert_eq!(&m[32..40], &[8, 0, 4, 0, 0x78, 0x05, 0, 0]);
+        assert_eq!(
+            &m[40..52],
+            &[9, 0, 3, 0, b'l', b'a', b'n', b'0', 0, 0, 0, 0]
+        );
+        assert_eq!(
+            u32::from_ne_bytes([m[0], m[1], m[2], m[3]]) as usize,
+            m.len()
+        );
+    }
+
+    /// An RTM_NEWLINK as the kernel sends it in a dump (trimmed to the
+    /// attributes we read plus one unknown one), then ACK, error and DONE.
+    fn link_reply() -> Vec<u8> {
+        let mut r = Req::new(RTM_NEWLINK, NLM_F_MULTI, 5);
+        r.bytes(&ifinfomsg(2, IFF_UP | IFF_LOWER_UP | IFF_RUNNING, 0));
+        if let Some(b) = r.0.get_mut(16 + 2..16 + 4) {
+            b.copy_from_slice(&ARPHRD_ETHER.to_ne_bytes());
+        }
+        r.attr(IFLA_IFNAME, b"eth0\0")
+            .attr(IFLA_MTU, &1500u32.to_ne_bytes())
+            .attr(99, &[1, 2, 3])
+            .attr(IFLA_ADDRESS, &[0x52, 0x54, 0, 0x12, 0x34, 0x56])
+            .attr(IFLA_OPERSTATE, &[IF_OPER_UP])
+            .attr(IFLA_CARRIER, &[1]);
+        let mut v = r.finish();
+        let mut ack = Req::new(NLMSG_ERROR, 0, 6);
+        ack.bytes(&0i32.to_ne_bytes()).bytes(&[0; 16]);
+        v.extend(ack.finish());
+        let mut err = Req::new(NLMSG_ERROR, 0, 7);
+        err.bytes(&(-17i32).to_ne_bytes()).bytes(&[0; 16]);
+        v.extend(err.finish());
+        let mut done = Req::new(NLMSG_DONE, NLM_F_MULTI, 5);
+        done.bytes(&0i32.to_ne_bytes());
+        v.extend(done.finish());
+        v
+    }
+
+    #[test]
+    fn parse_dump_ack_error_done() {
+        let msgs = parse(&link_reply()).unwrap();
+        assert_eq!(msgs.len(), 4);
+        let Message::Link {
+            seq: 5,
+            deleted: false,
+            link,
+        } = &msgs[0]
+        else {
+            panic!("{msgs:?}")
+        };
+        assert_eq!(link.name, "eth0");
+        assert_eq!(link.index, 2);
+        assert_eq!(link.kind, ARPHRD_ETHER);
+        assert_eq!(link.mtu, Some(1500));
+        assert_eq!(link.mac_string(), "52:54:00:12:34:56");
+        assert_eq!(link.operstate, Some(IF_OPER_UP));
+        assert!(link.is_up() && link.has_carrier() && !link.is_loopback());
+        assert_eq!(msgs[1], Message::Ack { seq: 6 });
+        assert_eq!(msgs[2], Message::Error { seq: 7, errno: 17 });
+        assert_eq!(msgs[3], Message::Done { seq: 5, errno: 0 });
+    }
+
+    #[test]
+    fn parse_rejects_bad_lengths_without_panicking() {
+        let full = link_reply();
+        for n in 0..full.len() {
+            let _ = parse(&full[..n]);
+        }
+        assert_eq!(
+            parse(&[1, 2, 3]),
+            Err(DecodeError::ShortHeader {
+                offset: 0,
+                remaining: 3
+            })
+        );
+        let mut bad = full.clone();
+        bad[0..4].copy_from_slice(&8u32.to_ne_bytes());
+        assert!(matches!(
+            parse(&bad),
+            Err(DecodeError::BadLength { len: 8, .. })
+        ));
+        let mut short = Req::new(NLMSG_ERROR, 0, 1);
+        short.bytes(&[0, 0]);
+        assert!(matches!(
+            parse(&short.finish()),
+            Err(DecodeError::ShortBody { ty: 2, .. })
+        ));
+        assert_eq!(
+            parse(&bad).unwrap_err().to_string(),
+            format!(
+                "rtnetlink reply: nlmsg_len 8 at offset 0 with {} bytes left",
+                full.len()
+            )
+        );
+    }
+}

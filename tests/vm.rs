@@ -1,0 +1,679 @@
+//! VM scenarios: the real boot in QEMU (TCG) against tgtd, driven through the shell rig in
+//! `qemu/` (DESIGN.md §4). Each scenario builds what it needs (cached for the process), boots
+//! one VM with `qemu/boot.sh` and reads the serial console.
+//!
+//! Network layout (one per boot, created and deleted by `qemu/rig.sh`):
+//!
+//! ```text
+//!   netns nbvm-<pid>-<random>
+//!   ┌──────────────────────────────────────────────────────────┐
+//!   │ br0 198.18.0.1/24 ── tgtd portal 198.18.0.1:3260         │
+//!   │  └─ tap0 ── QEMU virtio-net-pci ── guest eth0 198.18.0.2 │
+//!   └──────────────────────────────────────────────────────────┘
+//! ```
+//!
+//! Disk layout: tgt target `iqn.2026-11.test:root`, LUN 0 = tgt's controller, LUN 1 = a fresh
+//! sparse copy of the root image (guest `/dev/sda`). Root images (`qemu/mkroot.sh`):
+//! - `plain.img`: ext4 over the whole LUN, label `nbroot` (64 MiB);
+//! - `gpt.img`: GPT, partition 1 a 1 MiB dummy, partition 2 ext4 labelled `gptroot`.
+//!
+//! Their `/sbin/init` (`qemu/root-init.sh`) prints `NETBOOT-ROOT-OK`, `/proc/self/mountinfo`,
+//! the iSCSI session/connection sysfs attributes and `/run/netboot/boot.json`, then powers
+//! off, so a passing boot ends with QEMU exiting by itself.
+//!
+//! Guest kernel command line: `console=ttyS0 panic=-1` (added by boot.sh) + [`BASE_CMDLINE`] +
+//! the scenario's keys. CHAP secrets: `chapsecret1234` (initiator), `tgtsecret5678` (target).
+//!
+//! The scenarios run one at a time ([`VM_LOCK`]): TCG is slow and the machine has 2 cores.
+//! Prerequisites: root, qemu-system-x86, tgt, busybox-static, open-iscsi (reference test),
+//! e2fsprogs, fdisk, cpio, kmod, the kernels (`qemu/kernel.sh 6.1`, `qemu/kernel.sh 6.12`) and
+//! the release binary `target/x86_64-unknown-linux-musl/release/netboot`. Without them a test
+//! prints `skipped: …`; with `NETBOOT_REQUIRE_VM=1` (CI) that is a failure instead.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+
+const REPO: &str = env!("CARGO_MANIFEST_DIR");
+const IQN: &str = "iqn.2026-11.test:root";
+const CHAP_USER: &str = "chapuser";
+const CHAP_SECRET: &str = "chapsecret1234";
+const TGT_USER: &str = "tgtuser";
+const TGT_SECRET: &str = "tgtsecret5678";
+const WRONG_SECRET: &str = "wrongsecret999";
+/// The part of the command line every netboot scenario shares (issue 3).
+const BASE_CMDLINE: &str = "ip=198.18.0.2::198.18.0.1:255.255.255.0::eth0:off \
+     netboot.on_fail=halt netboot.timeout=60";
+const ROOT_PATH: &str = "198.18.0.1::3260:1:iqn.2026-11.test:root";
+/// Per-boot limit enforced by boot.sh; a good boot takes 6–10 s of wall time under TCG.
+const BOOT_TIMEOUT_S: u32 = 120;
+/// A failing login with `netboot.on_fail=halt` must power off well before this.
+const FAIL_FAST_S: f64 = 60.0;
+
+/// One VM at a time, across all tests of this binary.
+static VM_LOCK: Mutex<()> = Mutex::new(());
+/// Artifacts (initramfs, root images) built by this process, by name.
+static BUILT: Mutex<Option<HashMap<String, PathBuf>>> = Mutex::new(None);
+
+// ---------------------------------------------------------------------------------------------
+// gate and artifacts
+
+/// Print `skipped: reason` past libtest's capture, or panic when `NETBOOT_REQUIRE_VM=1`.
+fn skip(reason: &str) {
+    if std::env::var("NETBOOT_REQUIRE_VM").as_deref() == Ok("1") {
+        panic!("NETBOOT_REQUIRE_VM=1 but the VM rig cannot run: {reason}");
+    }
+    let _ = writeln!(std::io::stderr(), "skipped: {reason}");
+}
+
+fn is_root() -> bool {
+    fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
+        })
+        .unwrap_or(false)
+}
+
+fn on_path(tool: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+        .unwrap_or(false)
+}
+
+/// What is missing for a VM boot, if anything.
+fn missing_prerequisite(reference: bool) -> Option<String> {
+    if !is_root() {
+        return Some("the VM rig needs root (network namespaces, tap, tgtd)".into());
+    }
+    let mut tools = vec![
+        "qemu-system-x86_64",
+        "tgtd",
+        "tgtadm",
+        "ip",
+        "cpio",
+        "depmod",
+        "modprobe",
+        "mkfs.ext4",
+        "sfdisk",
+        "apt-get",
+    ];
+    if reference {
+        tools.push("iscsistart");
+    }
+    for t in tools {
+        if !on_path(t) {
+            return Some(format!("{t} not found (run scripts/setup.sh)"));
+        }
+    }
+    if !Path::new("/usr/bin/busybox").is_file() {
+        return Some("/usr/bin/busybox not found (apt-get install busybox-static)".into());
+    }
+    None
+}
+
+fn netboot_bin() -> PathBuf {
+    Path::new(REPO).join("target/x86_64-unknown-linux-musl/release/netboot")
+}
+
+fn work_dir() -> PathBuf {
+    let d = Path::new(REPO).join("target/vm/test");
+    fs::create_dir_all(&d).unwrap_or_else(|e| panic!("cannot create {}: {e}", d.display()));
+    d
+}
+
+/// Run a rig script; Err carries its exit status and output.
+fn script(args: &[&str]) -> Result<String, String> {
+    let out = Command::new(Path::new(REPO).join(args[0]))
+        .args(&args[1..])
+        .current_dir(REPO)
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", args[0]))?;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    if out.status.success() {
+        Ok(stdout)
+    } else {
+        Err(format!(
+            "{} failed ({}):\n{stdout}{}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+/// Build `name` once per process with `build(path)`.
+fn artifact(name: &str, build: impl FnOnce(&str) -> Result<String, String>) -> PathBuf {
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    let map = built.get_or_insert_with(HashMap::new);
+    if let Some(p) = map.get(name) {
+        return p.clone();
+    }
+    let path = work_dir().join(name);
+    let path_s = path.to_string_lossy().into_owned();
+    if let Err(e) = build(&path_s) {
+        panic!("building {name}: {e}");
+    }
+    map.insert(name.to_string(), path.clone());
+    path
+}
+
+/// Check the kernel is fetchable (kernel.sh caches it; CI fetches both before the tests).
+fn kernel_ready(version: &str) -> Option<String> {
+    script(&["qemu/kernel.sh", version])
+        .err()
+        .map(|e| format!("kernel {version} unavailable: {e}"))
+}
+
+fn netboot_initrd(kernel: &str) -> PathBuf {
+    let bin = netboot_bin();
+    artifact(&format!("netboot-{kernel}.cpio.gz"), |out| {
+        script(&[
+            "initramfs/build.sh",
+            "--kernel",
+            kernel,
+            "--netboot",
+            &bin.to_string_lossy(),
+            "--out",
+            out,
+        ])
+    })
+}
+
+fn reference_initrd(kernel: &str) -> PathBuf {
+    artifact(&format!("iscsistart-{kernel}.cpio.gz"), |out| {
+        script(&[
+            "initramfs/build-iscsistart.sh",
+            "--kernel",
+            kernel,
+            "--out",
+            out,
+        ])
+    })
+}
+
+fn plain_image() -> PathBuf {
+    artifact("plain.img", |out| {
+        script(&["qemu/mkroot.sh", out, "--label", "nbroot"])
+    })
+}
+
+fn gpt_image() -> PathBuf {
+    artifact("gpt.img", |out| {
+        script(&[
+            "qemu/mkroot.sh",
+            out,
+            "--label",
+            "gptroot",
+            "--partitioned",
+            "gpt",
+        ])
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// one boot
+
+struct Vm<'a> {
+    name: &'a str,
+    kernel: &'a str,
+    initrd: PathBuf,
+    image: PathBuf,
+    chap: Option<String>,
+    mutual: Option<String>,
+    append: String,
+}
+
+struct Booted {
+    name: String,
+    /// boot.sh's exit code: 0 = QEMU exited by itself, 2 = timeout, 1 = anything else.
+    code: Option<i32>,
+    wall: Option<f64>,
+    console: String,
+    stderr: String,
+}
+
+impl Booted {
+    fn tail(&self) -> String {
+        let lines: Vec<&str> = self.console.lines().collect();
+        let from = lines.len().saturating_sub(50);
+        format!(
+            "scenario {}: boot.sh exit {:?}, wall {:?} s\n--- boot.sh stderr ---\n{}\n--- last 50 console lines ---\n{}",
+            self.name,
+            self.code,
+            self.wall,
+            self.stderr,
+            lines.get(from..).unwrap_or_default().join("\n")
+        )
+    }
+
+    /// QEMU powered off by itself and the root's init ran.
+    fn assert_root_ok(&self) {
+        assert_eq!(self.code, Some(0), "boot failed\n{}", self.tail());
+        assert!(
+            self.console.contains("NETBOOT-ROOT-OK"),
+            "no NETBOOT-ROOT-OK on the console\n{}",
+            self.tail()
+        );
+    }
+
+    /// The lines between `--- NAME ---` and the next `--- end ---`.
+    fn section(&self, name: &str) -> Vec<&str> {
+        let head = format!("--- {name} ---");
+        self.console
+            .lines()
+            .skip_while(|l| l.trim_end() != head)
+            .skip(1)
+            .take_while(|l| l.trim_end() != "--- end ---")
+            .collect()
+    }
+
+    /// `key=value` lines of the iscsi section (one session, one connection).
+    fn iscsi(&self) -> HashMap<String, String> {
+        self.section("iscsi")
+            .iter()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+            .collect()
+    }
+
+    /// Console lines other than the kernel's own echo of its command line, which carries
+    /// whatever the operator typed (init/main.c prints "Kernel command line:" and the
+    /// "Unknown kernel command line parameters" it hands to init).
+    fn agent_lines(&self) -> impl Iterator<Item = &str> {
+        self.console.lines().filter(|l| {
+            !l.contains("Kernel command line:") && !l.contains("Unknown kernel command line")
+        })
+    }
+
+    fn assert_no_secret(&self, secrets: &[&str]) {
+        for l in self.agent_lines() {
+            for s in secrets {
+                assert!(
+                    !l.contains(s),
+                    "secret {s:?} on the console: {l}\n{}",
+                    self.tail()
+                );
+            }
+        }
+    }
+}
+
+fn boot(vm: Vm) -> Booted {
+    let console = work_dir().join(format!("console-{}.log", vm.name));
+    let _ = fs::remove_file(&console);
+    let timeout = BOOT_TIMEOUT_S.to_string();
+    let mut c = Command::new(Path::new(REPO).join("qemu/boot.sh"));
+    c.current_dir(REPO)
+        .args(["--kernel", vm.kernel, "--initrd"])
+        .arg(&vm.initrd)
+        .arg("--image")
+        .arg(&vm.image)
+        .args(["--target", IQN, "--append", &vm.append, "--timeout", &timeout])
+        .arg("--console")
+        .arg(&console);
+    if let Some(chap) = &vm.chap {
+        c.args(["--chap", chap]);
+    }
+    if let Some(m) = &vm.mutual {
+        c.args(["--mutual-chap", m]);
+    }
+    let out = c
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run qemu/boot.sh: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let wall = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("boot: wall="))
+        .and_then(|w| w.trim().parse().ok());
+    Booted {
+        name: vm.name.to_string(),
+        code: out.status.code(),
+        wall,
+        console: fs::read_to_string(&console).unwrap_or_default(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Take the VM lock and check every prerequisite; `None` = skipped.
+fn prepare(kernel: &str, reference: bool) -> Option<std::sync::MutexGuard<'static, ()>> {
+    let guard = VM_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(r) = missing_prerequisite(reference) {
+        skip(&r);
+        return None;
+    }
+    if !reference && !netboot_bin().is_file() {
+        skip(&format!(
+            "{} missing: run `cargo build --release` first",
+            netboot_bin().display()
+        ));
+        return None;
+    }
+    if let Some(r) = kernel_ready(kernel) {
+        skip(&r);
+        return None;
+    }
+    Some(guard)
+}
+
+fn netboot_vm<'a>(name: &'a str, kernel: &'a str, extra: &str) -> Vm<'a> {
+    Vm {
+        name,
+        kernel,
+        initrd: netboot_initrd(kernel),
+        image: plain_image(),
+        chap: None,
+        mutual: None,
+        append: format!("{BASE_CMDLINE} {extra}"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// checks on the root's report
+
+/// `/` in mountinfo (proc(5)): fields 5 = mount point, 6 = mount options; after " - ":
+/// fstype, source, super options.
+fn root_mount(b: &Booted) -> (String, String, String) {
+    for l in b.section("mountinfo") {
+        let Some((left, right)) = l.split_once(" - ") else {
+            continue;
+        };
+        let f: Vec<&str> = left.split_whitespace().collect();
+        if f.get(4) != Some(&"/") {
+            continue;
+        }
+        let r: Vec<&str> = right.split_whitespace().collect();
+        return (
+            r.first().unwrap_or(&"").to_string(),
+            r.get(1).unwrap_or(&"").to_string(),
+            f.get(5).unwrap_or(&"").to_string(),
+        );
+    }
+    panic!("no / in the mountinfo section\n{}", b.tail());
+}
+
+fn assert_root_mount(b: &Booted, source_prefix: &str) {
+    let (fstype, source, opts) = root_mount(b);
+    assert_eq!(fstype, "ext4", "root fstype\n{}", b.tail());
+    assert!(
+        source.starts_with(source_prefix),
+        "root source {source:?}, want {source_prefix}…\n{}",
+        b.tail()
+    );
+    assert!(
+        opts.split(',').any(|o| o == "ro"),
+        "root mounted with {opts:?}, want ro (the default)\n{}",
+        b.tail()
+    );
+}
+
+/// A key anywhere in a JSON document (boot.json's layout belongs to the agent).
+fn find_key<'v>(v: &'v serde_json::Value, key: &str) -> Option<&'v serde_json::Value> {
+    match v {
+        serde_json::Value::Object(m) => m
+            .get(key)
+            .or_else(|| m.values().find_map(|x| find_key(x, key))),
+        serde_json::Value::Array(a) => a.iter().find_map(|x| find_key(x, key)),
+        _ => None,
+    }
+}
+
+fn assert_iscsi_report(b: &Booted, user: Option<&str>) {
+    let kv = b.iscsi();
+    let get = |k: &str| kv.get(k).map(String::as_str).unwrap_or("<missing>");
+    assert_eq!(get("targetname"), IQN, "targetname\n{}", b.tail());
+    assert_eq!(get("tpgt"), "1", "tpgt\n{}", b.tail());
+    assert_eq!(get("persistent_address"), "198.18.0.1", "{}", b.tail());
+    assert_eq!(get("persistent_port"), "3260", "{}", b.tail());
+    if let Some(u) = user {
+        assert_eq!(get("username"), u, "session username\n{}", b.tail());
+    }
+    let mrdsl: u64 = get("max_recv_dlength")
+        .parse()
+        .unwrap_or_else(|_| panic!("max_recv_dlength not a number\n{}", b.tail()));
+    assert!(mrdsl > 0, "max_recv_dlength = 0\n{}", b.tail());
+    let json = b.section("boot.json").join("\n");
+    if !json.trim().is_empty() {
+        let v: serde_json::Value = serde_json::from_str(&json)
+            .unwrap_or_else(|e| panic!("boot.json does not parse: {e}\n{}", b.tail()));
+        if let Some(n) = find_key(&v, "MaxRecvDataSegmentLength") {
+            let agent = n
+                .as_u64()
+                .or_else(|| n.as_str().and_then(|s| s.parse().ok()))
+                .unwrap_or_else(|| panic!("MaxRecvDataSegmentLength = {n}\n{}", b.tail()));
+            assert_eq!(
+                mrdsl,
+                agent,
+                "kernel max_recv_dlength vs the agent's negotiated MaxRecvDataSegmentLength\n{}",
+                b.tail()
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// the rig itself, with the reference initramfs (busybox + iscsistart)
+
+#[test]
+fn reference_iscsistart_boots() {
+    let Some(_vm) = prepare("6.1", true) else {
+        return;
+    };
+    let b = boot(Vm {
+        name: "reference",
+        kernel: "6.1",
+        initrd: reference_initrd("6.1"),
+        image: plain_image(),
+        chap: None,
+        mutual: None,
+        append: format!("{BASE_CMDLINE} iscsi={ROOT_PATH}"),
+    });
+    b.assert_root_ok();
+    assert_root_mount(&b, "/dev/sd");
+    assert_iscsi_report(&b, None);
+}
+
+#[test]
+fn reference_iscsistart_chap() {
+    let Some(_vm) = prepare("6.1", true) else {
+        return;
+    };
+    let b = boot(Vm {
+        name: "reference-chap",
+        kernel: "6.1",
+        initrd: reference_initrd("6.1"),
+        image: plain_image(),
+        chap: Some(format!("{CHAP_USER}:{CHAP_SECRET}")),
+        mutual: None,
+        append: format!("{BASE_CMDLINE} iscsi={CHAP_USER}:{CHAP_SECRET}@{ROOT_PATH}"),
+    });
+    b.assert_root_ok();
+    assert_iscsi_report(&b, Some(CHAP_USER));
+}
+
+// ---------------------------------------------------------------------------------------------
+// netboot as /init
+
+/// a. No authentication, Debian 12's 6.1 kernel.
+#[test]
+fn a_boots_no_auth_6_1() {
+    let Some(_vm) = prepare("6.1", false) else {
+        return;
+    };
+    let b = boot(netboot_vm("a-noauth-6.1", "6.1", &format!("iscsi={ROOT_PATH}")));
+    b.assert_root_ok();
+}
+
+/// b. One-way CHAP, credentials inline in the root path.
+#[test]
+fn b_one_way_chap() {
+    let Some(_vm) = prepare("6.1", false) else {
+        return;
+    };
+    let mut vm = netboot_vm(
+        "b-chap",
+        "6.1",
+        &format!("iscsi={CHAP_USER}:{CHAP_SECRET}@{ROOT_PATH}"),
+    );
+    vm.chap = Some(format!("{CHAP_USER}:{CHAP_SECRET}"));
+    let b = boot(vm);
+    b.assert_root_ok();
+    assert_iscsi_report(&b, Some(CHAP_USER));
+    b.assert_no_secret(&[CHAP_SECRET]);
+}
+
+/// c. Mutual CHAP through the dracut rd.iscsi.* keys; the target proves itself as tgtuser.
+#[test]
+fn c_mutual_chap() {
+    let Some(_vm) = prepare("6.1", false) else {
+        return;
+    };
+    let mut vm = netboot_vm(
+        "c-mutual",
+        "6.1",
+        &format!(
+            "iscsi={ROOT_PATH} rd.iscsi.username={CHAP_USER} rd.iscsi.password={CHAP_SECRET} \
+             rd.iscsi.in.username={TGT_USER} rd.iscsi.in.password={TGT_SECRET}"
+        ),
+    );
+    vm.chap = Some(format!("{CHAP_USER}:{CHAP_SECRET}"));
+    vm.mutual = Some(format!("{TGT_USER}:{TGT_SECRET}"));
+    let b = boot(vm);
+    b.assert_root_ok();
+    assert_iscsi_report(&b, Some(CHAP_USER));
+    b.assert_no_secret(&[CHAP_SECRET, TGT_SECRET]);
+}
+
+/// d. Wrong CHAP secret: one clear line naming the target and the user, then `halt` powers
+/// the VM off long before the timeout; the secret is never printed.
+#[test]
+fn d_wrong_chap_secret_halts() {
+    let Some(_vm) = prepare("6.1", false) else {
+        return;
+    };
+    let mut vm = netboot_vm(
+        "d-wrong-secret",
+        "6.1",
+        &format!("iscsi={CHAP_USER}:{WRONG_SECRET}@{ROOT_PATH}"),
+    );
+    vm.chap = Some(format!("{CHAP_USER}:{CHAP_SECRET}"));
+    let b = boot(vm);
+    assert_ne!(b.code, Some(2), "QEMU did not exit by itself\n{}", b.tail());
+    assert_eq!(b.code, Some(0), "QEMU failed\n{}", b.tail());
+    let wall = b.wall.unwrap_or(f64::MAX);
+    assert!(
+        wall < FAIL_FAST_S,
+        "the VM took {wall} s to halt after a refused login\n{}",
+        b.tail()
+    );
+    assert!(
+        !b.console.contains("NETBOOT-ROOT-OK"),
+        "booted despite the wrong secret\n{}",
+        b.tail()
+    );
+    let clear: Vec<&str> = b
+        .agent_lines()
+        .filter(|l| {
+            l.contains(IQN)
+                && l.contains(&format!("\"{CHAP_USER}\""))
+                && l.to_ascii_lowercase().contains("auth")
+        })
+        .collect();
+    assert_eq!(
+        clear.len(),
+        1,
+        "want exactly one line naming the target, the user \"{CHAP_USER}\" and the \
+         authentication failure, got {clear:#?}\n{}",
+        b.tail()
+    );
+    b.assert_no_secret(&[WRONG_SECRET, CHAP_SECRET]);
+}
+
+/// e. Root on partition 2 of a GPT disk, found by `root=LABEL=`.
+#[test]
+fn e_root_label_on_gpt_partition() {
+    let Some(_vm) = prepare("6.1", false) else {
+        return;
+    };
+    let mut vm = netboot_vm(
+        "e-gpt-label",
+        "6.1",
+        &format!("iscsi={ROOT_PATH} root=LABEL=gptroot"),
+    );
+    vm.image = gpt_image();
+    let b = boot(vm);
+    b.assert_root_ok();
+    let (_, source, _) = root_mount(&b);
+    assert!(
+        source.starts_with("/dev/sd") && source.ends_with('2'),
+        "root source {source:?}, want partition 2 of the iSCSI disk\n{}",
+        b.tail()
+    );
+}
+
+/// f. As (a) on the 6.12 backports kernel (modules shipped .ko.xz, stored plain).
+#[test]
+fn f_boots_no_auth_6_12() {
+    let Some(_vm) = prepare("6.12", false) else {
+        return;
+    };
+    let b = boot(netboot_vm(
+        "f-noauth-6.12",
+        "6.12",
+        &format!("iscsi={ROOT_PATH}"),
+    ));
+    b.assert_root_ok();
+    assert_root_mount(&b, "/dev/sd");
+}
+
+/// g. What the root sees: `/` is ext4 from /dev/sd… read-only, and the kernel's session and
+/// connection carry the target, the portal and the negotiated MaxRecvDataSegmentLength.
+#[test]
+fn g_root_sees_mount_and_session() {
+    let Some(_vm) = prepare("6.1", false) else {
+        return;
+    };
+    let b = boot(netboot_vm("g-report", "6.1", &format!("iscsi={ROOT_PATH}")));
+    b.assert_root_ok();
+    assert_root_mount(&b, "/dev/sd");
+    assert_iscsi_report(&b, None);
+}
+
+// ---------------------------------------------------------------------------------------------
+// pure helpers
+
+#[test]
+fn section_and_mountinfo_parsing() {
+    let b = Booted {
+        name: "parse".into(),
+        code: Some(0),
+        wall: Some(1.0),
+        console: "noise\n--- mountinfo ---\n\
+                  21 25 0:19 / /proc rw,relatime - proc proc rw\n\
+                  25 1 8:2 / / ro,relatime - ext4 /dev/sda2 ro\n\
+                  --- end ---\n--- iscsi ---\nsession=session1\ntargetname=iqn.x:y\n\
+                  --- end ---\n"
+            .into(),
+        stderr: String::new(),
+    };
+    assert_eq!(
+        root_mount(&b),
+        ("ext4".into(), "/dev/sda2".into(), "ro,relatime".into())
+    );
+    assert_eq!(
+        b.iscsi().get("targetname").map(String::as_str),
+        Some("iqn.x:y")
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(r#"{"login":{"negotiated":{"MaxRecvDataSegmentLength":"8192"}}}"#)
+            .unwrap();
+    assert_eq!(
+        find_key(&v, "MaxRecvDataSegmentLength").and_then(|x| x.as_str()),
+        Some("8192")
+    );
+}
