@@ -9,6 +9,11 @@ fn main() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    // As /init (PID 1) the binary is the boot agent: it reads the kernel
+    // command line itself and never returns.
+    if rustix::process::getpid().is_init() {
+        netboot::boot::pid1_main();
+    }
     let args: Vec<String> = std::env::args().collect();
     let code = netboot::cli::main(&args);
     std::process::exit(code);

@@ -398,7 +398,12 @@ impl BootPlan {
         for p in &self.paths {
             chap(&p.chap);
         }
-        for p in self.iscsi.node_params.iter().chain(&self.iscsi.login_params) {
+        for p in self
+            .iscsi
+            .node_params
+            .iter()
+            .chain(&self.iscsi.login_params)
+        {
             if p.is_sensitive() {
                 out.push(p.value.clone());
             }

@@ -63,20 +63,28 @@ pub fn chap_for<'a>(plan: &'a BootPlan, path: &'a RootPath) -> Option<&'a Chap> 
     path.chap.as_ref().or(plan.iscsi.chap.as_ref())
 }
 
-pub fn initiator_name(plan: &BootPlan) -> String {
-    plan.initiator
-        .clone()
-        .unwrap_or_else(crate::iscsi::default_initiator_name)
+/// `rd.iscsi.initiator=` / `netboot.initiator=`, else a generated name
+/// (host name, or the boot NIC's MAC in an initramfs without one).
+pub fn initiator_name(plan: &BootPlan, mac: Option<&str>) -> String {
+    match &plan.initiator {
+        Some(i) => i.clone(),
+        None => {
+            let host = crate::iscsi::default_initiator_name();
+            let host = host.rsplit(':').next().unwrap_or_default();
+            crate::iscsi::initiator_for(host, mac)
+        }
+    }
 }
 
 /// Log in to one path through the kernel and start the session.
 pub fn attach(
     nl: &Rc<IscsiNl>,
     plan: &BootPlan,
+    initiator: &str,
     path: &RootPath,
     sleep: &mut dyn FnMut(Duration),
 ) -> Result<Attached, AttachError> {
-    let initiator = initiator_name(plan);
+    let initiator = initiator.to_string();
     let chap = chap_for(plan, path).cloned();
     let mut cfg = LoginConfig::new(&initiator, Some(&path.target), SessionType::Normal);
     cfg.chap = chap.clone();
@@ -116,7 +124,8 @@ pub fn attach(
         host: path.server.clone(),
         port: path.port,
     };
-    let est = establish(&mut connector, &portal, &cfg, &policy, sleep).map_err(AttachError::Login)?;
+    let est =
+        establish(&mut connector, &portal, &cfg, &policy, sleep).map_err(AttachError::Login)?;
     let session = est
         .channel
         .commit(&est.outcome, path.tpgt)
@@ -165,8 +174,14 @@ pub fn attached_facts(a: &Attached) -> Facts {
                 AuthUsed::MutualChap => "mutual_chap",
             },
         )
-        .u64("MaxRecvDataSegmentLength", n.max_recv_data_segment_length.into())
-        .u64("MaxXmitDataSegmentLength", n.max_xmit_data_segment_length.into())
+        .u64(
+            "MaxRecvDataSegmentLength",
+            n.max_recv_data_segment_length.into(),
+        )
+        .u64(
+            "MaxXmitDataSegmentLength",
+            n.max_xmit_data_segment_length.into(),
+        )
         .u64("FirstBurstLength", n.first_burst_length.into())
         .u64("MaxBurstLength", n.max_burst_length.into())
         .bool("ImmediateData", n.immediate_data)

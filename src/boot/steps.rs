@@ -52,30 +52,38 @@ pub fn modules(exec: &mut Exec, dir: &Path) -> Result<ModuleIndex, StepFailed> {
     )
 }
 
-pub fn network(exec: &mut Exec, plan: &BootPlan, deadline: Instant) -> Result<(), StepFailed> {
+/// Bring the network up; returns the boot NIC's MAC (for the generated
+/// initiator name).
+pub fn network(
+    exec: &mut Exec,
+    plan: &BootPlan,
+    deadline: Instant,
+) -> Result<Option<String>, StepFailed> {
     exec.step(step::NET_LINK, Facts::new(), |_| {
         let links = crate::net::bring_up(&plan.network, deadline)?;
         let mut f = Facts::new();
         for (i, l) in links.iter().enumerate() {
-            let p = if i == 0 { String::new() } else { format!("{i}.") };
+            let p = if i == 0 {
+                String::new()
+            } else {
+                format!("{i}.")
+            };
             f = f
                 .str(&format!("{p}iface"), l.iface.clone())
                 .str(&format!("{p}mac"), l.mac.clone())
-                .u64(&format!("{p}carrier_ms"), l.carrier_ms);
-            if let Some(a) = &l.address {
-                f = f.str(
+                .u64(&format!("{p}carrier_ms"), l.carrier_ms)
+                .str(
                     &format!("{p}address"),
-                    format!("{a}/{}", l.prefix_len.unwrap_or(0)),
+                    format!("{}/{}", l.address, l.prefix_len),
                 );
-            }
             if let Some(g) = &l.gateway {
                 f = f.str(&format!("{p}gateway"), g.to_string());
             }
         }
-        Ok::<_, crate::net::NetError>(((), f))
+        let mac = links.first().map(|l| l.mac.clone());
+        Ok::<_, crate::net::NetError>((mac, f))
     })
 }
-
 
 /// Scan the session's host, wait for the LUN and its partitions, resolve
 /// `root=` on it.
@@ -89,9 +97,11 @@ pub fn disk(
 ) -> Result<Root, StepFailed> {
     let sys = Path::new("/sys");
     let host = a.session.host_no;
-    exec.step(step::SCSI_SCAN, Facts::new().u64("host", host.into()), |_| {
-        block::scan_host(sys, host).map(|()| ((), Facts::new()))
-    })?;
+    exec.step(
+        step::SCSI_SCAN,
+        Facts::new().u64("host", host.into()),
+        |_| block::scan_host(sys, host).map(|()| ((), Facts::new())),
+    )?;
     let disk = exec.step(
         step::DISK_WAIT,
         Facts::new()
@@ -112,19 +122,25 @@ pub fn disk(
         step::ROOT_FIND,
         Facts::new().str("root", root_spec(&plan.root.device)),
         |_| {
-            resolve::resolve(sys, Path::new("/dev"), &plan.root.device, &[disk], &path.target)
-                .map(|r| {
-                    let mut f = Facts::new()
-                        .str("device", r.dev_path.display().to_string())
-                        .str("fstype", r.fstype.clone().unwrap_or_default());
-                    if let Some(u) = &r.uuid {
-                        f = f.str("uuid", u.clone());
-                    }
-                    if let Some(l) = &r.label {
-                        f = f.str("label", l.clone());
-                    }
-                    (r, f)
-                })
+            resolve::resolve(
+                sys,
+                Path::new("/dev"),
+                &plan.root.device,
+                &[disk],
+                &path.target,
+            )
+            .map(|r| {
+                let mut f = Facts::new()
+                    .str("device", r.dev_path.display().to_string())
+                    .str("fstype", r.fstype.clone().unwrap_or_default());
+                if let Some(u) = &r.uuid {
+                    f = f.str("uuid", u.clone());
+                }
+                if let Some(l) = &r.label {
+                    f = f.str("label", l.clone());
+                }
+                (r, f)
+            })
         },
     )
 }
@@ -147,7 +163,8 @@ fn disk_of(root: &Root) -> String {
         Some(_) => {
             let t = root.name.trim_end_matches(|c: char| c.is_ascii_digit());
             // nvme0n1p2 / mmcblk0p1 style names end in 'p' before the number.
-            let t = if t.ends_with('p') && t[..t.len() - 1].ends_with(|c: char| c.is_ascii_digit()) {
+            let t = if t.ends_with('p') && t[..t.len() - 1].ends_with(|c: char| c.is_ascii_digit())
+            {
                 &t[..t.len() - 1]
             } else {
                 t
@@ -160,23 +177,27 @@ fn disk_of(root: &Root) -> String {
 
 pub fn tune(exec: &mut Exec, plan: &BootPlan, root: &Root) -> Result<(), StepFailed> {
     let disk = disk_of(root);
-    exec.step(step::QUEUE_TUNE, Facts::new().str("disk", disk.clone()), |_| {
-        block::tune(Path::new("/sys"), &disk, &plan.tuning).map(|r| {
-            let mut f = Facts::new()
-                .str("scheduler", r.scheduler.clone())
-                .str("offered", r.offered.join(" "));
-            if let Some(n) = r.nr_requests {
-                f = f.u64("nr_requests", n.into());
-            }
-            if let Some(q) = r.queue_depth {
-                f = f.u64("queue_depth", q.into());
-            }
-            if !r.warnings.is_empty() {
-                f = f.str("warnings", r.warnings.join("; "));
-            }
-            ((), f)
-        })
-    })
+    exec.step(
+        step::QUEUE_TUNE,
+        Facts::new().str("disk", disk.clone()),
+        |_| {
+            block::tune(Path::new("/sys"), &disk, &plan.tuning).map(|r| {
+                let mut f = Facts::new()
+                    .str("scheduler", r.scheduler.clone())
+                    .str("offered", r.offered.join(" "));
+                if let Some(n) = r.nr_requests {
+                    f = f.u64("nr_requests", n.into());
+                }
+                if let Some(q) = r.queue_depth {
+                    f = f.u64("queue_depth", q.into());
+                }
+                if !r.warnings.is_empty() {
+                    f = f.str("warnings", r.warnings.join("; "));
+                }
+                ((), f)
+            })
+        },
+    )
 }
 
 /// File system types to try: `rootfstype=` (comma list), else the probed
@@ -206,7 +227,9 @@ pub fn mount(
     let dev = root.dev_path.display().to_string();
     exec.step(
         step::ROOT_MOUNT,
-        Facts::new().str("device", dev.clone()).str("target", dir.clone()),
+        Facts::new()
+            .str("device", dev.clone())
+            .str("target", dir.clone()),
         |_| {
             let types = fs_candidates(plan, root);
             // The file system driver is loaded only now that the type is
@@ -215,10 +238,16 @@ pub fn mount(
             let mut loader = KernelLoader::new(Path::new("/sys"));
             for t in &types {
                 let alias = format!("fs-{t}");
-                if index.is_builtin(t) || !index.has_module(t) && index.match_alias(&alias).is_empty() {
+                if index.is_builtin(t)
+                    || !index.has_module(t) && index.match_alias(&alias).is_empty()
+                {
                     continue;
                 }
-                let name = if index.has_module(t) { t.clone() } else { alias };
+                let name = if index.has_module(t) {
+                    t.clone()
+                } else {
+                    alias
+                };
                 if let Err(e) = modules::load_by_name(index, &mut loader, &[name], false) {
                     log::warn!("loading the {t} module: {e}");
                 }

@@ -548,7 +548,7 @@ impl KernelChannel {
     ) -> Result<CommittedSession, KernelError> {
         let n = &outcome.negotiated;
         let b = |v: bool| if v { "1" } else { "0" };
-        let values: [(Param, String); 16] = [
+        let values: [(Param, String); 14] = [
             (
                 Param::MaxRecvDlength,
                 n.max_recv_data_segment_length.to_string(),
@@ -567,16 +567,17 @@ impl KernelChannel {
             (Param::PduInorderEn, b(n.data_pdu_in_order).into()),
             (Param::DataseqInorderEn, b(n.data_sequence_in_order).into()),
             (Param::Erl, n.error_recovery_level.to_string()),
-            (Param::IfMarkerEn, "0".into()),
-            (Param::OfMarkerEn, "0".into()),
             (Param::ExpStatsn, outcome.exp_stat_sn.to_string()),
             (Param::Tpgt, outcome.tpgt.unwrap_or(tpgt).to_string()),
         ];
         for (p, v) in &values {
             self.set(*p, v)?;
         }
-        // Informational; older transports may not know them.
+        // Informational: libiscsi keeps no markers (RFC 7143 dropped them;
+        // 6.1 answers ENOSYS) and only shows Time2Wait/Retain in sysfs.
         for (p, v) in [
+            (Param::IfMarkerEn, "0".to_string()),
+            (Param::OfMarkerEn, "0".to_string()),
             (Param::DefTime2wait, n.default_time2wait.to_string()),
             (Param::DefTime2retain, n.default_time2retain.to_string()),
         ] {

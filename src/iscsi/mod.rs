@@ -29,10 +29,18 @@ pub fn default_initiator_name() -> String {
             }
         })
         .collect();
-    let host = if host.is_empty() {
-        "localhost".to_string()
-    } else {
-        host
-    };
-    format!("iqn.2026-11.org.netboot:{host}")
+    initiator_for(&host, None)
+}
+
+/// The generated initiator name: the host name when there is a real one,
+/// else (an initramfs has none: the kernel's `(none)`) the boot NIC's MAC,
+/// which is unique per machine and stable across boots — what a target ACL
+/// can be written against.
+pub fn initiator_for(host: &str, mac: Option<&str>) -> String {
+    let unset = host.is_empty() || host == "-none-" || host == "localhost";
+    match (unset, mac) {
+        (true, Some(mac)) => format!("iqn.2026-11.org.netboot:{}", mac.replace(':', "")),
+        (true, None) => "iqn.2026-11.org.netboot:localhost".to_string(),
+        (false, _) => format!("iqn.2026-11.org.netboot:{host}"),
+    }
 }
