@@ -314,7 +314,14 @@ fn boot(vm: Vm) -> Booted {
         .arg(&vm.initrd)
         .arg("--image")
         .arg(&vm.image)
-        .args(["--target", IQN, "--append", &vm.append, "--timeout", &timeout])
+        .args([
+            "--target",
+            IQN,
+            "--append",
+            &vm.append,
+            "--timeout",
+            &timeout,
+        ])
         .arg("--console")
         .arg(&console);
     if let Some(chap) = &vm.chap {
@@ -505,7 +512,11 @@ fn a_boots_no_auth_6_1() {
     let Some(_vm) = prepare("6.1", false) else {
         return;
     };
-    let b = boot(netboot_vm("a-noauth-6.1", "6.1", &format!("iscsi={ROOT_PATH}")));
+    let b = boot(netboot_vm(
+        "a-noauth-6.1",
+        "6.1",
+        &format!("iscsi={ROOT_PATH}"),
+    ));
     b.assert_root_ok();
 }
 
