@@ -107,10 +107,11 @@ ir_busybox() {
 }
 
 # ir_pack STAGING OUT: reproducible newc cpio (sorted names, owner root,
-# fixed mtimes), gzip -9. gzip rather than xz: xz saves ≈25 % of the size
-# but its decompressor is several times slower, and under TCG the kernel's
-# unpack time is paid on every boot (populate_rootfs); both are accepted by
-# the Debian kernels (CONFIG_RD_GZIP=y, CONFIG_RD_XZ=y).
+# fixed mtimes), gzip -9. gzip rather than xz: on the 5.5 MB reference
+# initramfs xz -9e saves 28 % (4.1 MB) but the kernel's unpack
+# (populate_rootfs, "Trying to unpack rootfs" → "Freeing initrd memory")
+# took 1.57 s instead of 0.46 s under TCG, paid on every boot. Both are
+# accepted by the Debian kernels (CONFIG_RD_GZIP=y, CONFIG_RD_XZ=y).
 ir_pack() {
     local s=$1 out=$2 nmods
     find "$s" -exec touch -h -d @0 {} +

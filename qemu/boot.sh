@@ -71,5 +71,9 @@ fi
 if [ "$rc" != 0 ]; then
     echo "boot: last 50 console lines ($console):" >&2
     tail -n 50 "$console" >&2
+    if [ -s "$rig_tgt_log" ]; then
+        echo "boot: tgtd log ($rig_tgt_log), last 20 lines:" >&2
+        tail -n 20 "$rig_tgt_log" >&2
+    fi
 fi
 exit "$rc"

@@ -55,6 +55,8 @@ fi
 
 rm -rf "$cache.tmp"
 mkdir -p "$cache.tmp"
+# apt drops privileges to _apt for the download; let it write here.
+chown _apt "$cache.tmp" 2>/dev/null || true
 (cd "$cache.tmp" && apt-get download -q "$pkg=$ver" >&2) \
     || die "apt-get download $pkg=$ver failed"
 deb=$(find "$cache.tmp" -maxdepth 1 -name '*.deb' | head -n 1)

@@ -23,6 +23,7 @@ rig_tgt_ctl=""
 rig_tgt_tids=()
 rig_qemu_pid=""
 rig_workdir=""
+rig_tgt_log=""
 rig_target_addr=198.18.0.1
 rig_port=3260
 
@@ -58,6 +59,8 @@ rig_tgt_start() {
     [ -n "$rig_ns" ] || { rig_log "rig_tgt_start before rig_netns_up"; return 1; }
     rig_tgt_ctl=$(rig_pick_ctl) || { rig_log "no free tgtd control port"; return 1; }
     log="${rig_workdir:-/tmp}/tgtd.$rig_tgt_ctl.log"
+    # shellcheck disable=SC2034 # read by the scripts that source this file
+    rig_tgt_log=$log
     ip netns exec "$rig_ns" tgtd -f -C "$rig_tgt_ctl" --iscsi "portal=$rig_target_addr:$rig_port" >"$log" 2>&1 &
     rig_tgt_pid=$!
     for i in $(seq 100); do

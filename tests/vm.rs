@@ -483,6 +483,14 @@ fn reference_iscsistart_boots() {
     b.assert_root_ok();
     assert_root_mount(&b, "/dev/sd");
     assert_iscsi_report(&b, None);
+    // qemu/bench reads these.
+    for key in ["BENCH init=", "BENCH mounted=", "BENCH rootinit="] {
+        assert!(
+            b.console.contains(key),
+            "no {key} on the console\n{}",
+            b.tail()
+        );
+    }
 }
 
 #[test]
@@ -585,6 +593,13 @@ fn d_wrong_chap_secret_halts() {
     assert!(
         !b.console.contains("NETBOOT-ROOT-OK"),
         "booted despite the wrong secret\n{}",
+        b.tail()
+    );
+    // `halt` is a decision in main (STYLE.md 10), not PID 1 dying into a panic (with
+    // panic=-1 a dead init also ends QEMU, so the exit alone does not prove the policy).
+    assert!(
+        !b.console.contains("Attempted to kill init"),
+        "PID 1 exited instead of halting\n{}",
         b.tail()
     );
     let clear: Vec<&str> = b
