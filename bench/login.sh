@@ -13,8 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-50}
 
-cargo build --release --locked --quiet
-nb="$PWD/target/x86_64-unknown-linux-musl/release/netboot"
+nb="$PWD/$(bash scripts/build.sh | tail -n 1)"
 command -v iscsi-inq >/dev/null || { echo "iscsi-inq missing: apt-get install libiscsi-bin" >&2; exit 1; }
 
 work=$(mktemp -d)

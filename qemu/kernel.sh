@@ -49,7 +49,9 @@ fi
 cache="$base/${pkg}_${ver}"
 envfile="$cache/kernel.env"
 if [ -f "$envfile" ]; then
-    cat "$envfile"
+    # Paths are re-rooted at the cache as it is now, so a moved or copied
+    # checkout keeps working.
+    sed -e "s|^VMLINUX=.*/|VMLINUX=$cache/|" -e "s|^KROOT=.*|KROOT=$cache/kroot|" "$envfile"
     exit 0
 fi
 

@@ -8,8 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/setup.sh >/dev/null
-cargo build --release --locked
-nb="$PWD/target/x86_64-unknown-linux-musl/release/netboot"
+nb="$PWD/$(bash scripts/build.sh | tail -n 1)"
 
 ns="nbdemo-$$"
 work=$(mktemp -d)

@@ -30,6 +30,14 @@ else
     echo "x86_64-unknown-linux-gnu" > "$(dirname "$0")/../target-fallback"
 fi
 
+# rust-src lets scripts/build.sh rebuild std with the immediate-abort panic
+# strategy (the shipped binary's size budget). Without it the build falls
+# back to the ordinary std, which is larger.
+if ! rustup component list --installed 2>/dev/null | grep -q '^rust-src'; then
+    rustup component add rust-src \
+        || echo "setup: WARNING: cannot install rust-src; the release binary will be larger" >&2
+fi
+
 if [ "${NETBOOT_SKIP_FUZZ:-0}" != 1 ] && ! command -v cargo-fuzz >/dev/null 2>&1; then
     echo "setup: installing cargo-fuzz"
     cargo install cargo-fuzz --locked --quiet

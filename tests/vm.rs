@@ -27,7 +27,7 @@
 //! The scenarios run one at a time ([`VM_LOCK`]): TCG is slow and the machine has 2 cores.
 //! Prerequisites: root, qemu-system-x86, tgt, busybox-static, open-iscsi (reference test),
 //! e2fsprogs, fdisk, cpio, kmod, the kernels (`qemu/kernel.sh 6.1`, `qemu/kernel.sh 6.12`) and
-//! the release binary `target/x86_64-unknown-linux-musl/release/netboot`. Without them a test
+//! the shipped binary `target/dist/netboot` (scripts/build.sh). Without them a test
 //! prints `skipped: …`; with `NETBOOT_REQUIRE_VM=1` (CI) that is a failure instead.
 
 use std::collections::HashMap;
@@ -118,7 +118,7 @@ fn missing_prerequisite(reference: bool) -> Option<String> {
 }
 
 fn netboot_bin() -> PathBuf {
-    Path::new(REPO).join("target/x86_64-unknown-linux-musl/release/netboot")
+    Path::new(REPO).join("target/dist/netboot")
 }
 
 fn work_dir() -> PathBuf {
@@ -356,7 +356,7 @@ fn prepare(kernel: &str, reference: bool) -> Option<std::sync::MutexGuard<'stati
     }
     if !reference && !netboot_bin().is_file() {
         skip(&format!(
-            "{} missing: run `cargo build --release` first",
+            "{} missing: run `bash scripts/build.sh` first",
             netboot_bin().display()
         ));
         return None;
