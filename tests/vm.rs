@@ -287,7 +287,12 @@ impl Booted {
     /// "Unknown kernel command line parameters" it hands to init).
     fn agent_lines(&self) -> impl Iterator<Item = &str> {
         self.console.lines().filter(|l| {
-            !l.contains("Kernel command line:") && !l.contains("Unknown kernel command line")
+            // The kernel itself echoes its command line ("Command line:",
+            // "Kernel command line:", "Unknown kernel command line
+            // parameters"); everything else must be free of secrets.
+            !l.contains("Command line:")
+                && !l.contains("Kernel command line:")
+                && !l.contains("Unknown kernel command line")
         })
     }
 
