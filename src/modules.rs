@@ -357,14 +357,23 @@ pub struct ModulePath {
     pub path: PathBuf,
 }
 
+#[derive(Debug, Clone)]
+struct Alias {
+    /// Normalised glob pattern.
+    pattern: String,
+    module: String,
+    /// Length of the pattern's literal prefix.
+    prefix: usize,
+}
+
 /// The parsed indexes of one module directory.
 #[derive(Debug, Clone, Default)]
 pub struct ModuleIndex {
     dir: PathBuf,
     /// name → (relative path, deps as names, last-to-load-first order).
     deps: HashMap<String, (String, Vec<String>)>,
-    /// (normalised pattern, module, literal prefix length), file order.
-    aliases: Vec<(String, String)>,
+    /// Aliases of modules present in modules.dep, file order.
+    aliases: Vec<Alias>,
     softdeps: HashMap<String, SoftDep>,
     builtin: HashSet<String>,
 }
@@ -412,10 +421,23 @@ impl ModuleIndex {
                 (module_name(&e.path), (e.path, names))
             })
             .collect();
+        // Aliases of modules we do not carry can never be loaded: drop them
+        // once here, and compute each pattern's literal prefix once, so
+        // matching a modalias is mostly a prefix compare (the full Debian
+        // table has 26k aliases).
+        let aliases = alias
+            .into_iter()
+            .filter(|(_, m)| deps.contains_key(m))
+            .map(|(pattern, module)| Alias {
+                prefix: literal_prefix(&pattern).len(),
+                pattern,
+                module,
+            })
+            .collect();
         ModuleIndex {
             dir: dir.to_path_buf(),
             deps,
-            aliases: alias,
+            aliases,
             softdeps: softdep.into_iter().map(|s| (s.module.clone(), s)).collect(),
             builtin,
         }
@@ -441,13 +463,13 @@ impl ModuleIndex {
     pub fn match_alias(&self, modalias: &str) -> Vec<String> {
         let s = normalize_alias(modalias);
         let mut out: Vec<String> = Vec::new();
-        for (pat, m) in &self.aliases {
-            if s.starts_with(literal_prefix(pat))
-                && self.deps.contains_key(m)
-                && !out.contains(m)
-                && fnmatch(pat, &s)
+        for a in &self.aliases {
+            let prefix = a.pattern.as_bytes().get(..a.prefix).unwrap_or(&[]);
+            if s.as_bytes().starts_with(prefix)
+                && !out.contains(&a.module)
+                && fnmatch(&a.pattern, &s)
             {
-                out.push(m.clone());
+                out.push(a.module.clone());
             }
         }
         out

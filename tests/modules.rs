@@ -424,3 +424,75 @@ fn real_debian_tree_alias_matching_agrees_with_modprobe() {
     let all = idx.match_alias("crypto-crc32c");
     assert!(all.contains(&"crc32c_generic".to_string()), "{all:?}");
 }
+
+/// This host's own devices (whatever they are) against the Debian tables:
+/// our fnmatch must pick exactly the modules modprobe picks, for every
+/// modalias in /sys (PCI, virtio, ACPI, platform, the long `cpu:` one).
+#[test]
+fn real_sysfs_modaliases_agree_with_modprobe() {
+    let Some((kroot, dir, kver)) = need_tree() else {
+        return;
+    };
+    let idx = ModuleIndex::load(&dir).unwrap();
+    let t = std::time::Instant::now();
+    let aliases = scan_modaliases(Path::new("/sys"));
+    let scan = t.elapsed();
+    if aliases.is_empty() {
+        eprintln!("skipped: no modalias files under /sys/devices");
+        return;
+    }
+    let t = std::time::Instant::now();
+    let ours: Vec<Vec<String>> = aliases.iter().map(|a| idx.match_alias(a)).collect();
+    eprintln!(
+        "{} modaliases: scan {scan:?}, match against {} modules {:?}",
+        aliases.len(),
+        dir.display(),
+        t.elapsed()
+    );
+    for (a, ours) in aliases.iter().zip(&ours) {
+        let Ok(out) = Command::new("modprobe")
+            .arg("-d")
+            .arg(&kroot)
+            .args(["-S", &kver, "--resolve-alias", a])
+            .output()
+        else {
+            return;
+        };
+        // modprobe also names builtins (modules.builtin.alias); we only
+        // return loadable modules.
+        let theirs: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(module_name)
+            .filter(|m| idx.has_module(m))
+            .collect();
+        let mut o = ours.clone();
+        let mut t = theirs.clone();
+        o.sort();
+        t.sort();
+        t.dedup();
+        assert_eq!(o, t, "modalias {a}");
+    }
+    // Coldplug with a recording loader over the real tree finishes and
+    // loads only what the aliases matched plus their dependencies.
+    #[derive(Default)]
+    struct Rec(Vec<String>);
+    impl ModuleLoader for Rec {
+        fn is_loaded(&self, _: &str) -> bool {
+            false
+        }
+        fn load(&mut self, path: &Path) -> Result<(), ModulesError> {
+            self.0.push(module_name(&path.to_string_lossy()));
+            Ok(())
+        }
+    }
+    let mut rec = Rec::default();
+    let c = coldplug(&idx, &mut rec, Path::new("/sys"), 4);
+    assert!(c.failed.is_empty(), "{:?}", c.failed);
+    for m in ours.iter().flatten() {
+        assert!(rec.0.contains(m), "{m} matched but not loaded: {:?}", rec.0);
+    }
+    let mut uniq = rec.0.clone();
+    uniq.sort();
+    uniq.dedup();
+    assert_eq!(uniq.len(), rec.0.len(), "each module once: {:?}", rec.0);
+}
