@@ -3,7 +3,7 @@
 //! under `target/vm/kernels/*/kroot`, cross-checked with modprobe).
 
 use netboot::modules::*;
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -20,6 +20,7 @@ kernel/drivers/virtio/virtio_pci.ko: kernel/drivers/virtio/virtio.ko kernel/driv
 kernel/drivers/net/virtio_net.ko.zst: kernel/drivers/virtio/virtio.ko kernel/drivers/virtio/virtio_ring.ko
 kernel/a.ko:
 kernel/b.ko:
+kernel/c.ko:
 ";
 const ALIAS: &str = "\
 # Aliases extracted from modules themselves.
@@ -38,6 +39,8 @@ softdep ext4 pre: crypto-crc32c
 softdep cifs gcm
 softdep a post: b
 softdep b pre: a
+softdep c pre: crc16
+softdep c pre: ext4
 ";
 const BUILTIN: &str = "kernel/drivers/scsi/scsi_mod.ko\n";
 
@@ -107,6 +110,8 @@ fn resolve_orders_deps_softdeps_and_aliases() {
         names(&r),
         ["virtio_ring", "virtio", "virtio_net", "virtio_pci"]
     );
+    // Only the first softdep line of a module counts, as in kmod.
+    assert_eq!(names(&idx.resolve(&["c"]).unwrap()), ["crc16", "c"]);
     // Softdep cycle a post: b, b pre: a terminates.
     assert_eq!(names(&idx.resolve(&["a"]).unwrap()), ["a", "b"]);
     assert_eq!(names(&idx.resolve(&["b"]).unwrap()), ["a", "b"]);
@@ -209,14 +214,14 @@ fn coldplug_runs_in_rounds_until_nothing_new() {
     let scans = std::cell::RefCell::new(0);
     let c = coldplug_with(&idx, &mut fake, 4, || {
         *scans.borrow_mut() += 1;
-        let mut s: BTreeSet<String> = [pci, "acpi:PNP0A03:", "pci:v00008086d00001237sv*"]
+        let mut s: Vec<String> = [pci, "acpi:PNP0A03:", "pci:v00008086d00001237sv*"]
             .iter()
             .map(|s| s.to_string())
             .collect();
         // The virtio device exists once virtio_pci is loaded (it binds the
         // PCI function and registers the virtio device).
         if fake_has(&s, pci) && *scans.borrow() > 1 {
-            s.insert("virtio:d00000001v00001AF4".into());
+            s.push("virtio:d00000001v00001AF4".into());
         }
         s
     });
@@ -229,8 +234,8 @@ fn coldplug_runs_in_rounds_until_nothing_new() {
     assert_eq!(*scans.borrow(), 3, "third scan finds nothing new and stops");
 }
 
-fn fake_has(s: &BTreeSet<String>, a: &str) -> bool {
-    s.contains(a)
+fn fake_has(s: &[String], a: &str) -> bool {
+    s.iter().any(|x| x == a)
 }
 
 #[test]
@@ -241,7 +246,7 @@ fn coldplug_failures_are_collected_not_fatal() {
         ..Fake::default()
     };
     let c = coldplug_with(&idx, &mut fake, 4, || {
-        ["pci:v00001AF4d00001000sv00001AF4sd00000001bc02sc00i00".to_string()].into()
+        vec!["pci:v00001AF4d00001000sv00001AF4sd00000001bc02sc00i00".to_string()]
     });
     assert_eq!(c.failed.len(), 1);
     assert!(
