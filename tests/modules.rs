@@ -501,3 +501,33 @@ fn real_sysfs_modaliases_agree_with_modprobe() {
     uniq.dedup();
     assert_eq!(uniq.len(), rec.0.len(), "each module once: {:?}", rec.0);
 }
+
+/// The real loader's failure paths (this host cannot load modules, and a
+/// test must not load any): a missing file and a file that is no module.
+#[test]
+fn kernel_loader_errors_name_the_file() {
+    let mut l = KernelLoader::new(Path::new("/sys"));
+    let e = l.load(Path::new("/nonexistent/x.ko")).unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("opening module /nonexistent/x.ko: "),
+        "{e}"
+    );
+    let d = std::env::temp_dir().join(format!("nbko-{}.ko", std::process::id()));
+    std::fs::write(&d, b"not an ELF module").unwrap();
+    let r = l.load(&d);
+    std::fs::remove_file(&d).unwrap();
+    match r {
+        Err(ModulesError::Load { path, errno }) => {
+            assert_eq!(path, d);
+            // ENOEXEC (bad ELF), ENOSYS (no module support), EPERM (not
+            // root / modules_disabled) depending on the host.
+            assert!(
+                [libc::ENOEXEC, libc::ENOSYS, libc::EPERM, libc::EINVAL].contains(&errno),
+                "{errno}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(!l.is_loaded("surely_not_a_module"));
+}
