@@ -10,7 +10,7 @@
 //! `kmod_module_new_from_lookup`: the name is normalised, then looked up as a
 //! module name, then as a builtin, then as an alias with fnmatch(3), flags 0).
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::fs::File;
 use std::io;
@@ -241,9 +241,13 @@ pub fn parse_softdep(text: &str, path: &Path) -> Result<Vec<SoftDep>, ModulesErr
     Ok(out)
 }
 
-/// Parse `modules.builtin` (one `kernel/…/name.ko` per line) into names.
-pub fn parse_builtin(text: &str) -> HashSet<String> {
-    lines(text).map(|(_, l)| module_name(l)).collect()
+/// Parse `modules.builtin` (one `kernel/…/name.ko` per line) into names,
+/// sorted, each once.
+pub fn parse_builtin(text: &str) -> Vec<String> {
+    let mut v: Vec<String> = lines(text).map(|(_, l)| module_name(l)).collect();
+    v.sort_unstable();
+    v.dedup();
+    v
 }
 
 /// fnmatch(3) with flags 0 (no FNM_PATHNAME, no FNM_PERIOD): `*`, `?`,
@@ -357,16 +361,34 @@ pub struct ModulePath {
     pub path: PathBuf,
 }
 
+#[derive(Debug, Clone)]
+struct Alias {
+    /// Normalised glob pattern.
+    pattern: String,
+    module: String,
+    /// Length of the pattern's literal prefix.
+    prefix: usize,
+}
+
 /// The parsed indexes of one module directory.
 #[derive(Debug, Clone, Default)]
 pub struct ModuleIndex {
     dir: PathBuf,
-    /// name → (relative path, deps as names, last-to-load-first order).
-    deps: HashMap<String, (String, Vec<String>)>,
-    /// (normalised pattern, module, literal prefix length), file order.
-    aliases: Vec<(String, String)>,
+    /// By module name.
+    deps: HashMap<String, DepRec>,
+    /// Aliases of modules present in modules.dep, file order.
+    aliases: Vec<Alias>,
+    /// By module; the first line per module only.
     softdeps: HashMap<String, SoftDep>,
     builtin: HashSet<String>,
+}
+
+#[derive(Debug, Clone)]
+struct DepRec {
+    /// Relative to the module directory.
+    path: String,
+    /// Dependencies as names, in modules.dep order (the last loads first).
+    deps: Vec<String>,
 }
 
 impl ModuleIndex {
@@ -403,22 +425,56 @@ impl ModuleIndex {
         dep: Vec<DepEntry>,
         alias: Vec<(String, String)>,
         softdep: Vec<SoftDep>,
-        builtin: HashSet<String>,
+        builtin: Vec<String>,
     ) -> ModuleIndex {
-        let deps: HashMap<String, (String, Vec<String>)> = dep
+        let mut deps: HashMap<String, DepRec> = HashMap::with_capacity(dep.len());
+        for e in dep {
+            deps.entry(module_name(&e.path)).or_insert(DepRec {
+                deps: e.deps.iter().map(|d| module_name(d)).collect(),
+                path: e.path,
+            });
+        }
+        // kmod uses only the first softdep line that matches a module
+        // (libkmod-module.c `kmod_module_get_softdeps`: "find only the first
+        // command, as modprobe from module-init-tools does").
+        let mut softdeps = HashMap::new();
+        for sd in softdep {
+            softdeps.entry(sd.module.clone()).or_insert(sd);
+        }
+        let builtin: HashSet<String> = builtin.into_iter().collect();
+        let find = |m: &str| deps.contains_key(m);
+        // Aliases of modules we do not carry can never be loaded: drop them
+        // once here, and compute each pattern's literal prefix once, so
+        // matching a modalias is mostly a prefix compare (the full Debian
+        // table has 26k aliases).
+        let aliases = alias
             .into_iter()
-            .map(|e| {
-                let names = e.deps.iter().map(|d| module_name(d)).collect();
-                (module_name(&e.path), (e.path, names))
+            .filter(|(_, m)| find(m))
+            .map(|(pattern, module)| Alias {
+                prefix: literal_prefix(&pattern).len(),
+                pattern,
+                module,
             })
             .collect();
         ModuleIndex {
             dir: dir.to_path_buf(),
             deps,
-            aliases: alias,
-            softdeps: softdep.into_iter().map(|s| (s.module.clone(), s)).collect(),
+            aliases,
+            softdeps,
             builtin,
         }
+    }
+
+    fn dep(&self, name: &str) -> Option<&DepRec> {
+        self.deps.get(name)
+    }
+
+    fn softdep(&self, name: &str) -> Option<&SoftDep> {
+        self.softdeps.get(name)
+    }
+
+    fn builtin_has(&self, name: &str) -> bool {
+        self.builtin.contains(name)
     }
 
     /// The module directory this index describes.
@@ -428,12 +484,12 @@ impl ModuleIndex {
 
     /// Is `name` a loadable module here (present in modules.dep)?
     pub fn has_module(&self, name: &str) -> bool {
-        self.deps.contains_key(&module_name(name))
+        self.dep(&module_name(name)).is_some()
     }
 
     /// Is `name` built into the kernel?
     pub fn is_builtin(&self, name: &str) -> bool {
-        self.builtin.contains(&module_name(name))
+        self.builtin_has(&module_name(name))
     }
 
     /// All modules (present in modules.dep) whose alias pattern matches
@@ -441,13 +497,13 @@ impl ModuleIndex {
     pub fn match_alias(&self, modalias: &str) -> Vec<String> {
         let s = normalize_alias(modalias);
         let mut out: Vec<String> = Vec::new();
-        for (pat, m) in &self.aliases {
-            if s.starts_with(literal_prefix(pat))
-                && self.deps.contains_key(m)
-                && !out.contains(m)
-                && fnmatch(pat, &s)
+        for a in &self.aliases {
+            let prefix = a.pattern.as_bytes().get(..a.prefix).unwrap_or(&[]);
+            if s.as_bytes().starts_with(prefix)
+                && !out.contains(&a.module)
+                && fnmatch(&a.pattern, &s)
             {
-                out.push(m.clone());
+                out.push(a.module.clone());
             }
         }
         out
@@ -463,10 +519,10 @@ impl ModuleIndex {
     /// them where the CPU has the feature. modprobe would load all of them.
     fn expand(&self, name: &str) -> Result<Vec<String>, ModulesError> {
         let n = module_name(name);
-        if self.deps.contains_key(&n) {
+        if self.dep(&n).is_some() {
             return Ok(vec![n]);
         }
-        if self.builtin.contains(&n) {
+        if self.builtin_has(&n) {
             return Ok(Vec::new());
         }
         let all = self.match_alias(name);
@@ -479,9 +535,8 @@ impl ModuleIndex {
         let generic: Vec<String> = all
             .iter()
             .filter(|m| {
-                self.deps
-                    .get(*m)
-                    .is_some_and(|(p, _)| !p.starts_with("kernel/arch/"))
+                self.dep(m)
+                    .is_some_and(|d| !d.path.starts_with("kernel/arch/"))
             })
             .cloned()
             .collect();
@@ -496,7 +551,7 @@ impl ModuleIndex {
     /// Softdeps that cannot be resolved are skipped, as modprobe does.
     pub fn resolve<S: AsRef<str>>(&self, names: &[S]) -> Result<Vec<ModulePath>, ModulesError> {
         let mut order = Vec::new();
-        let mut seen = HashSet::new();
+        let mut seen = Vec::new();
         for name in names {
             for m in self.expand(name.as_ref())? {
                 self.visit(&m, 0, &mut seen, &mut order)?;
@@ -505,9 +560,9 @@ impl ModuleIndex {
         Ok(order
             .into_iter()
             .filter_map(|n| {
-                let (rel, _) = self.deps.get(&n)?;
+                let d = self.dep(&n)?;
                 Some(ModulePath {
-                    path: self.dir.join(rel),
+                    path: self.dir.join(&d.path),
                     name: n,
                 })
             })
@@ -518,7 +573,7 @@ impl ModuleIndex {
         &self,
         name: &str,
         depth: usize,
-        seen: &mut HashSet<String>,
+        seen: &mut Vec<String>,
         order: &mut Vec<String>,
     ) -> Result<(), ModulesError> {
         if depth > MAX_DEP_DEPTH {
@@ -528,17 +583,18 @@ impl ModuleIndex {
         }
         // Marked before the deps are visited, so a softdep cycle
         // (a pre: b, b post: a) terminates.
-        if !seen.insert(name.to_string()) {
+        if seen.iter().any(|s| s == name) {
             return Ok(());
         }
-        let soft = self.softdeps.get(name);
+        seen.push(name.to_string());
+        let soft = self.softdep(name);
         for pre in soft.map(|s| s.pre.as_slice()).unwrap_or(&[]) {
             for m in self.expand(pre).unwrap_or_default() {
                 self.visit(&m, depth + 1, seen, order)?;
             }
         }
-        if let Some((_, deps)) = self.deps.get(name) {
-            for d in deps.iter().rev() {
+        if let Some(rec) = self.dep(name) {
+            for d in rec.deps.iter().rev() {
                 self.visit(d, depth + 1, seen, order)?;
             }
         }
@@ -554,9 +610,9 @@ impl ModuleIndex {
 
 /// Collect every `modalias` file's content below `sysfs/devices`, without
 /// following symlinks and at most [`MAX_SYSFS_DEPTH`] deep. Unreadable
-/// entries are skipped: devices come and go while we walk.
-pub fn scan_modaliases(sysfs: &Path) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
+/// entries are skipped: devices come and go while we walk. Sorted, each once.
+pub fn scan_modaliases(sysfs: &Path) -> Vec<String> {
+    let mut out = Vec::new();
     let mut stack = vec![(sysfs.join("devices"), 0usize)];
     while let Some((dir, depth)) = stack.pop() {
         let Ok(rd) = std::fs::read_dir(&dir) else {
@@ -573,12 +629,14 @@ pub fn scan_modaliases(sysfs: &Path) -> BTreeSet<String> {
                 if let Ok(s) = std::fs::read_to_string(ent.path()) {
                     let s = s.trim();
                     if !s.is_empty() {
-                        out.insert(s.to_string());
+                        out.push(s.to_string());
                     }
                 }
             }
         }
     }
+    out.sort_unstable();
+    out.dedup();
     out
 }
 
@@ -729,15 +787,21 @@ pub fn coldplug_with(
     index: &ModuleIndex,
     loader: &mut dyn ModuleLoader,
     max_rounds: usize,
-    mut scan: impl FnMut() -> BTreeSet<String>,
+    mut scan: impl FnMut() -> Vec<String>,
 ) -> Coldplug {
     let mut out = Coldplug::default();
-    let mut seen_alias: HashSet<String> = HashSet::new();
-    let mut tried: HashSet<String> = HashSet::new();
+    let mut seen_alias: Vec<String> = Vec::new();
+    let mut tried: Vec<String> = Vec::new();
     for _ in 0..max_rounds {
         let fresh: Vec<String> = scan()
             .into_iter()
-            .filter(|a| seen_alias.insert(a.clone()))
+            .filter(|a| {
+                let new = !seen_alias.contains(a);
+                if new {
+                    seen_alias.push(a.clone());
+                }
+                new
+            })
             .collect();
         if fresh.is_empty() {
             break;
@@ -746,7 +810,8 @@ pub fn coldplug_with(
         let mut wanted: Vec<String> = Vec::new();
         for a in &fresh {
             for m in index.match_alias(a) {
-                if tried.insert(m.clone()) {
+                if !tried.contains(&m) {
+                    tried.push(m.clone());
                     wanted.push(m);
                 }
             }

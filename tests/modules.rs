@@ -3,7 +3,7 @@
 //! under `target/vm/kernels/*/kroot`, cross-checked with modprobe).
 
 use netboot::modules::*;
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -20,6 +20,7 @@ kernel/drivers/virtio/virtio_pci.ko: kernel/drivers/virtio/virtio.ko kernel/driv
 kernel/drivers/net/virtio_net.ko.zst: kernel/drivers/virtio/virtio.ko kernel/drivers/virtio/virtio_ring.ko
 kernel/a.ko:
 kernel/b.ko:
+kernel/c.ko:
 ";
 const ALIAS: &str = "\
 # Aliases extracted from modules themselves.
@@ -38,6 +39,8 @@ softdep ext4 pre: crypto-crc32c
 softdep cifs gcm
 softdep a post: b
 softdep b pre: a
+softdep c pre: crc16
+softdep c pre: ext4
 ";
 const BUILTIN: &str = "kernel/drivers/scsi/scsi_mod.ko\n";
 
@@ -107,6 +110,8 @@ fn resolve_orders_deps_softdeps_and_aliases() {
         names(&r),
         ["virtio_ring", "virtio", "virtio_net", "virtio_pci"]
     );
+    // Only the first softdep line of a module counts, as in kmod.
+    assert_eq!(names(&idx.resolve(&["c"]).unwrap()), ["crc16", "c"]);
     // Softdep cycle a post: b, b pre: a terminates.
     assert_eq!(names(&idx.resolve(&["a"]).unwrap()), ["a", "b"]);
     assert_eq!(names(&idx.resolve(&["b"]).unwrap()), ["a", "b"]);
@@ -209,14 +214,14 @@ fn coldplug_runs_in_rounds_until_nothing_new() {
     let scans = std::cell::RefCell::new(0);
     let c = coldplug_with(&idx, &mut fake, 4, || {
         *scans.borrow_mut() += 1;
-        let mut s: BTreeSet<String> = [pci, "acpi:PNP0A03:", "pci:v00008086d00001237sv*"]
+        let mut s: Vec<String> = [pci, "acpi:PNP0A03:", "pci:v00008086d00001237sv*"]
             .iter()
             .map(|s| s.to_string())
             .collect();
         // The virtio device exists once virtio_pci is loaded (it binds the
         // PCI function and registers the virtio device).
         if fake_has(&s, pci) && *scans.borrow() > 1 {
-            s.insert("virtio:d00000001v00001AF4".into());
+            s.push("virtio:d00000001v00001AF4".into());
         }
         s
     });
@@ -229,8 +234,8 @@ fn coldplug_runs_in_rounds_until_nothing_new() {
     assert_eq!(*scans.borrow(), 3, "third scan finds nothing new and stops");
 }
 
-fn fake_has(s: &BTreeSet<String>, a: &str) -> bool {
-    s.contains(a)
+fn fake_has(s: &[String], a: &str) -> bool {
+    s.iter().any(|x| x == a)
 }
 
 #[test]
@@ -241,7 +246,7 @@ fn coldplug_failures_are_collected_not_fatal() {
         ..Fake::default()
     };
     let c = coldplug_with(&idx, &mut fake, 4, || {
-        ["pci:v00001AF4d00001000sv00001AF4sd00000001bc02sc00i00".to_string()].into()
+        vec!["pci:v00001AF4d00001000sv00001AF4sd00000001bc02sc00i00".to_string()]
     });
     assert_eq!(c.failed.len(), 1);
     assert!(
@@ -423,4 +428,106 @@ fn real_debian_tree_alias_matching_agrees_with_modprobe() {
     // modprobe loads all crc32c implementations; we keep the generic one.
     let all = idx.match_alias("crypto-crc32c");
     assert!(all.contains(&"crc32c_generic".to_string()), "{all:?}");
+}
+
+/// This host's own devices (whatever they are) against the Debian tables:
+/// our fnmatch must pick exactly the modules modprobe picks, for every
+/// modalias in /sys (PCI, virtio, ACPI, platform, the long `cpu:` one).
+#[test]
+fn real_sysfs_modaliases_agree_with_modprobe() {
+    let Some((kroot, dir, kver)) = need_tree() else {
+        return;
+    };
+    let idx = ModuleIndex::load(&dir).unwrap();
+    let t = std::time::Instant::now();
+    let aliases = scan_modaliases(Path::new("/sys"));
+    let scan = t.elapsed();
+    if aliases.is_empty() {
+        eprintln!("skipped: no modalias files under /sys/devices");
+        return;
+    }
+    let t = std::time::Instant::now();
+    let ours: Vec<Vec<String>> = aliases.iter().map(|a| idx.match_alias(a)).collect();
+    eprintln!(
+        "{} modaliases: scan {scan:?}, match against {} modules {:?}",
+        aliases.len(),
+        dir.display(),
+        t.elapsed()
+    );
+    for (a, ours) in aliases.iter().zip(&ours) {
+        let Ok(out) = Command::new("modprobe")
+            .arg("-d")
+            .arg(&kroot)
+            .args(["-S", &kver, "--resolve-alias", a])
+            .output()
+        else {
+            return;
+        };
+        // modprobe also names builtins (modules.builtin.alias); we only
+        // return loadable modules.
+        let theirs: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(module_name)
+            .filter(|m| idx.has_module(m))
+            .collect();
+        let mut o = ours.clone();
+        let mut t = theirs.clone();
+        o.sort();
+        t.sort();
+        t.dedup();
+        assert_eq!(o, t, "modalias {a}");
+    }
+    // Coldplug with a recording loader over the real tree finishes and
+    // loads only what the aliases matched plus their dependencies.
+    #[derive(Default)]
+    struct Rec(Vec<String>);
+    impl ModuleLoader for Rec {
+        fn is_loaded(&self, _: &str) -> bool {
+            false
+        }
+        fn load(&mut self, path: &Path) -> Result<(), ModulesError> {
+            self.0.push(module_name(&path.to_string_lossy()));
+            Ok(())
+        }
+    }
+    let mut rec = Rec::default();
+    let c = coldplug(&idx, &mut rec, Path::new("/sys"), 4);
+    assert!(c.failed.is_empty(), "{:?}", c.failed);
+    for m in ours.iter().flatten() {
+        assert!(rec.0.contains(m), "{m} matched but not loaded: {:?}", rec.0);
+    }
+    let mut uniq = rec.0.clone();
+    uniq.sort();
+    uniq.dedup();
+    assert_eq!(uniq.len(), rec.0.len(), "each module once: {:?}", rec.0);
+}
+
+/// The real loader's failure paths (this host cannot load modules, and a
+/// test must not load any): a missing file and a file that is no module.
+#[test]
+fn kernel_loader_errors_name_the_file() {
+    let mut l = KernelLoader::new(Path::new("/sys"));
+    let e = l.load(Path::new("/nonexistent/x.ko")).unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("opening module /nonexistent/x.ko: "),
+        "{e}"
+    );
+    let d = std::env::temp_dir().join(format!("nbko-{}.ko", std::process::id()));
+    std::fs::write(&d, b"not an ELF module").unwrap();
+    let r = l.load(&d);
+    std::fs::remove_file(&d).unwrap();
+    match r {
+        Err(ModulesError::Load { path, errno }) => {
+            assert_eq!(path, d);
+            // ENOEXEC (bad ELF), ENOSYS (no module support), EPERM (not
+            // root / modules_disabled) depending on the host.
+            assert!(
+                [libc::ENOEXEC, libc::ENOSYS, libc::EPERM, libc::EINVAL].contains(&errno),
+                "{errno}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(!l.is_loaded("surely_not_a_module"));
 }

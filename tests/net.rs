@@ -357,3 +357,41 @@ fn dhcp_is_refused_with_a_clear_error() {
         assert_eq!(e.to_string(), want);
     }
 }
+
+/// Our RTM_GETLINK decoding against the kernel's real dump, compared with
+/// `ip -j link` field by field.
+#[test]
+fn link_dump_matches_ip_link() {
+    if !root() {
+        return;
+    }
+    let ns = Netns::new();
+    ns.tap("tap0", "52:54:00:aa:00:08");
+    ns.tap("tap1", "52:54:00:aa:00:09");
+    ns.ip(&["link", "set", "tap1", "mtu", "1280", "up"]);
+    let links = ns.run(|| {
+        let _fd = open_tap("tap0");
+        netboot::net::Rtnl::open().unwrap().links().unwrap()
+    });
+    let theirs = ns.json(&["link", "show"]);
+    let theirs = theirs.as_array().unwrap();
+    assert_eq!(links.len(), theirs.len(), "{links:?}");
+    for (l, t) in links.iter().zip(theirs) {
+        assert_eq!(i64::from(l.index), t["ifindex"].as_i64().unwrap());
+        assert_eq!(l.name, t["ifname"].as_str().unwrap());
+        assert_eq!(l.mac_string(), t["address"].as_str().unwrap());
+        assert_eq!(l.mtu.map(u64::from), t["mtu"].as_u64());
+        let flags: Vec<&str> = t["flags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f.as_str().unwrap())
+            .collect();
+        assert_eq!(l.is_up(), flags.contains(&"UP"), "{}", l.name);
+        assert_eq!(l.is_loopback(), flags.contains(&"LOOPBACK"), "{}", l.name);
+        assert_eq!(l.operstate.is_some(), t.get("operstate").is_some());
+    }
+    // tap1 is up but nobody holds it open: no carrier.
+    let tap1 = links.iter().find(|l| l.name == "tap1").unwrap();
+    assert!(tap1.is_up() && !tap1.has_carrier(), "{tap1:?}");
+}

@@ -100,20 +100,31 @@ impl fmt::Display for NetError {
             ),
             NetError::NoInterface { wanted, waited, seen } => write!(
                 f,
-                "no network interface {wanted} appeared within {:.1} s; NIC driver loaded? interfaces seen: {}",
-                waited.as_secs_f32(),
+                "no network interface {wanted} appeared within {} s; NIC driver loaded? interfaces seen: {}",
+                Secs(*waited),
                 if seen.is_empty() { "none".to_string() } else { seen.join(", ") }
             ),
             NetError::NoCarrier { iface, waited } => write!(
                 f,
-                "no carrier on {iface} after {:.1} s — cable / bridge / tap up?",
-                waited.as_secs_f32()
+                "no carrier on {iface} after {} s — cable / bridge / tap up?",
+                Secs(*waited)
             ),
         }
     }
 }
 
 impl std::error::Error for NetError {}
+
+/// A duration as seconds with one decimal, without float formatting
+/// (which costs ≈10 KB in the static binary).
+struct Secs(Duration);
+
+impl fmt::Display for Secs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let tenths = self.0.as_millis() / 100;
+        write!(f, "{}.{}", tenths / 10, tenths % 10)
+    }
+}
 
 /// What was configured on one interface (for the boot events).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -211,7 +222,7 @@ impl Rtnl {
     /// errno comes back as `Err(errno)` so the caller can accept EEXIST.
     fn request(
         &mut self,
-        build: impl FnOnce(u32) -> Vec<u8>,
+        build: &dyn Fn(u32) -> Vec<u8>,
         what: &dyn Fn() -> String,
     ) -> Result<Result<(), i32>, NetError> {
         let seq = self.next_seq();
@@ -229,7 +240,7 @@ impl Rtnl {
 
     fn must(
         &mut self,
-        build: impl FnOnce(u32) -> Vec<u8>,
+        build: &dyn Fn(u32) -> Vec<u8>,
         what: &dyn Fn() -> String,
         ok_exists: bool,
     ) -> Result<(), NetError> {
@@ -293,7 +304,7 @@ impl Rtnl {
             _ => format!("setting {} up", link.name),
         };
         self.must(
-            |s| rtnl::set_link(s, link.index, up, mtu, None),
+            &|s| rtnl::set_link(s, link.index, up, mtu, None),
             &what,
             false,
         )
@@ -307,7 +318,7 @@ impl Rtnl {
         }
         let what = || format!("renaming {} to {name}", link.name);
         self.must(
-            |s| rtnl::set_link(s, link.index, None, None, Some(name)),
+            &|s| rtnl::set_link(s, link.index, None, None, Some(name)),
             &what,
             false,
         )
@@ -317,7 +328,7 @@ impl Rtnl {
     pub fn add_address(&mut self, link: &Link, addr: IpAddr, prefix: u8) -> Result<(), NetError> {
         let what = || format!("adding address {addr}/{prefix} to {}", link.name);
         self.must(
-            |s| rtnl::add_address(s, link.index, addr, prefix),
+            &|s| rtnl::add_address(s, link.index, addr, prefix),
             &what,
             true,
         )
@@ -327,7 +338,7 @@ impl Rtnl {
     pub fn add_default_route(&mut self, link: &Link, gateway: IpAddr) -> Result<(), NetError> {
         let what = || format!("adding default route via {gateway} dev {}", link.name);
         self.must(
-            |s| rtnl::add_default_route(s, link.index, gateway, rtnl::RTPROT_BOOT),
+            &|s| rtnl::add_default_route(s, link.index, gateway, rtnl::RTPROT_BOOT),
             &what,
             true,
         )
