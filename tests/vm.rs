@@ -708,3 +708,154 @@ fn section_and_mountinfo_parsing() {
         Some("8192")
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Boot events (issue 4): the initramfs's /init is initramfs/events-wrapper.sh, which starts
+// `netboot events --json` (writing /run/netboot/events.jsonl) before it execs the agent as PID 1.
+
+fn events_initrd(kernel: &str) -> PathBuf {
+    let bin = netboot_bin();
+    artifact(&format!("netboot-events-{kernel}.cpio.gz"), |out| {
+        script(&[
+            "initramfs/build.sh",
+            "--kernel",
+            kernel,
+            "--netboot",
+            &bin.to_string_lossy(),
+            "--busybox",
+            "--extra-init",
+            "initramfs/events-wrapper.sh",
+            "--out",
+            out,
+        ])
+    })
+}
+
+/// Every boot step appears in order, each start followed by its end, with no sequence gap and
+/// no secret; `boot.json` (moved into the new root with /run) lists the same steps.
+#[test]
+fn h_boot_events_recorded_in_order() {
+    let Some(_vm) = prepare("6.1", false) else {
+        return;
+    };
+    let b = boot(Vm {
+        name: "h-events",
+        kernel: "6.1",
+        initrd: events_initrd("6.1"),
+        image: plain_image(),
+        chap: Some(format!("{CHAP_USER}:{CHAP_SECRET}")),
+        mutual: None,
+        append: format!("{BASE_CMDLINE} iscsi={CHAP_USER}:{CHAP_SECRET}@{ROOT_PATH}"),
+    });
+    b.assert_root_ok();
+    b.assert_no_secret(&[CHAP_SECRET]);
+    let events: Vec<serde_json::Value> = b
+        .section("events")
+        .iter()
+        .map(|l| l.trim())
+        // Kernel messages may interleave on the serial console.
+        .filter(|l| l.starts_with('{'))
+        .map(|l| {
+            serde_json::from_str(l)
+                .unwrap_or_else(|e| panic!("events line is not JSON ({e}): {l}\n{}", b.tail()))
+        })
+        .collect();
+    assert!(events.len() >= 4, "too few events\n{}", b.tail());
+    // Sequence numbers: consecutive, and no `lost` record from the listener.
+    for w in events.windows(2) {
+        let (a, c) = (w[0]["seq"].as_u64(), w[1]["seq"].as_u64());
+        assert_eq!(
+            a.map(|x| x + 1),
+            c,
+            "sequence gap between {} and {}",
+            w[0],
+            w[1]
+        );
+    }
+    assert!(events.iter().all(|e| e["event"] != "lost"), "{}", b.tail());
+    assert_eq!(events[0]["event"], "boot_start");
+    let last = events.last().unwrap();
+    assert_eq!(last["event"], "boot_end", "{}", b.tail());
+    assert_eq!(last["outcome"], "ok");
+    // Steps: each start immediately answered by its end (steps do not nest), ok, in boot order.
+    let steps: Vec<(&str, &str, &str)> = events
+        .iter()
+        .filter(|e| e["event"] == "step_start" || e["event"] == "step_end")
+        .map(|e| {
+            (
+                e["event"].as_str().unwrap_or(""),
+                e["step"].as_str().unwrap_or(""),
+                e["result"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    let mut order = Vec::new();
+    for pair in steps.chunks(2) {
+        assert_eq!(pair.len(), 2, "unfinished step {pair:?}");
+        assert_eq!(pair[0].0, "step_start");
+        assert_eq!(pair[1].0, "step_end");
+        assert_eq!(pair[0].1, pair[1].1);
+        assert_eq!(pair[1].2, "ok", "step {} failed\n{}", pair[1].1, b.tail());
+        if order.last() != Some(&pair[0].1) {
+            order.push(pair[0].1);
+        }
+    }
+    assert_eq!(
+        order,
+        [
+            "pseudofs",
+            "modules",
+            "net.link",
+            "iscsi.connect",
+            "iscsi.login",
+            "scsi.scan",
+            "disk.wait",
+            "root.find",
+            "queue.tune",
+            "root.mount"
+        ],
+        "{}",
+        b.tail()
+    );
+    // The login step names the target and the user, never the secret.
+    let login = events
+        .iter()
+        .find(|e| e["event"] == "step_end" && e["step"] == "iscsi.login")
+        .unwrap();
+    assert_eq!(login["facts"]["target"], IQN);
+    assert_eq!(login["facts"]["user"], CHAP_USER);
+    // boot.json: same steps, same outcome.
+    let report: serde_json::Value =
+        serde_json::from_str(&kernel_lines_removed(&b.section("boot.json")))
+            .unwrap_or_else(|e| panic!("boot.json is not JSON ({e})\n{}", b.tail()));
+    assert_eq!(report["outcome"], "ok");
+    let report_steps: Vec<&str> = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["step"].as_str().unwrap_or(""))
+        .collect();
+    let event_steps: Vec<&str> = steps
+        .iter()
+        .filter(|s| s.0 == "step_end")
+        .map(|s| s.1)
+        .collect();
+    assert_eq!(report_steps, event_steps);
+}
+
+/// Section lines without the kernel's own `[   5.123456] …` messages.
+fn kernel_lines_removed(lines: &[&str]) -> String {
+    lines
+        .iter()
+        .filter(|l| {
+            let t = l.trim_start();
+            !(t.starts_with('[')
+                && t.contains("] ")
+                && t[1..]
+                    .trim_start()
+                    .starts_with(|c: char| c.is_ascii_digit()))
+        })
+        .copied()
+        .collect::<Vec<_>>()
+        .join("\n")
+}
