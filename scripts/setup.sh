@@ -4,7 +4,8 @@
 # packages already present are not fetched again.
 set -euo pipefail
 
-need_pkgs=(tgt istgt open-iscsi libiscsi-bin iproute2 tcpdump shellcheck python3 file e2fsprogs cpio kmod)
+# fdisk (sfdisk), xfsprogs, btrfs-progs: tests/disk.rs builds partitioned images.
+need_pkgs=(tgt istgt open-iscsi libiscsi-bin iproute2 tcpdump shellcheck python3 file e2fsprogs cpio kmod fdisk xfsprogs btrfs-progs)
 missing=()
 for p in "${need_pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

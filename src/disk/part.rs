@@ -387,7 +387,7 @@ fn parse_gpt(dev: &mut dyn ReadAt, ss: u64) -> Result<Table, PartError> {
         parts.push(Partition {
             number: i as u32 + 1,
             start: first.saturating_mul(ss),
-            len: (last - first + 1).saturating_mul(ss),
+            len: (last - first).saturating_add(1).saturating_mul(ss),
             uuid: guid(e.get(GE_UNIQUE..GE_UNIQUE + 16).unwrap_or_default()),
             label: Some(name),
             ptype: guid(ptype),
