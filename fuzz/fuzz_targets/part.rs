@@ -4,7 +4,7 @@
 //!
 //! Raw input rarely carries the 0x55AA signature, let alone valid GPT
 //! CRCs, so besides the raw bytes each input is also tried as a 64 KiB disk
-//! with the MBR signature set and, when the first byte is odd, as a GPT:
+//! with the MBR signature and valid boot indicators set and, when the first byte is odd, as a GPT:
 //! protective entry, "EFI PART", and both CRC32s fixed up over whatever
 //! the fuzzer put there. That reaches the EBR chain and GPT entry decoding.
 #![no_main]
@@ -31,6 +31,9 @@ fuzz_target!(|data: &[u8]| {
     disk[..n].copy_from_slice(&data[..n]);
     disk[510] = 0x55;
     disk[511] = 0xaa;
+    for slot in 0..4 {
+        disk[446 + slot * 16] &= 0x80; // a boot indicator msdos.c accepts
+    }
     if data.first().is_some_and(|b| b & 1 == 1) {
         disk[446 + 4] = 0xee;
         disk[512..520].copy_from_slice(b"EFI PART");
