@@ -4,9 +4,10 @@
 //!
 //! Raw input rarely carries the 0x55AA signature, let alone valid GPT
 //! CRCs, so besides the raw bytes each input is also tried as a 64 KiB disk
-//! with the MBR signature and valid boot indicators set and, when the first byte is odd, as a GPT:
-//! protective entry, "EFI PART", and both CRC32s fixed up over whatever
-//! the fuzzer put there. That reaches the EBR chain and GPT entry decoding.
+//! with the MBR signature and valid boot indicators set and, when the first
+//! byte is odd, as a GPT: protective entry, "EFI PART", and both CRC32s
+//! fixed up over whatever the fuzzer put there. That reaches the EBR chain
+//! and GPT entry decoding.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
