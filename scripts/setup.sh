@@ -4,7 +4,8 @@
 # packages already present are not fetched again.
 set -euo pipefail
 
-need_pkgs=(tgt istgt open-iscsi libiscsi-bin iproute2 tcpdump shellcheck python3 file e2fsprogs cpio kmod)
+# btrfs-progs: tests/disk.rs builds partitioned images with ext4, xfs and btrfs.
+need_pkgs=(tgt istgt open-iscsi libiscsi-bin iproute2 tcpdump shellcheck python3 file e2fsprogs cpio kmod btrfs-progs)
 # The VM rig (qemu/, initramfs/): TCG QEMU, busybox for the root images and
 # the reference initramfs, module decompression, sfdisk for partitioned
 # images, mkfs.xfs for XFS roots.

@@ -232,6 +232,48 @@ pub fn session_target(sys: &Path, sid: u32) -> Option<String> {
     read_str(&sys.join(format!("class/iscsi_session/session{sid}/targetname"))).ok()
 }
 
+/// The LUN of a SCSI device directory named `H:C:T:L`; `None` for any
+/// other entry below a target (power, subsystem, uevent).
+pub fn parse_hctl(name: &str) -> Option<u64> {
+    let mut it = name.split(':');
+    for _ in 0..3 {
+        it.next()?.parse::<u32>().ok()?;
+    }
+    let lun = it.next()?.parse().ok()?;
+    it.next().is_none().then_some(lun)
+}
+
+fn not_found(e: &BlockError) -> bool {
+    matches!(e, BlockError::Sysfs { err, .. } if err.kind() == ErrorKind::NotFound)
+}
+
+/// The block device below SCSI device directory `sdev`, if sd has
+/// registered one. A missing `block/` or `dev` means "not (yet) there":
+/// `dev` is created with the device (drivers/base/core.c `device_add`).
+fn block_disk(sdev: &Path, hctl: &str, lun: u64) -> Result<Option<ScsiDisk>, BlockError> {
+    let bdir = sdev.join("block");
+    let names = match dir_names(&bdir) {
+        Err(e) if not_found(&e) => return Ok(None),
+        r => r?,
+    };
+    let Some(name) = names.into_iter().next() else {
+        return Ok(None);
+    };
+    let d = bdir.join(&name);
+    let (major, minor) = match parse_dev(&d.join("dev")) {
+        Err(e) if not_found(&e) => return Ok(None),
+        r => r?,
+    };
+    Ok(Some(ScsiDisk {
+        size_sectors: read_num(&d.join("size"))?,
+        name,
+        lun,
+        hctl: hctl.to_string(),
+        major,
+        minor,
+    }))
+}
+
 /// All SCSI devices below session `sid`, sorted by LUN.
 pub fn session_luns(sys: &Path, sid: u32) -> Result<Vec<ScsiLun>, BlockError> {
     let sdev_root = sys.join(format!("class/iscsi_session/session{sid}/device"));
@@ -242,51 +284,10 @@ pub fn session_luns(sys: &Path, sid: u32) -> Result<Vec<ScsiLun>, BlockError> {
         }
         let tdir = sdev_root.join(&t);
         for hctl in dir_names(&tdir)? {
-            // H:C:T:L; anything else below the target (power, subsystem,
-            // uevent) is skipped.
-            let mut it = hctl.split(':');
-            let fields: [Option<&str>; 4] = [it.next(), it.next(), it.next(), it.next()];
-            let Some(lun) = fields[3].and_then(|l| l.parse::<u64>().ok()) else {
+            let Some(lun) = parse_hctl(&hctl) else {
                 continue;
             };
-            if it.next().is_some()
-                || fields[..3]
-                    .iter()
-                    .any(|f| f.and_then(|v| v.parse::<u32>().ok()).is_none())
-            {
-                continue;
-            }
-            let bdir = tdir.join(&hctl).join("block");
-            let disk = match dir_names(&bdir) {
-                Ok(names) => match names.into_iter().next() {
-                    Some(name) => {
-                        let d = bdir.join(&name);
-                        match parse_dev(&d.join("dev")) {
-                            // `dev` appears with the device; until then
-                            // the disk is not there yet.
-                            Err(BlockError::Sysfs { err, .. })
-                                if err.kind() == ErrorKind::NotFound =>
-                            {
-                                None
-                            }
-                            r => {
-                                let (major, minor) = r?;
-                                Some(ScsiDisk {
-                                    size_sectors: read_num(&d.join("size"))?,
-                                    name,
-                                    lun,
-                                    hctl: hctl.clone(),
-                                    major,
-                                    minor,
-                                })
-                            }
-                        }
-                    }
-                    None => None,
-                },
-                Err(BlockError::Sysfs { err, .. }) if err.kind() == ErrorKind::NotFound => None,
-                Err(e) => return Err(e),
-            };
+            let disk = block_disk(&tdir.join(&hctl), &hctl, lun)?;
             out.push(ScsiLun { hctl, lun, disk });
         }
     }
@@ -600,6 +601,15 @@ pub fn tune_with(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hctl_names() {
+        assert_eq!(parse_hctl("3:0:0:1"), Some(1));
+        assert_eq!(parse_hctl("0:0:0:16384"), Some(16384));
+        for bad in ["power", "3:0:0", "3:0:0:1:2", "3:x:0:1", "3:0:0:", "uevent"] {
+            assert_eq!(parse_hctl(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn partition_names() {

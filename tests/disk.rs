@@ -295,6 +295,24 @@ fn gpt_image_matches_partx_and_blkid() {
     assert_eq!(t.parts[0].ptype, "0fc63daf-8483-4772-8e79-3d69d8477de4");
     cross_check_partx(&img, &t);
 
+    // Damage: one byte in the entry array, then one in the header.
+    let mut head = vec![0u8; 34 * 512];
+    std::os::unix::fs::FileExt::read_exact_at(&f, &mut head, 0).unwrap();
+    head[1024 + 56] ^= 0xff; // first byte of entry 1's name
+    let e = part::parse(&mut &head[..], 512).unwrap_err().to_string();
+    assert!(
+        e.starts_with("GPT partition entry array CRC32 mismatch: header says 0x"),
+        "{e}"
+    );
+    head[512 + 56] ^= 0xff; // disk GUID
+    let e = part::parse(&mut &head[..], 512).unwrap_err().to_string();
+    assert!(
+        e.starts_with(
+            "protective MBR found but the GPT header at LBA 1 is invalid: header CRC32 mismatch"
+        ),
+        "{e}"
+    );
+
     let want = [
         ("ext4", EXT4_UUID, "boot"),
         ("xfs", XFS_UUID, "data"),

@@ -221,6 +221,15 @@ pub fn parse(dev: &mut dyn ReadAt, sector: u32) -> Result<Option<Table>, PartErr
     if (0..4).any(|i| entry(i).and_then(|e| e.get(PE_TYPE).copied()) == Some(TYPE_GPT_PROTECTIVE)) {
         return parse_gpt(dev, u64::from(sector)).map(Some);
     }
+    // msdos.c: a boot indicator other than 0x00/0x80 means the 0x55AA is
+    // not a partition table (e.g. a FAT boot sector); no partitions then.
+    if (0..4).any(|i| {
+        entry(i)
+            .and_then(|e| e.first().copied())
+            .is_some_and(|b| b != 0 && b != 0x80)
+    }) {
+        return Ok(None);
+    }
     let sig = le32(&mbr, MBR_DISK_SIG);
     let ss = u64::from(sector);
     let mut parts = Vec::new();
@@ -387,7 +396,7 @@ fn parse_gpt(dev: &mut dyn ReadAt, ss: u64) -> Result<Table, PartError> {
         parts.push(Partition {
             number: i as u32 + 1,
             start: first.saturating_mul(ss),
-            len: (last - first + 1).saturating_mul(ss),
+            len: (last - first).saturating_add(1).saturating_mul(ss),
             uuid: guid(e.get(GE_UNIQUE..GE_UNIQUE + 16).unwrap_or_default()),
             label: Some(name),
             ptype: guid(ptype),
@@ -474,6 +483,18 @@ mod tests {
             ]
         );
         assert!(t.parts[1].extended);
+    }
+
+    #[test]
+    fn bad_boot_indicator_is_no_table() {
+        let mut d = mbr_with(&[(0x83, 2, 4)]);
+        d[446 + 16] = 0x12; // slot 2's boot indicator
+        assert!(parse(&mut d.as_slice(), 512).unwrap().is_none());
+        d[446 + 16] = 0x80;
+        assert_eq!(
+            parse(&mut d.as_slice(), 512).unwrap().unwrap().parts.len(),
+            1
+        );
     }
 
     #[test]
