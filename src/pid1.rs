@@ -358,6 +358,7 @@ fn clean_initramfs(new_root: &str) {
     let Ok(st) = rustix::fs::statfs("/") else {
         return;
     };
+    #[allow(clippy::unnecessary_cast)] // f_type is i64 on x86_64 musl, not everywhere
     let ftype = st.f_type as i64;
     if ftype != RAMFS_MAGIC && ftype != TMPFS_MAGIC {
         log::info!("old root is not ramfs/tmpfs (f_type {ftype:#x}); leaving it alone");
