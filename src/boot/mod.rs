@@ -221,7 +221,7 @@ pub fn run(exec: &mut Exec, plan: &BootPlan, opts: &BootOptions) -> Result<Strin
         .to_string_lossy()
         .into_owned();
     let moddir = Path::new("/lib/modules").join(&release);
-    let index = steps::modules(exec, &moddir)?;
+    let index = steps::modules(exec, &moddir, &plan.network)?;
     let mac = steps::network(exec, plan, deadline)?;
     let initiator = attach::initiator_name(plan, mac.as_deref());
     let sys = Path::new("/sys");

@@ -20,7 +20,11 @@ const BOOT_MODULES: [&str; 2] = ["iscsi_tcp", "sd_mod"];
 /// Coldplug rounds: PCI → virtio bus → virtio_net needs two; a margin.
 const COLDPLUG_ROUNDS: usize = 4;
 
-pub fn modules(exec: &mut Exec, dir: &Path) -> Result<ModuleIndex, StepFailed> {
+pub fn modules(
+    exec: &mut Exec,
+    dir: &Path,
+    net: &crate::plan::Network,
+) -> Result<ModuleIndex, StepFailed> {
     exec.step(
         step::MODULES,
         Facts::new().str("dir", dir.display().to_string()),
@@ -29,11 +33,20 @@ pub fn modules(exec: &mut Exec, dir: &Path) -> Result<ModuleIndex, StepFailed> {
             let index = ModuleIndex::load(dir)?;
             let sys = Path::new("/sys");
             let mut loader = KernelLoader::new(sys);
-            let named = modules::load_by_name(&index, &mut loader, &BOOT_MODULES, true)?;
+            // crc32c, then the NIC (coldplug) and its link raised, so the
+            // kernel's carrier handling overlaps the remaining loads.
+            let mut named = modules::load_by_name(&index, &mut loader, &[] as &[&str], true)?;
             let cold = modules::coldplug(&index, &mut loader, sys, COLDPLUG_ROUNDS);
             for e in &cold.failed {
                 log::warn!("coldplug: {e}");
             }
+            crate::net::raise_early(net);
+            named.extend(modules::load_by_name(
+                &index,
+                &mut loader,
+                &BOOT_MODULES,
+                false,
+            )?);
             let fresh = |l: &[modules::Loaded]| {
                 l.iter()
                     .filter(|m| !m.already)

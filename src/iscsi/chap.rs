@@ -151,6 +151,16 @@ fn decode_base64(s: &str) -> Option<Vec<u8>> {
 }
 
 /// Fill `buf` from the kernel's CSPRNG (getrandom(2)).
+/// Bytes that must be unpredictable enough to be unique (ISIDs), drawn
+/// without blocking on CRNG initialisation: GRND_INSECURE (Linux ≥ 5.6),
+/// falling back to the blocking pool on older kernels.
+pub fn unique_bytes(buf: &mut [u8]) -> Result<(), ChapError> {
+    match rustix::rand::getrandom(&mut *buf, rustix::rand::GetRandomFlags::INSECURE) {
+        Ok(n) if n == buf.len() => Ok(()),
+        _ => random_bytes(buf),
+    }
+}
+
 pub fn random_bytes(buf: &mut [u8]) -> Result<(), ChapError> {
     let mut filled = 0;
     while filled < buf.len() {

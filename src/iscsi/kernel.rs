@@ -412,8 +412,13 @@ pub struct KernelConnector {
 impl Connector for KernelConnector {
     type Channel = KernelChannel;
     fn connect(&mut self, portal: &Portal) -> Result<KernelChannel, ChannelError> {
+        let t = Instant::now();
         let tcp = tcp_connect(portal, self.setup.timeout)?;
         let peer = tcp.peer_addr().ok();
+        log::debug!(
+            "TCP connect to {portal} took {} ms",
+            t.elapsed().as_millis()
+        );
         let r = self.nl.request(&Request::CreateSession {
             initial_cmdsn: 1,
             cmds_max: self.setup.cmds_max,
@@ -449,6 +454,12 @@ impl Connector for KernelConnector {
         // (sockfd_lookup without sockfd_put on success): our fd can go.
         drop(tcp);
         ch.set_prelogin(&self.setup)?;
+        log::debug!(
+            "kernel session {} (host {}) bound and set up after {} ms",
+            ch.sid,
+            ch.host_no,
+            t.elapsed().as_millis()
+        );
         Ok(ch)
     }
 }
@@ -681,7 +692,8 @@ impl PduChannel for KernelChannel {
     }
 
     fn recv(&mut self) -> Result<Pdu, ChannelError> {
-        let deadline = Instant::now() + self.timeout;
+        let t = Instant::now();
+        let deadline = t + self.timeout;
         let mut raw =
             self.nl
                 .next_pdu(self.sid, self.cid, deadline)?
@@ -703,6 +715,7 @@ impl PduChannel for KernelChannel {
         if raw.len() < want {
             raw.resize(want, 0);
         }
+        log::debug!("login PDU answered in {} ms", t.elapsed().as_millis());
         Pdu::decode(&raw).map(|(p, _)| p).map_err(ChannelError::Pdu)
     }
 }

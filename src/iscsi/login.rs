@@ -108,9 +108,14 @@ impl LoginConfig {
 
     /// A random-format ISID (RFC 7143 §11.12.5: T=10b, 24 random bits in B
     /// and C, qualifier D = 1).
+    ///
+    /// The ISID only has to be unique, not secret: it is drawn without
+    /// waiting for the kernel's CRNG (GRND_INSECURE). At boot under a VM
+    /// the CRNG can take seconds to initialise, and a blocking getrandom
+    /// here held the whole login (measured: 1 s under QEMU TCG).
     pub fn random_isid(&mut self) -> Result<(), ChapError> {
         let mut r = [0u8; 3];
-        chap::random_bytes(&mut r)?;
+        chap::unique_bytes(&mut r)?;
         self.isid = [0x80, r[0], r[1], r[2], 0, 1];
         Ok(())
     }

@@ -543,6 +543,30 @@ pub fn configure(
     })
 }
 
+/// Set the boot interfaces administratively up as early as possible, best
+/// effort, without configuring them. The kernel acts on the carrier only
+/// through linkwatch, which may hold the event for up to a second
+/// (net/core/link_watch.c); raising the link right after its driver is
+/// loaded lets that second pass while the other modules load.
+pub fn raise_early(net: &Network) {
+    let Ok(mut rt) = Rtnl::open() else {
+        return;
+    };
+    let Ok(links) = rt.links() else {
+        return;
+    };
+    for ip in net.ip.iter().filter(|ip| ip.method == IpMethod::Static) {
+        let want = want_for(ip, net.bootif.as_deref());
+        if let Some(l) = pick(&links, &want) {
+            if !l.is_up() {
+                if let Err(e) = rt.set_link(l, Some(true), None) {
+                    log::debug!("raising {} early: {e}", l.name);
+                }
+            }
+        }
+    }
+}
+
 /// Bring the boot network up: `lo`, then every `ip=` entry in order.
 /// `ip=off`/`none` entries configure nothing; DHCP methods are refused.
 pub fn bring_up(net: &Network, deadline: Instant) -> Result<Vec<LinkReport>, NetError> {

@@ -191,10 +191,17 @@ impl Link {
     pub fn is_loopback(&self) -> bool {
         self.flags & IFF_LOOPBACK != 0 || self.kind == ARPHRD_LOOPBACK
     }
-    /// Carrier: IFF_LOWER_UP is the kernel's `netif_carrier_ok` on an up
-    /// link (net/core/dev.c `dev_get_flags`); IFLA_CARRIER says the same.
+    /// Carrier (IFF_LOWER_UP is the kernel's `netif_carrier_ok` on an up
+    /// link, net/core/dev.c `dev_get_flags`; IFLA_CARRIER says the same),
+    /// and the kernel has acted on it: IFF_RUNNING is the RFC 2863
+    /// operstate, which linkwatch sets in the same pass that activates the
+    /// qdisc (net/core/link_watch.c `linkwatch_do_dev`). Sending on carrier
+    /// alone races that pass: the first ARP request and SYN go to the noop
+    /// qdisc and are dropped, costing a 1 s retransmission at boot.
     pub fn has_carrier(&self) -> bool {
-        self.flags & IFF_LOWER_UP != 0 || (self.is_up() && self.carrier == Some(true))
+        let carrier =
+            self.flags & IFF_LOWER_UP != 0 || (self.is_up() && self.carrier == Some(true));
+        carrier && self.flags & IFF_RUNNING != 0
     }
     /// MAC as lowercase `aa:bb:…` (the form the plan uses).
     pub fn mac_string(&self) -> String {
