@@ -274,18 +274,25 @@ fn scan_walks_without_following_symlinks() {
 }
 
 /// A depmod'ed Debian kernel tree: `target/vm/kernels/*/kroot/lib/modules/KVER`.
+/// A cached Debian kernel tree; the 6.1 one when several are cached (the
+/// expectations below are 6.1's: on 6.12 `virtio_pci` is built in).
 fn real_tree() -> Option<(PathBuf, PathBuf, String)> {
     let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/vm/kernels");
+    let mut found = Vec::new();
     for k in std::fs::read_dir(base).ok()?.flatten() {
         let kroot = k.path().join("kroot");
-        for m in std::fs::read_dir(kroot.join("lib/modules")).ok()?.flatten() {
+        let Ok(mods) = std::fs::read_dir(kroot.join("lib/modules")) else {
+            continue;
+        };
+        for m in mods.flatten() {
             if m.path().join("modules.dep").exists() {
                 let kver = m.file_name().to_string_lossy().into_owned();
-                return Some((kroot, m.path(), kver));
+                found.push((kroot.clone(), m.path(), kver));
             }
         }
     }
-    None
+    found.sort_by_key(|(_, _, kver)| (!kver.starts_with("6.1.0-"), kver.clone()));
+    found.into_iter().next()
 }
 
 fn need_tree() -> Option<(PathBuf, PathBuf, String)> {
