@@ -89,6 +89,54 @@ pub fn secs(d: Duration) -> String {
     }
 }
 
+/// Resolve `portal` and connect within `timeout` overall: every resolved
+/// address is tried in turn with the time that is left. Shared by the
+/// userspace channel and the kernel channel (which hands the socket to
+/// iscsi_tcp).
+pub fn connect_stream(portal: &Portal, timeout: Duration) -> Result<TcpStream, ChannelError> {
+    let name = portal.to_string();
+    let deadline = Instant::now() + timeout;
+    let addrs: Vec<SocketAddr> = (portal.host.as_str(), portal.port)
+        .to_socket_addrs()
+        .map_err(|e| ChannelError::Resolve {
+            portal: name.clone(),
+            error: e.to_string(),
+        })?
+        .collect();
+    let mut last = None;
+    for addr in addrs {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        match TcpStream::connect_timeout(&addr, left) {
+            Ok(stream) => {
+                // Login and SCSI PDUs are small and latency-bound.
+                let _ = stream.set_nodelay(true);
+                return Ok(stream);
+            }
+            Err(e)
+                if e.kind() == io::ErrorKind::TimedOut || e.kind() == io::ErrorKind::WouldBlock =>
+            {
+                last = Some(ChannelError::ConnectTimeout {
+                    portal: name.clone(),
+                    after: timeout,
+                });
+            }
+            Err(error) => {
+                last = Some(ChannelError::Connect {
+                    portal: name.clone(),
+                    error,
+                })
+            }
+        }
+    }
+    Err(last.unwrap_or(ChannelError::ConnectTimeout {
+        portal: name,
+        after: timeout,
+    }))
+}
+
 /// Something that carries whole PDUs both ways.
 pub trait PduChannel {
     fn send(&mut self, pdu: &Pdu) -> Result<(), ChannelError>;
@@ -107,56 +155,19 @@ pub struct TcpChannel {
 }
 
 impl TcpChannel {
-    /// Resolve and connect within `timeout` overall (every resolved address
-    /// is tried in turn with the time that is left).
+    /// Resolve and connect within `timeout` overall (see [`connect_stream`]).
     pub fn connect(portal: &Portal, timeout: Duration) -> Result<TcpChannel, ChannelError> {
-        let name = portal.to_string();
-        let deadline = Instant::now() + timeout;
-        let addrs: Vec<SocketAddr> = (portal.host.as_str(), portal.port)
-            .to_socket_addrs()
-            .map_err(|e| ChannelError::Resolve {
-                portal: name.clone(),
-                error: e.to_string(),
-            })?
-            .collect();
-        let mut last = None;
-        for addr in addrs {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            match TcpStream::connect_timeout(&addr, left) {
-                Ok(stream) => {
-                    // Login and SCSI PDUs are small and latency-bound.
-                    let _ = stream.set_nodelay(true);
-                    return Ok(TcpChannel {
-                        stream,
-                        timeout,
-                        max_data: pdu::MAX_DATA_SEGMENT,
-                        peer: addr,
-                    });
-                }
-                Err(e)
-                    if e.kind() == io::ErrorKind::TimedOut
-                        || e.kind() == io::ErrorKind::WouldBlock =>
-                {
-                    last = Some(ChannelError::ConnectTimeout {
-                        portal: name.clone(),
-                        after: timeout,
-                    });
-                }
-                Err(error) => {
-                    last = Some(ChannelError::Connect {
-                        portal: name.clone(),
-                        error,
-                    })
-                }
-            }
-        }
-        Err(last.unwrap_or(ChannelError::ConnectTimeout {
-            portal: name,
-            after: timeout,
-        }))
+        let stream = connect_stream(portal, timeout)?;
+        let peer = stream.peer_addr().map_err(|error| ChannelError::Connect {
+            portal: portal.to_string(),
+            error,
+        })?;
+        Ok(TcpChannel {
+            stream,
+            timeout,
+            max_data: pdu::MAX_DATA_SEGMENT,
+            peer,
+        })
     }
 
     pub fn set_timeout(&mut self, timeout: Duration) {

@@ -9,7 +9,7 @@
 //! Anything that fails tears down what was created (STOP_CONN TERM →
 //! DESTROY_CONN → DESTROY_SESSION): a failed login leaves no session.
 
-use super::channel::{ChannelError, PduChannel};
+use super::channel::{connect_stream, ChannelError, PduChannel};
 use super::connect::Connector;
 use super::login::{LoginOutcome, Portal};
 use super::netlink::{self, Message, Param, Request};
@@ -26,7 +26,7 @@ use rustix::net::{
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::fmt;
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -413,7 +413,7 @@ impl Connector for KernelConnector {
     type Channel = KernelChannel;
     fn connect(&mut self, portal: &Portal) -> Result<KernelChannel, ChannelError> {
         let t = Instant::now();
-        let tcp = tcp_connect(portal, self.setup.timeout)?;
+        let tcp = connect_stream(portal, self.setup.timeout)?;
         let peer = tcp.peer_addr().ok();
         log::debug!(
             "TCP connect to {portal} took {} ms",
@@ -462,42 +462,6 @@ impl Connector for KernelConnector {
         );
         Ok(ch)
     }
-}
-
-fn tcp_connect(portal: &Portal, timeout: Duration) -> Result<TcpStream, ChannelError> {
-    let name = portal.to_string();
-    let addrs: Vec<SocketAddr> = (portal.host.as_str(), portal.port)
-        .to_socket_addrs()
-        .map_err(|e| ChannelError::Resolve {
-            portal: name.clone(),
-            error: e.to_string(),
-        })?
-        .collect();
-    let deadline = Instant::now() + timeout;
-    let mut last = ChannelError::ConnectTimeout {
-        portal: name.clone(),
-        after: timeout,
-    };
-    for addr in addrs {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            break;
-        }
-        match TcpStream::connect_timeout(&addr, left) {
-            Ok(s) => {
-                let _ = s.set_nodelay(true);
-                return Ok(s);
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
-            Err(error) => {
-                last = ChannelError::Connect {
-                    portal: name.clone(),
-                    error,
-                }
-            }
-        }
-    }
-    Err(last)
 }
 
 /// A kernel connection in login phase; carries login PDUs over SEND_PDU /
