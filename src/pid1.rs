@@ -10,7 +10,7 @@ use rustix::io::Errno;
 use rustix::mount::{MountFlags, UnmountFlags};
 use std::ffi::CString;
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// statfs f_type of an initramfs root (include/uapi/linux/magic.h).
 pub const RAMFS_MAGIC: i64 = 0x8584_58f6;
@@ -465,8 +465,7 @@ fn exec_init(path: &str, args: &[String]) -> Pid1Error {
 /// Seconds since boot (CLOCK_BOOTTIME, the clock of /proc/uptime), for the
 /// in-guest benchmark marks; needs no /proc, so it works before pseudofs.
 pub fn uptime() -> f64 {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::Boottime);
-    t.tv_sec as f64 + t.tv_nsec as f64 / 1e9
+    crate::events::boottime_us() as f64 / 1e6
 }
 
 /// The failure policy. Never returns: PID 1 must not exit (the kernel
@@ -507,9 +506,7 @@ pub fn fail_policy(policy: FailurePolicy) -> ! {
 }
 
 /// Where the root is mounted before switch_root.
-pub fn new_root_dir() -> PathBuf {
-    PathBuf::from("/newroot")
-}
+pub const NEW_ROOT: &str = "/newroot";
 
 #[cfg(test)]
 mod tests {

@@ -236,7 +236,7 @@ pub fn mount(
     index: &ModuleIndex,
     root: &Root,
 ) -> Result<String, StepFailed> {
-    let dir = pid1::new_root_dir().display().to_string();
+    let dir = pid1::NEW_ROOT.to_string();
     let dev = root.dev_path.display().to_string();
     exec.step(
         step::ROOT_MOUNT,
