@@ -301,6 +301,26 @@ pub enum FailurePolicy {
     Halt,
 }
 
+impl FailurePolicy {
+    /// The `netboot.on_fail=` spelling.
+    pub fn parse(value: &str) -> Option<FailurePolicy> {
+        match value {
+            "shell" => Some(FailurePolicy::Shell),
+            "reboot" => Some(FailurePolicy::Reboot),
+            "halt" => Some(FailurePolicy::Halt),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            FailurePolicy::Shell => "shell",
+            FailurePolicy::Reboot => "reboot",
+            FailurePolicy::Halt => "halt",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogLevel {
@@ -309,6 +329,18 @@ pub enum LogLevel {
     Info,
     Debug,
     Trace,
+}
+
+impl From<LogLevel> for log::LevelFilter {
+    fn from(l: LogLevel) -> log::LevelFilter {
+        match l {
+            LogLevel::Error => log::LevelFilter::Error,
+            LogLevel::Warn => log::LevelFilter::Warn,
+            LogLevel::Info => log::LevelFilter::Info,
+            LogLevel::Debug => log::LevelFilter::Debug,
+            LogLevel::Trace => log::LevelFilter::Trace,
+        }
+    }
 }
 
 /// Connector address for boot events (DESIGN.md §1).

@@ -68,12 +68,10 @@ pub struct BootOptions {
 pub fn fallback_policy(cmdline: &str) -> FailurePolicy {
     let mut p = BootPlan::default().on_fail;
     for arg in crate::cmdline::tokenize::tokenize(cmdline).args {
-        if arg.key.replace('_', "-") == "netboot.on-fail" || arg.key == "netboot.on_fail" {
-            match arg.value.as_deref() {
-                Some("shell") => p = FailurePolicy::Shell,
-                Some("reboot") => p = FailurePolicy::Reboot,
-                Some("halt") => p = FailurePolicy::Halt,
-                _ => {}
+        // Keys come normalised (`-` folded to `_`) from the tokenizer.
+        if arg.key == "netboot.on_fail" {
+            if let Some(v) = arg.value.as_deref().and_then(FailurePolicy::parse) {
+                p = v;
             }
         }
     }
@@ -100,7 +98,7 @@ pub fn pid1_main() -> ! {
             let policy = fallback_policy(&cmdline);
             log::error!(
                 "boot failed: cannot parse the command line; applying netboot.on_fail={}",
-                policy_name(policy)
+                policy.name()
             );
             pid1::fail_policy(policy);
         }
@@ -108,7 +106,7 @@ pub fn pid1_main() -> ! {
     let secrets = plan.secrets();
     crate::klog::init(
         crate::klog::LogTarget::Kmsg,
-        level_filter(plan.log),
+        plan.log.into(),
         secrets.clone(),
     );
     log::info!("netboot {} starting as PID 1", env!("CARGO_PKG_VERSION"));
@@ -163,25 +161,6 @@ pub fn pid1_main() -> ! {
     }
 }
 
-fn policy_name(p: FailurePolicy) -> &'static str {
-    match p {
-        FailurePolicy::Shell => "shell",
-        FailurePolicy::Reboot => "reboot",
-        FailurePolicy::Halt => "halt",
-    }
-}
-
-fn level_filter(l: crate::plan::LogLevel) -> log::LevelFilter {
-    use crate::plan::LogLevel::*;
-    match l {
-        Error => log::LevelFilter::Error,
-        Warn => log::LevelFilter::Warn,
-        Info => log::LevelFilter::Info,
-        Debug => log::LevelFilter::Debug,
-        Trace => log::LevelFilter::Trace,
-    }
-}
-
 /// Log the failure (one line with the whole chain), close the report and
 /// apply the policy.
 fn fail(exec: &mut Exec, plan: &BootPlan, failed: StepFailed) -> ! {
@@ -189,7 +168,7 @@ fn fail(exec: &mut Exec, plan: &BootPlan, failed: StepFailed) -> ! {
         "boot failed at {}: {}; netboot.on_fail={}",
         failed.step,
         failed.error,
-        policy_name(plan.on_fail)
+        plan.on_fail.name()
     );
     if let Err(e) = exec
         .rec

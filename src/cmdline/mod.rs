@@ -543,18 +543,11 @@ fn netboot_key(plan: &mut BootPlan, arg: &Arg, value: &str) -> Result<(), Cmdlin
             })?
         }
         "netboot.on_fail" => {
-            plan.on_fail = match value {
-                "shell" => FailurePolicy::Shell,
-                "reboot" => FailurePolicy::Reboot,
-                "halt" => FailurePolicy::Halt,
-                v => {
-                    return Err(CmdlineError::Choice {
-                        key: raw(),
-                        value: quote(v),
-                        allowed: "shell, reboot, halt",
-                    })
-                }
-            }
+            plan.on_fail = FailurePolicy::parse(value).ok_or_else(|| CmdlineError::Choice {
+                key: raw(),
+                value: quote(value),
+                allowed: "shell, reboot, halt",
+            })?
         }
         "netboot.log" => {
             plan.log = match value {
