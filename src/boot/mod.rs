@@ -233,8 +233,8 @@ pub fn run(exec: &mut Exec, plan: &BootPlan, opts: &BootOptions) -> Result<Strin
                     a.session.host_no
                 );
                 match steps::disk(exec, plan, path, &a, &mut uevents, deadline) {
-                    Ok(root) => {
-                        steps::tune(exec, plan, &root)?;
+                    Ok((disk, root)) => {
+                        steps::tune(exec, plan, &disk)?;
                         let dir = steps::mount(exec, plan, &index, &root)?;
                         // The benchmark's marks (qemu/bench reads them off
                         // the console): agent start and root mounted.

@@ -99,7 +99,7 @@ pub fn network(
 }
 
 /// Scan the session's host, wait for the LUN and its partitions, resolve
-/// `root=` on it.
+/// `root=` on it. Returns the LUN's disk name (`sda`) and the root on it.
 pub fn disk(
     exec: &mut Exec,
     plan: &BootPlan,
@@ -107,7 +107,7 @@ pub fn disk(
     a: &Attached,
     uevents: &mut UeventSocket,
     deadline: Instant,
-) -> Result<Root, StepFailed> {
+) -> Result<(String, Root), StepFailed> {
     let sys = Path::new("/sys");
     let host = a.session.host_no;
     exec.step(
@@ -131,7 +131,8 @@ pub fn disk(
             })
         },
     )?;
-    exec.step(
+    let name = disk.name.clone();
+    let root = exec.step(
         step::ROOT_FIND,
         Facts::new().str("root", root_spec(&plan.root.device)),
         |_| {
@@ -155,7 +156,8 @@ pub fn disk(
                 (r, f)
             })
         },
-    )
+    )?;
+    Ok((name, root))
 }
 
 fn root_spec(d: &crate::plan::RootDevice) -> String {
@@ -170,26 +172,8 @@ fn root_spec(d: &crate::plan::RootDevice) -> String {
     }
 }
 
-/// The whole disk a root device lives on (`sda2` → `sda`).
-fn disk_of(root: &Root) -> String {
-    match root.partn {
-        Some(_) => {
-            let t = root.name.trim_end_matches(|c: char| c.is_ascii_digit());
-            // nvme0n1p2 / mmcblk0p1 style names end in 'p' before the number.
-            let t = if t.ends_with('p') && t[..t.len() - 1].ends_with(|c: char| c.is_ascii_digit())
-            {
-                &t[..t.len() - 1]
-            } else {
-                t
-            };
-            t.to_string()
-        }
-        None => root.name.clone(),
-    }
-}
-
-pub fn tune(exec: &mut Exec, plan: &BootPlan, root: &Root) -> Result<(), StepFailed> {
-    let disk = disk_of(root);
+pub fn tune(exec: &mut Exec, plan: &BootPlan, disk: &str) -> Result<(), StepFailed> {
+    let disk = disk.to_string();
     exec.step(
         step::QUEUE_TUNE,
         Facts::new().str("disk", disk.clone()),
