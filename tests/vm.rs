@@ -171,17 +171,18 @@ fn kernel_ready(version: &str) -> Option<String> {
 }
 
 fn netboot_initrd(kernel: &str) -> PathBuf {
+    netboot_initrd_with(kernel, "netboot", &[])
+}
+
+/// The agent's initramfs for `kernel`, built once per `name` with `extra` builder options.
+fn netboot_initrd_with(kernel: &str, name: &str, extra: &[&str]) -> PathBuf {
     let bin = netboot_bin();
-    artifact(&format!("netboot-{kernel}.cpio.gz"), |out| {
-        script(&[
-            "initramfs/build.sh",
-            "--kernel",
-            kernel,
-            "--netboot",
-            &bin.to_string_lossy(),
-            "--out",
-            out,
-        ])
+    artifact(&format!("{name}-{kernel}.cpio.gz"), |out| {
+        let bin = bin.to_string_lossy();
+        let mut args = vec!["initramfs/build.sh", "--kernel", kernel, "--netboot", &bin];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--out", out]);
+        script(&args)
     })
 }
 
@@ -714,21 +715,11 @@ fn section_and_mountinfo_parsing() {
 // `netboot events --json` (writing /run/netboot/events.jsonl) before it execs the agent as PID 1.
 
 fn events_initrd(kernel: &str) -> PathBuf {
-    let bin = netboot_bin();
-    artifact(&format!("netboot-events-{kernel}.cpio.gz"), |out| {
-        script(&[
-            "initramfs/build.sh",
-            "--kernel",
-            kernel,
-            "--netboot",
-            &bin.to_string_lossy(),
-            "--busybox",
-            "--extra-init",
-            "initramfs/events-wrapper.sh",
-            "--out",
-            out,
-        ])
-    })
+    netboot_initrd_with(
+        kernel,
+        "netboot-events",
+        &["--busybox", "--extra-init", "initramfs/events-wrapper.sh"],
+    )
 }
 
 /// Every boot step appears in order, each start followed by its end, with no sequence gap and
