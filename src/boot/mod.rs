@@ -38,10 +38,10 @@ impl Exec {
         &mut self,
         name: &'static str,
         facts: Facts,
-        f: impl FnOnce(&mut Self) -> Result<(T, Facts), E>,
+        f: impl FnOnce() -> Result<(T, Facts), E>,
     ) -> Result<T, StepFailed> {
         let h = self.rec.start(name, facts);
-        match f(self) {
+        match f() {
             Ok((v, facts)) => {
                 self.rec.finish(h, Ok::<_, &str>(facts));
                 Ok(v)
@@ -115,7 +115,7 @@ pub fn pid1_main() -> ! {
         rec: Recorder::new(Emitter::new(plan.events, secrets), plan_json),
     };
     // The pseudo-fs step happened before the recorder existed; record it.
-    let _ = exec.step(step::PSEUDOFS, Facts::new(), |_| match &pseudo {
+    let _ = exec.step(step::PSEUDOFS, Facts::new(), || match &pseudo {
         Ok(done) => Ok((
             (),
             Facts::new()
@@ -206,7 +206,7 @@ pub fn run(exec: &mut Exec, plan: &BootPlan, opts: &BootOptions) -> Result<Strin
     let sys = Path::new("/sys");
     // The kernel sockets: NETLINK_ISCSI for the sessions, and the uevent
     // socket, opened before any SCSI scan so that no disk event is missed.
-    let (nl, mut uevents) = exec.step(step::ISCSI_CONNECT, Facts::new(), |_| {
+    let (nl, mut uevents) = exec.step(step::ISCSI_CONNECT, Facts::new(), || {
         let nl = IscsiNl::open(sys).map_err(|e| e.to_string())?;
         let ue = crate::uevent::UeventSocket::open().map_err(|e| e.to_string())?;
         Ok::<_, String>(((Rc::new(nl), ue), Facts::new()))
@@ -217,7 +217,7 @@ pub fn run(exec: &mut Exec, plan: &BootPlan, opts: &BootOptions) -> Result<Strin
         let facts = attach::login_facts(path, chap)
             .u64("path", i as u64)
             .str("initiator", initiator.clone());
-        let res = exec.step(step::ISCSI_LOGIN, facts, |_| {
+        let res = exec.step(step::ISCSI_LOGIN, facts, || {
             attach::attach(&nl, plan, &initiator, path, &mut std::thread::sleep).map(|a| {
                 let f = attach::attached_facts(&a);
                 (a, f)

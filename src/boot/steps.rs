@@ -28,7 +28,7 @@ pub fn modules(
     exec.step(
         step::MODULES,
         Facts::new().str("dir", dir.display().to_string()),
-        |_| {
+        || {
             let t = Instant::now();
             let index = ModuleIndex::load(dir)?;
             let sys = Path::new("/sys");
@@ -72,7 +72,7 @@ pub fn network(
     plan: &BootPlan,
     deadline: Instant,
 ) -> Result<Option<String>, StepFailed> {
-    exec.step(step::NET_LINK, Facts::new(), |_| {
+    exec.step(step::NET_LINK, Facts::new(), || {
         let links = crate::net::bring_up(&plan.network, deadline)?;
         let mut f = Facts::new();
         for (i, l) in links.iter().enumerate() {
@@ -113,14 +113,14 @@ pub fn disk(
     exec.step(
         step::SCSI_SCAN,
         Facts::new().u64("host", host.into()),
-        |_| block::scan_host(sys, host).map(|()| ((), Facts::new())),
+        || block::scan_host(sys, host).map(|()| ((), Facts::new())),
     )?;
     let disk = exec.step(
         step::DISK_WAIT,
         Facts::new()
             .u64("sid", a.session.sid.into())
             .u64("lun", path.lun),
-        |_| {
+        || {
             let t = Instant::now();
             block::wait_for_disk(sys, a.session.sid, path.lun, deadline, uevents).map(|d| {
                 let f = Facts::new()
@@ -135,7 +135,7 @@ pub fn disk(
     let root = exec.step(
         step::ROOT_FIND,
         Facts::new().str("root", root_spec(&plan.root.device)),
-        |_| {
+        || {
             resolve::resolve(
                 sys,
                 Path::new("/dev"),
@@ -177,7 +177,7 @@ pub fn tune(exec: &mut Exec, plan: &BootPlan, disk: &str) -> Result<(), StepFail
     exec.step(
         step::QUEUE_TUNE,
         Facts::new().str("disk", disk.clone()),
-        |_| {
+        || {
             block::tune(Path::new("/sys"), &disk, &plan.tuning).map(|r| {
                 let mut f = Facts::new()
                     .str("scheduler", r.scheduler.clone())
@@ -227,7 +227,7 @@ pub fn mount(
         Facts::new()
             .str("device", dev.clone())
             .str("target", dir.clone()),
-        |_| {
+        || {
             let types = fs_candidates(plan, root);
             // The file system driver is loaded only now that the type is
             // known (`fs-<type>` is the alias every fs module carries).
