@@ -4,7 +4,7 @@
 #
 #   initramfs/build.sh --kernel KROOT|6.1|6.12 [--kver KVER] --netboot BIN --out FILE
 #       [--busybox] [--nic MOD,...] [--fs ext4,xfs,...] [--extra-init FILE]
-#       [--add SRC:DEST ...]
+#       [--add SRC:DEST ...] [--no-rxrpc]
 #
 # Modules: crc32c (ext4/jbd2 metadata checksums and iSCSI digests need the
 # crc32c transform, which the kernel cannot request without modprobe),
@@ -12,13 +12,16 @@
 # (default: initramfs/common.sh ir_default_nics), each with its dependencies
 # and softdeps, stored uncompressed with a matching depmod index (the agent
 # resolves modules.dep and matches device modaliases against modules.alias).
+# AF_RXRPC for netboot.config= (fcrypt, pcbc, rxrpc with udp_tunnel and
+# ip6_udp_tunnel) is added when the kernel has it; --no-rxrpc leaves it out
+# (the agent then fetches its config with its userspace RxRPC client).
 # --busybox adds /bin/busybox and /bin/sh for the emergency shell only.
 # --extra-init FILE makes FILE the /init and moves the agent to /bin/netboot.
 set -euo pipefail
 # shellcheck source=initramfs/common.sh
 . "$(dirname "$0")/common.sh"
 
-kernel="" kver="" netboot="" out="" busybox=0 nics=$ir_default_nics fss=ext4 extra_init=""
+kernel="" kver="" netboot="" out="" busybox=0 nics=$ir_default_nics fss=ext4 extra_init="" rxrpc=1
 adds=()
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -31,6 +34,7 @@ while [ $# -gt 0 ]; do
         --fs) fss=$2; shift 2 ;;
         --extra-init) extra_init=$2; shift 2 ;;
         --add) adds+=("$2"); shift 2 ;;
+        --no-rxrpc) rxrpc=0; shift ;;
         *) ir_die "unknown option '$1' (see the header of $0)" ;;
     esac
 done
@@ -49,7 +53,12 @@ ir_base "$staging"
 
 IFS=, read -r -a nic_list <<<"$nics"
 IFS=, read -r -a fs_list <<<"$fss"
-ir_modules "$staging" crc32c iscsi_tcp sd_mod "${fs_list[@]}" "${nic_list[@]}"
+rx_list=()
+# Debian's cloud kernels have no AF_RXRPC (rxrpc.md §2.7): nothing to add.
+if [ "$rxrpc" = 1 ] && modprobe -d "$ir_kroot" -S "$ir_kver" --show-depends rxrpc >/dev/null 2>&1; then
+    rx_list=(fcrypt pcbc rxrpc)
+fi
+ir_modules "$staging" crc32c iscsi_tcp sd_mod "${fs_list[@]}" "${nic_list[@]}" "${rx_list[@]}"
 
 if [ -n "$extra_init" ]; then
     install -m 755 "$extra_init" "$staging/init"

@@ -5,7 +5,11 @@
 #       [--image-lun N] [--target IQN] [--chap USER:SECRET]
 #       [--mutual-chap TUSER:TSECRET] [--append "..."] [--timeout S]
 #       [--console FILE] [--show] [--expect STRING]
+#       [--configd DIR [--configd-bin BIN]] [--capture FILE]
 #
+# --configd serves the config files in DIR with netboot-configd on
+# 198.18.0.1:7260 (default BIN: target/dist/netboot-configd); --capture
+# writes the RxRPC packets seen on the bridge to FILE (pcap).
 # The kernel command line is "console=ttyS0 panic=-1 " + --append. The image
 # is copied (sparse) per run so the pristine one stays. Exit status: 0 iff
 # QEMU exited by itself before the timeout and the console contains every
@@ -15,11 +19,13 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=qemu/rig.sh
 . "$here/rig.sh"
+# shellcheck source=qemu/rig-configd.sh
+. "$here/rig-configd.sh"
 
 die() { echo "boot.sh: $*" >&2; exit 1; }
 
 kernel="" initrd="" image="" lun=1 iqn=iqn.2026-11.test:root chap="" mutual="" append=""
-timeout=120 console="" show=0 expects=()
+timeout=120 console="" show=0 expects=() configd="" configd_bin="$here/../target/dist/netboot-configd" capture=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --kernel) kernel=$2; shift 2 ;;
@@ -34,6 +40,9 @@ while [ $# -gt 0 ]; do
         --console) console=$2; shift 2 ;;
         --show) show=1; shift ;;
         --expect) expects+=("$2"); shift 2 ;;
+        --configd) configd=$2; shift 2 ;;
+        --configd-bin) configd_bin=$2; shift 2 ;;
+        --capture) capture=$2; shift 2 ;;
         *) die "unknown option '$1' (see the header of $0)" ;;
     esac
 done
@@ -49,6 +58,7 @@ esac
 rig_workdir=$(mktemp -d /tmp/nbvm.XXXXXX)
 # shellcheck disable=SC2317 # called from the EXIT trap
 cleanup() {
+    rig_configd_stop
     rig_cleanup
     rm -rf "$rig_workdir"
 }
@@ -59,6 +69,11 @@ trap 'exit 130' INT TERM
 cp --sparse=always "$image" "$rig_workdir/disk.img"
 rig_netns_up
 rig_tgt_start "$rig_workdir/disk.img" "$lun" "$iqn" "$chap" "$mutual"
+[ -z "$capture" ] || rig_capture_start "$capture"
+if [ -n "$configd" ]; then
+    [ -x "$configd_bin" ] || die "--configd-bin '$configd_bin': not executable (bash scripts/build.sh)"
+    rig_configd_start "$configd_bin" "$configd"
+fi
 
 rc=0
 rig_qemu "$vmlinux" "$initrd" "console=ttyS0 panic=-1 $append" "$console" "$timeout" "$show" || rc=$?
@@ -71,6 +86,10 @@ fi
 if [ "$rc" != 0 ]; then
     echo "boot: last 50 console lines ($console):" >&2
     tail -n 50 "$console" >&2
+    if [ -n "$configd" ] && [ -s "$rig_configd_log" ]; then
+        echo "boot: netboot-configd log ($rig_configd_log):" >&2
+        tail -n 20 "$rig_configd_log" >&2
+    fi
     if [ -s "$rig_tgt_log" ]; then
         echo "boot: tgtd log ($rig_tgt_log), last 20 lines:" >&2
         tail -n 20 "$rig_tgt_log" >&2

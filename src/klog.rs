@@ -18,7 +18,7 @@ use log::{Level, LevelFilter, Log, Metadata, Record};
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock, RwLock};
 
 use crate::events::Redactor;
 
@@ -162,8 +162,8 @@ impl Sink {
 
 /// The `log::Log` implementation; see the module docs.
 pub struct KLogger {
-    level: LevelFilter,
-    redactor: Redactor,
+    level: RwLock<LevelFilter>,
+    redactor: RwLock<Redactor>,
     sink: Mutex<Sink>,
     kmsg_wanted: bool,
 }
@@ -173,10 +173,21 @@ impl KLogger {
         let sink = Sink::open(target);
         let kmsg_wanted = !matches!(sink, Sink::Stderr) || target == LogTarget::Kmsg;
         KLogger {
-            level,
-            redactor: Redactor::new(secrets),
+            level: RwLock::new(level),
+            redactor: RwLock::new(Redactor::new(secrets)),
             sink: Mutex::new(sink),
             kmsg_wanted,
+        }
+    }
+
+    /// From now on also redact `secrets` (e.g. the CHAP secrets of a
+    /// fetched config) and log at `level`.
+    pub fn update(&self, level: LevelFilter, secrets: Vec<String>) {
+        if let Ok(mut l) = self.level.write() {
+            *l = level;
+        }
+        if let Ok(mut r) = self.redactor.write() {
+            *r = r.with(secrets);
         }
     }
 
@@ -184,6 +195,10 @@ impl KLogger {
         let Ok(mut sink) = self.sink.lock() else {
             return;
         };
+        let Ok(redactor) = self.redactor.read() else {
+            return;
+        };
+        let redactor = &*redactor;
         // Before devtmpfs is mounted there is no /dev/kmsg: retry each time
         // (a failing open is cheap) so we move to kmsg as soon as it exists.
         if self.kmsg_wanted && matches!(*sink, Sink::Console(_) | Sink::Stderr) {
@@ -193,7 +208,7 @@ impl KLogger {
         }
         match &mut *sink {
             Sink::Kmsg { file, written } => {
-                for rec in kmsg_records(level, msg, &self.redactor) {
+                for rec in kmsg_records(level, msg, redactor) {
                     if *written >= KMSG_BURST {
                         if let Some(f) = open_w("/dev/kmsg") {
                             *file = f;
@@ -206,11 +221,10 @@ impl KLogger {
                 }
             }
             Sink::Console(f) => {
-                let _ = f.write_all(text_lines(level, msg, &self.redactor).as_bytes());
+                let _ = f.write_all(text_lines(level, msg, redactor).as_bytes());
             }
             Sink::Stderr => {
-                let _ =
-                    std::io::stderr().write_all(text_lines(level, msg, &self.redactor).as_bytes());
+                let _ = std::io::stderr().write_all(text_lines(level, msg, redactor).as_bytes());
             }
         }
     }
@@ -218,7 +232,7 @@ impl KLogger {
 
 impl Log for KLogger {
     fn enabled(&self, metadata: &Metadata) -> bool {
-        metadata.level() <= self.level
+        self.level.read().is_ok_and(|l| metadata.level() <= *l)
     }
 
     fn log(&self, record: &Record) {
@@ -233,10 +247,23 @@ impl Log for KLogger {
 /// Install the logger for the whole process. A second call does nothing
 /// (the `log` crate allows one logger per process).
 pub fn init(target: LogTarget, level: LevelFilter, secrets: Vec<String>) {
-    let logger = KLogger::new(target, level, secrets);
-    if log::set_boxed_logger(Box::new(logger)).is_ok() {
+    let logger: &'static KLogger = Box::leak(Box::new(KLogger::new(target, level, secrets)));
+    if log::set_logger(logger).is_ok() {
         log::set_max_level(level);
+        let _ = INSTALLED.set(logger);
     }
+}
+
+/// The logger [`init`] installed, for [`update`].
+static INSTALLED: OnceLock<&'static KLogger> = OnceLock::new();
+
+/// Change the installed logger's level and add secrets to redact (a
+/// fetched config may bring both). Without [`init`] only the level moves.
+pub fn update(level: LevelFilter, secrets: Vec<String>) {
+    if let Some(l) = INSTALLED.get() {
+        l.update(level, secrets);
+    }
+    log::set_max_level(level);
 }
 
 #[cfg(test)]

@@ -378,3 +378,93 @@ fn fixtures_match_reference_exchange() {
         .iter()
         .any(|p| matches!(p.body, Body::Abort { code: -455, .. })));
 }
+
+/// The guest kernel's AF_RXRPC client (6.1 and 6.12) against our configd,
+/// captured on the VM rig's bridge by `capture-kernel.sh`: the request our
+/// agent makes through the kernel decodes as GetConfig with the guest's
+/// identity, the reply is the served JSON, and the kernel ends the call with
+/// an IDLE ACK hard-acking the reply (rxrpc.md §1.8). 6.12 also pings (ACK
+/// reason PING with REQUEST_ACK), which configd answers with PING_RESPONSE.
+#[test]
+fn kernel_af_rxrpc_fixtures() {
+    use netboot::rxrpc::proto::{self, Request};
+    let all = fixtures();
+    for kernel in ["kernel61", "kernel612"] {
+        let pkts: Vec<Packet> = all
+            .iter()
+            .filter(|(n, _)| n.contains(&format!("-{kernel}-")))
+            .map(|(n, b)| Packet::decode(b).unwrap_or_else(|e| panic!("{n}: {e}")))
+            .collect();
+        if pkts.is_empty() {
+            return skip("no kernel fixtures (run tests/fixtures/rxrpc/capture-kernel.sh)");
+        }
+        let req = &pkts[0];
+        let h = &req.header;
+        assert!(
+            h.is_client_initiated(),
+            "{kernel}: first packet is the request"
+        );
+        assert_eq!((h.ptype, h.call, h.seq, h.serial), (1, 1, 1, 1), "{kernel}");
+        // CLIENT_INITIATED | REQUEST_ACK | LAST_PACKET: one-packet request,
+        // Linux asks for an ACK to measure the RTT.
+        assert_eq!(h.flags, 0x07, "{kernel}");
+        assert_eq!(h.service_id, proto::SERVICE_ID);
+        assert_ne!(h.epoch & 0x8000_0000, 0, "{kernel}: random epoch flag");
+        let Body::Data(d) = &req.body else {
+            panic!("{kernel}: request is not DATA")
+        };
+        let Ok(Request::GetConfig(id)) = proto::decode_request(d) else {
+            panic!("{kernel}: request does not decode as GetConfig")
+        };
+        assert_eq!(id.mac, "52:54:00:12:34:56", "{kernel}");
+        assert_eq!(id.iqn, "iqn.2026-11.org.netboot:525400123456", "{kernel}");
+        let reply = pkts
+            .iter()
+            .find(|p| !p.header.is_client_initiated() && matches!(p.body, Body::Data(_)))
+            .expect("reply DATA");
+        assert_eq!(
+            (reply.header.seq, reply.header.flags),
+            (1, 0x04),
+            "{kernel}"
+        );
+        assert_eq!(
+            (reply.header.epoch, reply.header.cid, reply.header.call),
+            (h.epoch, h.cid, h.call)
+        );
+        let Body::Data(r) = &reply.body else { panic!() };
+        let json = proto::decode_reply(r).expect("XDR opaque");
+        netboot::rxrpc::Config::from_json(json).expect("served config is valid");
+        let fin = pkts
+            .iter()
+            .rev()
+            .find_map(|p| match &p.body {
+                Body::Ack(a) if p.header.is_client_initiated() => Some(a.clone()),
+                _ => None,
+            })
+            .expect("final ACK");
+        assert_eq!(
+            (fin.first_packet, fin.reason),
+            (2, ack_reason::IDLE),
+            "{kernel}"
+        );
+        assert!(
+            fin.trailer.is_some(),
+            "{kernel}: Linux ACKs carry the trailer"
+        );
+        if let Some(ping) = pkts.iter().find_map(|p| match &p.body {
+            Body::Ack(a) if a.reason == ack_reason::PING => Some((p.header.serial, p.header.flags)),
+            _ => None,
+        }) {
+            assert_ne!(
+                ping.1 & wire::flags::REQUEST_ACK,
+                0,
+                "{kernel}: PING asks for a reply"
+            );
+            let pong = pkts.iter().find_map(|p| match &p.body {
+                Body::Ack(a) if a.reason == ack_reason::PING_RESPONSE => Some(a.serial),
+                _ => None,
+            });
+            assert_eq!(pong, Some(ping.0), "{kernel}: configd answers the PING");
+        }
+    }
+}

@@ -4,6 +4,7 @@
 //! then applies the failure policy — PID 1 never just exits.
 
 pub mod attach;
+mod config;
 
 use crate::events::{step, BootOutcome, Emitter, Facts, Recorder};
 use crate::iscsi::kernel::IscsiNl;
@@ -86,7 +87,7 @@ pub fn pid1_main() -> ! {
     let pseudo = pid1::mount_pseudofs(&mut RealSys);
     let pseudo_us = pseudo_t0.elapsed().as_micros() as u64;
     let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
-    let plan = match crate::cmdline::parse_plan(cmdline.trim_end()) {
+    let mut plan = match crate::cmdline::parse_plan(cmdline.trim_end()) {
         Ok(p) => p,
         Err(e) => {
             crate::klog::init(
@@ -138,7 +139,7 @@ pub fn pid1_main() -> ! {
         cmdline,
         started_uptime: started,
     };
-    match run(&mut exec, &plan, &opts) {
+    match run(&mut exec, &mut plan, &opts) {
         Ok(root) => {
             // Hand over: the report is final before init starts (it lives
             // in /run, which moves into the new root).
@@ -180,14 +181,13 @@ fn fail(exec: &mut Exec, plan: &BootPlan, failed: StepFailed) -> ! {
 }
 
 /// Everything between the pseudo file systems and switch_root. Returns the
-/// directory where the root is mounted.
-pub fn run(exec: &mut Exec, plan: &BootPlan, opts: &BootOptions) -> Result<String, StepFailed> {
-    let deadline = Instant::now() + Duration::from_millis(plan.timeout_ms);
-    if plan.paths.is_empty() {
-        return Err(StepFailed {
-            step: step::ISCSI_LOGIN,
-            error: "no iSCSI root path: give iscsi=, root=iscsi:… or netroot=iscsi:… on the kernel command line".into(),
-        });
+/// directory where the root is mounted. A fetched config is merged into
+/// `plan`, so the caller's failure policy is the merged one.
+pub fn run(exec: &mut Exec, plan: &mut BootPlan, opts: &BootOptions) -> Result<String, StepFailed> {
+    let started = Instant::now();
+    let mut deadline = started + Duration::from_millis(plan.timeout_ms);
+    if plan.paths.is_empty() && plan.config.servers.is_empty() {
+        return Err(no_root_path());
     }
     if plan.iscsi.firmware || plan.iscsi.ibft {
         return Err(StepFailed {
@@ -202,6 +202,28 @@ pub fn run(exec: &mut Exec, plan: &BootPlan, opts: &BootOptions) -> Result<Strin
     let moddir = Path::new("/lib/modules").join(&release);
     let index = steps::modules(exec, &moddir, &plan.network)?;
     let mac = steps::network(exec, plan, deadline)?;
+    let id = config::identity(plan, mac.as_deref(), None);
+    if let Some(f) = config::fetch(exec, plan, &index, &id, deadline)? {
+        let network = plan.network.clone();
+        crate::rxrpc::apply(
+            &f.config,
+            plan,
+            &crate::rxrpc::config::explicit_keys(&opts.cmdline),
+        );
+        let secrets = plan.secrets();
+        let plan_json = serde_json::to_value(&*plan).unwrap_or(serde_json::Value::Null);
+        exec.rec.replan(plan_json, plan.events, secrets.clone());
+        crate::klog::update(plan.log.into(), secrets);
+        deadline = started + Duration::from_millis(plan.timeout_ms);
+        // The config's `ip=` entries come on top of the bootstrap network.
+        if plan.network != network {
+            steps::network(exec, plan, deadline)?;
+        }
+    }
+    if plan.paths.is_empty() {
+        return Err(no_root_path());
+    }
+    let plan = &*plan;
     let initiator = attach::initiator_name(plan, mac.as_deref());
     let sys = Path::new("/sys");
     // The kernel sockets: NETLINK_ISCSI for the sessions, and the uevent
@@ -263,6 +285,13 @@ pub fn run(exec: &mut Exec, plan: &BootPlan, opts: &BootOptions) -> Result<Strin
         step: step::ISCSI_LOGIN,
         error: "no root path".into(),
     }))
+}
+
+fn no_root_path() -> StepFailed {
+    StepFailed {
+        step: step::ISCSI_LOGIN,
+        error: "no iSCSI root path: give iscsi=, root=iscsi:… or netroot=iscsi:… on the kernel command line, or paths in the config from netboot.config=".into(),
+    }
 }
 
 mod steps;

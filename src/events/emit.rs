@@ -99,6 +99,23 @@ impl Emitter {
         }
     }
 
+    /// Apply a fetched config: redact `more` secrets from now on, and send
+    /// to `target` (a changed group or id; `None` stops sending). The
+    /// sequence numbers continue, so a listener sees no gap.
+    pub fn retarget(&mut self, target: Option<EventsTarget>, more: Vec<String>) {
+        self.redactor = self.redactor.with(more);
+        match target {
+            None => self.sock = None,
+            Some(EventsTarget { group, idx, val }) => {
+                if self.sock.is_none() {
+                    self.sock = CnSocket::open().ok();
+                }
+                self.group = group;
+                self.id = CbId { idx, val };
+            }
+        }
+    }
+
     /// µs since this emitter (≈ the agent) started.
     pub fn t_us(&self) -> u64 {
         boottime_us().saturating_sub(self.origin_us)

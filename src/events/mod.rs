@@ -279,6 +279,13 @@ impl Redactor {
         Redactor { secrets }
     }
 
+    /// This redactor plus `more` secrets.
+    pub fn with(&self, more: Vec<String>) -> Redactor {
+        let mut all = self.secrets.clone();
+        all.extend(more);
+        Redactor::new(all)
+    }
+
     /// `s` with every secret replaced by `***`.
     pub fn redact<'a>(&self, s: &'a str) -> Cow<'a, str> {
         let mut out = Cow::Borrowed(s);

@@ -18,7 +18,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use super::report::{BootReport, ReportError, StepReport, DEFAULT_REPORT_PATH};
-use super::{Emitter, Facts, SCHEMA_VERSION};
+use super::{Emitter, EventsTarget, Facts, SCHEMA_VERSION};
 
 /// How the boot ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,6 +142,14 @@ impl Recorder {
         if let Some(s) = self.steps.get_mut(step.index) {
             s.facts = facts.0;
         }
+    }
+
+    /// The plan changed (a fetched config was merged): the report shows
+    /// `plan` (masked, as for [`Recorder::new`]), events go to `target`,
+    /// and `secrets` are redacted from now on.
+    pub fn replan(&mut self, plan: Value, target: Option<EventsTarget>, secrets: Vec<String>) {
+        self.plan = plan;
+        self.emitter.retarget(target, secrets);
     }
 
     /// The report as it stands (steps still open show `running`).

@@ -4,17 +4,18 @@
 //! - [`call`]: sans-IO client call (retransmission, reassembly).
 //! - [`server`]: sans-IO server endpoint (connections, BUSY, VERSION).
 //! - [`udp`]: userspace transport and server loop over UDP sockets.
+//! - [`kernel`]: the kernel's AF_RXRPC as a transport (the agent's first
+//!   choice; rxrpc.md §2.6).
 //! - [`proto`]: our service (id, port, GetConfig marshalling, abort codes).
 //! - [`config`]: the JSON schema and its merge into the BootPlan.
 //!
 //! The agent fetches through [`fetch_config`] over any [`RxTransport`]: the
-//! userspace [`udp::UdpTransport`] now, the kernel AF_RXRPC client later
-//! (rxrpc.md §2.6: one `sendmsg` of the request with `RXRPC_USER_CALL_ID`,
-//! `recvmsg` until `MSG_EOR`, `RXRPC_ABORT` cmsg → [`CallError::Aborted`]),
-//! with the userspace one as fallback where AF_RXRPC is missing (§2.7).
+//! kernel's [`kernel::KernelTransport`], or the userspace
+//! [`udp::UdpTransport`] where AF_RXRPC is missing (rxrpc.md §2.7).
 
 pub mod call;
 pub mod config;
+pub mod kernel;
 pub mod proto;
 pub mod server;
 pub mod store;
@@ -108,6 +109,18 @@ fn server_label(s: &ConfigServer) -> String {
     }
 }
 
+/// A config and where it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fetched {
+    pub config: Config,
+    /// `host:port` of the server that answered.
+    pub server: String,
+    /// Size of the JSON document.
+    pub bytes: usize,
+    /// The attempts that failed before, in order.
+    pub failed: Vec<(String, AttemptError)>,
+}
+
 /// Fetch our config: try each server in order, each call bounded by
 /// `timeout`; repeat the round `retries` more times with a backoff of
 /// 0.5 s, 1 s, 2 s … (capped at 8 s). The first valid config wins. An abort
@@ -120,6 +133,17 @@ pub fn fetch_config(
     timeout: Duration,
     retries: u32,
 ) -> Result<Config, FetchError> {
+    fetch_config_from(transport, servers, identity, timeout, retries).map(|f| f.config)
+}
+
+/// [`fetch_config`], also saying which server answered.
+pub fn fetch_config_from(
+    transport: &mut dyn RxTransport,
+    servers: &[ConfigServer],
+    identity: &Identity,
+    timeout: Duration,
+    retries: u32,
+) -> Result<Fetched, FetchError> {
     if servers.is_empty() {
         return Err(FetchError::NoServers);
     }
@@ -161,7 +185,14 @@ pub fn fetch_config(
                 }
             };
             match Config::from_json(json) {
-                Ok(c) => return Ok(c),
+                Ok(config) => {
+                    return Ok(Fetched {
+                        config,
+                        server: label,
+                        bytes: json.len(),
+                        failed: errors,
+                    })
+                }
                 Err(e) => errors.push((label, AttemptError::Config(e))),
             }
         }

@@ -1,0 +1,467 @@
+//! The kernel's AF_RXRPC as an [`RxTransport`] (rxrpc.md §2.6).
+//!
+//! One socket per call, of the peer's family: `sendmsg` of the whole
+//! request to the peer's `sockaddr_rxrpc` with `RXRPC_USER_CALL_ID` and
+//! `RXRPC_SET_CALL_TIMEOUT` and no `MSG_MORE` (so the kernel marks the last
+//! DATA packet), then `recvmsg` until `MSG_EOR`. A terminal `RXRPC_ABORT`,
+//! `RXRPC_NET_ERROR` or `RXRPC_LOCAL_ERROR` control message ends the call
+//! with that code. The kernel does the retransmission, ACKs and RTT; we only
+//! bound the wait (poll) and abort the call ourselves past the deadline or
+//! when the reply grows beyond our bound. Closing the socket releases the
+//! call (af_rxrpc.c `rxrpc_release`).
+//!
+//! The byte layouts (`sockaddr_rxrpc`, control messages) are built and
+//! parsed by pure functions, unit-tested without AF_RXRPC (the host kernel
+//! has none); the socket half is exercised in the VM.
+
+use super::call::CallError;
+use super::RxTransport;
+use std::fmt;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+/// `AF_RXRPC` = `PF_RXRPC` (include/linux/socket.h).
+pub const AF_RXRPC: i32 = 33;
+/// `SOL_RXRPC` (include/linux/socket.h).
+pub const SOL_RXRPC: i32 = 272;
+
+/// Control message types (include/uapi/linux/rxrpc.h, rxrpc.md §2.4).
+pub mod cmsg {
+    pub const USER_CALL_ID: i32 = 1;
+    pub const ABORT: i32 = 2;
+    pub const ACK: i32 = 3;
+    pub const NET_ERROR: i32 = 5;
+    pub const BUSY: i32 = 6;
+    pub const LOCAL_ERROR: i32 = 7;
+    pub const SET_CALL_TIMEOUT: i32 = 13;
+}
+
+/// `sizeof(struct sockaddr_rxrpc)` (rxrpc.md §2.2).
+pub const SOCKADDR_RXRPC_LEN: usize = 36;
+/// x86_64 `struct cmsghdr`: `size_t cmsg_len; int level; int type` (musl
+/// has `u32 len; u32 pad` in the place of the size_t: same bytes on LE).
+const CMSG_HDR: usize = 16;
+const _: () = assert!(std::mem::size_of::<libc::cmsghdr>() == CMSG_HDR);
+const _: () = assert!(std::mem::size_of::<libc::c_ulong>() == 8);
+
+/// Our one call per socket carries this user call ID.
+const CALL_ID: u64 = 1;
+/// Abort code we send when our deadline passes (rxrpc.md §1.9).
+const RX_CALL_TIMEOUT: i32 = -3;
+/// Abort code when the reply outgrows our bound: the caller's local abort.
+const RX_USER_ABORT: i32 = -6;
+
+/// `struct sockaddr_rxrpc` for `peer` and `service` as bytes: family and
+/// service in host order, the transport `sockaddr_in`/`sockaddr_in6` in
+/// network order inside (rxrpc.md §2.2).
+pub fn sockaddr(peer: SocketAddr, service: u16) -> [u8; SOCKADDR_RXRPC_LEN] {
+    let mut b = [0u8; SOCKADDR_RXRPC_LEN];
+    b[0..2].copy_from_slice(&(AF_RXRPC as u16).to_ne_bytes());
+    b[2..4].copy_from_slice(&service.to_ne_bytes());
+    b[4..6].copy_from_slice(&(libc::SOCK_DGRAM as u16).to_ne_bytes());
+    let t = &mut b[8..];
+    let len: u16 = match peer {
+        SocketAddr::V4(a) => {
+            t[0..2].copy_from_slice(&(libc::AF_INET as u16).to_ne_bytes());
+            t[2..4].copy_from_slice(&a.port().to_be_bytes());
+            t[4..8].copy_from_slice(&a.ip().octets());
+            16
+        }
+        SocketAddr::V6(a) => {
+            t[0..2].copy_from_slice(&(libc::AF_INET6 as u16).to_ne_bytes());
+            t[2..4].copy_from_slice(&a.port().to_be_bytes());
+            t[4..8].copy_from_slice(&a.flowinfo().to_be_bytes());
+            t[8..24].copy_from_slice(&a.ip().octets());
+            t[24..28].copy_from_slice(&a.scope_id().to_ne_bytes());
+            28
+        }
+    };
+    b[6..8].copy_from_slice(&len.to_ne_bytes());
+    b
+}
+
+fn align8(n: usize) -> usize {
+    (n + 7) & !7
+}
+
+/// Append one control message (`CMSG_SPACE` bytes, zero padded).
+pub fn push_cmsg(buf: &mut Vec<u8>, ty: i32, data: &[u8]) {
+    let len = CMSG_HDR + data.len();
+    buf.extend_from_slice(&(len as u64).to_ne_bytes());
+    buf.extend_from_slice(&SOL_RXRPC.to_ne_bytes());
+    buf.extend_from_slice(&ty.to_ne_bytes());
+    buf.extend_from_slice(data);
+    buf.resize(buf.len() + align8(len) - len, 0);
+}
+
+/// The control block of the request's `sendmsg`: the user call ID and the
+/// call timeout as hard limit (whole seconds, rounded up, at least 1) plus
+/// idle and normal-reply limits in ms (≤ 3,600,000, rxrpc.md §2.4).
+pub fn request_control(call_id: u64, timeout: Duration) -> Vec<u8> {
+    let mut c = Vec::with_capacity(2 * 32);
+    push_cmsg(&mut c, cmsg::USER_CALL_ID, &call_id.to_ne_bytes());
+    let ms = timeout.as_millis().clamp(1, 3_600_000) as u32;
+    let hard_s = ms.div_ceil(1000);
+    let mut t = Vec::with_capacity(12);
+    for v in [hard_s, ms, ms] {
+        t.extend_from_slice(&v.to_ne_bytes());
+    }
+    push_cmsg(&mut c, cmsg::SET_CALL_TIMEOUT, &t);
+    c
+}
+
+/// The control block that aborts call `call_id` with `code`.
+pub fn abort_control(call_id: u64, code: i32) -> Vec<u8> {
+    let mut c = Vec::with_capacity(48);
+    push_cmsg(&mut c, cmsg::USER_CALL_ID, &call_id.to_ne_bytes());
+    push_cmsg(&mut c, cmsg::ABORT, &code.to_ne_bytes());
+    c
+}
+
+/// What the control messages of one `recvmsg` said.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecvControl {
+    pub call_id: Option<u64>,
+    /// Remote or local abort code.
+    pub abort: Option<i32>,
+    /// `RXRPC_NET_ERROR`: errno from the network (ICMP, …).
+    pub net_error: Option<i32>,
+    /// `RXRPC_LOCAL_ERROR`: errno from our side.
+    pub local_error: Option<i32>,
+    /// `RXRPC_ACK` (service calls only) or `RXRPC_BUSY`.
+    pub ack: bool,
+    pub busy: bool,
+}
+
+/// Parse a received control block. Never panics: a truncated or
+/// inconsistent header ends the walk; foreign levels are skipped.
+pub fn parse_control(buf: &[u8]) -> RecvControl {
+    let mut r = RecvControl::default();
+    let mut off = 0usize;
+    while let Some(hdr) = buf.get(off..off + CMSG_HDR) {
+        let len = u64::from_ne_bytes(arr(&hdr[0..8])) as usize;
+        let level = i32::from_ne_bytes(arr(&hdr[8..12]));
+        let ty = i32::from_ne_bytes(arr(&hdr[12..16]));
+        let Some(end) = off
+            .checked_add(len)
+            .filter(|&e| len >= CMSG_HDR && e <= buf.len())
+        else {
+            break;
+        };
+        let data = &buf[off + CMSG_HDR..end];
+        if level == SOL_RXRPC {
+            let u32v = || data.get(0..4).map(|d| i32::from_ne_bytes(arr(d)));
+            match ty {
+                cmsg::USER_CALL_ID => {
+                    r.call_id = data.get(0..8).map(|d| u64::from_ne_bytes(arr(d)))
+                }
+                cmsg::ABORT => r.abort = u32v(),
+                cmsg::NET_ERROR => r.net_error = u32v(),
+                cmsg::LOCAL_ERROR => r.local_error = u32v(),
+                cmsg::ACK => r.ack = true,
+                cmsg::BUSY => r.busy = true,
+                _ => {}
+            }
+        }
+        off = off.saturating_add(align8(len));
+    }
+    r
+}
+
+/// A fixed-size array from a slice whose length the caller checked.
+fn arr<const N: usize>(s: &[u8]) -> [u8; N] {
+    let mut a = [0u8; N];
+    let n = s.len().min(N);
+    a[..n].copy_from_slice(&s[..n]);
+    a
+}
+
+/// Why the kernel transport cannot be used at all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KernelError {
+    /// `socket(AF_RXRPC, SOCK_DGRAM, PF_INET)` failed: no AF_RXRPC in this
+    /// kernel (EAFNOSUPPORT), or rxrpc.ko failed to initialise.
+    Socket(i32),
+}
+
+impl fmt::Display for KernelError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KernelError::Socket(e) => write!(
+                f,
+                "socket(AF_RXRPC, SOCK_DGRAM, PF_INET): {}",
+                std::io::Error::from_raw_os_error(*e)
+            ),
+        }
+    }
+}
+
+impl std::error::Error for KernelError {}
+
+fn errno_text(op: &str, peer: SocketAddr) -> String {
+    format!(
+        "AF_RXRPC {op} to {peer}: {}",
+        std::io::Error::last_os_error()
+    )
+}
+
+fn open_socket(family: i32) -> Result<OwnedFd, i32> {
+    // SAFETY: plain socket(2); the returned fd is owned by the OwnedFd.
+    let fd = unsafe { libc::socket(AF_RXRPC, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, family) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0));
+    }
+    // SAFETY: fd is a fresh, valid descriptor nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// The kernel AF_RXRPC client.
+pub struct KernelTransport {
+    /// Reply bound per call.
+    pub max_reply: usize,
+}
+
+impl KernelTransport {
+    /// Check that AF_RXRPC sockets can be made (module loaded, family
+    /// present) before committing to this transport.
+    pub fn open(max_reply: usize) -> Result<KernelTransport, KernelError> {
+        open_socket(libc::AF_INET).map_err(KernelError::Socket)?;
+        Ok(KernelTransport { max_reply })
+    }
+
+    fn send(fd: &OwnedFd, name: Option<&[u8]>, data: &[u8], control: &mut [u8]) -> isize {
+        let mut iov = libc::iovec {
+            iov_base: data.as_ptr() as *mut libc::c_void,
+            iov_len: data.len(),
+        };
+        // SAFETY: msghdr is plain data; zero is a valid initial value.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        if let Some(n) = name {
+            msg.msg_name = n.as_ptr() as *mut libc::c_void;
+            msg.msg_namelen = n.len() as libc::socklen_t;
+        }
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
+        msg.msg_controllen = control.len() as _;
+        // SAFETY: every pointer in msg refers to a live buffer of the given
+        // length for the duration of the call; the kernel only reads them.
+        unsafe { libc::sendmsg(fd.as_raw_fd(), &msg, 0) }
+    }
+
+    fn abort(fd: &OwnedFd, code: i32) {
+        let mut c = abort_control(CALL_ID, code);
+        let _ = Self::send(fd, None, &[], &mut c);
+    }
+}
+
+impl RxTransport for KernelTransport {
+    fn call(
+        &mut self,
+        peer: SocketAddr,
+        service_id: u16,
+        request: &[u8],
+        timeout: Duration,
+    ) -> Result<Vec<u8>, CallError> {
+        let deadline = Instant::now() + timeout;
+        let family = if peer.is_ipv4() {
+            libc::AF_INET
+        } else {
+            libc::AF_INET6
+        };
+        let fd = open_socket(family).map_err(|e| {
+            CallError::Io(format!(
+                "socket(AF_RXRPC) for {peer}: {}",
+                std::io::Error::from_raw_os_error(e)
+            ))
+        })?;
+        let name = sockaddr(peer, service_id);
+        let mut control = request_control(CALL_ID, timeout);
+        if Self::send(&fd, Some(&name), request, &mut control) < 0 {
+            return Err(CallError::Io(errno_text("sendmsg", peer)));
+        }
+        let mut reply = Vec::new();
+        let mut buf = vec![0u8; 16 * 1024];
+        let mut cbuf = [0u8; 256];
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                Self::abort(&fd, RX_CALL_TIMEOUT);
+                return Err(CallError::Timeout);
+            }
+            let mut pfd = libc::pollfd {
+                fd: fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            let ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
+            // SAFETY: one valid pollfd.
+            let n = unsafe { libc::poll(&mut pfd, 1, ms) };
+            if n < 0 {
+                if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(CallError::Io(errno_text("poll", peer)));
+            }
+            if n == 0 {
+                continue;
+            }
+            let mut iov = libc::iovec {
+                iov_base: buf.as_mut_ptr() as *mut libc::c_void,
+                iov_len: buf.len(),
+            };
+            // SAFETY: plain data, zero is valid.
+            let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+            msg.msg_iov = &mut iov;
+            msg.msg_iovlen = 1;
+            msg.msg_control = cbuf.as_mut_ptr() as *mut libc::c_void;
+            msg.msg_controllen = cbuf.len() as _;
+            // SAFETY: buffers live for the call; the kernel writes at most
+            // iov_len / msg_controllen bytes into them.
+            let got = unsafe { libc::recvmsg(fd.as_raw_fd(), &mut msg, libc::MSG_DONTWAIT) };
+            if got < 0 {
+                let e = std::io::Error::last_os_error();
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
+                ) {
+                    continue;
+                }
+                return Err(CallError::Io(format!("AF_RXRPC recvmsg from {peer}: {e}")));
+            }
+            let clen = (msg.msg_controllen as usize).min(cbuf.len());
+            let ctl = parse_control(&cbuf[..clen]);
+            if let Some(code) = ctl.abort {
+                return Err(CallError::Aborted(code));
+            }
+            if let Some(e) = ctl.net_error {
+                return Err(CallError::Io(format!(
+                    "network error from {peer}: {}",
+                    std::io::Error::from_raw_os_error(e)
+                )));
+            }
+            if let Some(e) = ctl.local_error {
+                return Err(CallError::Io(format!(
+                    "local error on the call to {peer}: {}",
+                    std::io::Error::from_raw_os_error(e)
+                )));
+            }
+            if ctl.busy {
+                return Err(CallError::Busy);
+            }
+            let got = (got as usize).min(buf.len());
+            if reply.len() + got > self.max_reply {
+                Self::abort(&fd, RX_USER_ABORT);
+                return Err(CallError::ReplyTooLarge {
+                    max: self.max_reply,
+                });
+            }
+            reply.extend_from_slice(&buf[..got]);
+            if msg.msg_flags & libc::MSG_EOR != 0 {
+                return Ok(reply);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sockaddr_layout_v4_and_v6() {
+        let b = sockaddr("198.18.0.1:7260".parse().unwrap(), 0x4E42);
+        assert_eq!(&b[0..8], &[33, 0, 0x42, 0x4E, 2, 0, 16, 0]);
+        // sockaddr_in: AF_INET host order, port 7260 = 0x1C5C big-endian.
+        assert_eq!(&b[8..16], &[2, 0, 0x1C, 0x5C, 198, 18, 0, 1]);
+        assert!(b[16..].iter().all(|&x| x == 0));
+
+        let b = sockaddr("[fd00::2%3]:7003".parse().unwrap(), 52);
+        assert_eq!(&b[0..8], &[33, 0, 52, 0, 2, 0, 28, 0]);
+        assert_eq!(&b[8..12], &[10, 0, 0x1B, 0x5B]);
+        assert_eq!(&b[12..16], &[0, 0, 0, 0]);
+        assert_eq!(b[16], 0xfd);
+        assert_eq!(b[31], 2);
+        assert_eq!(&b[32..36], &3u32.to_ne_bytes());
+    }
+
+    #[test]
+    fn request_control_is_two_aligned_cmsgs() {
+        let c = request_control(7, Duration::from_millis(2500));
+        // CMSG_SPACE(8) = 24, CMSG_SPACE(12) = 32 (rxrpc.md §2.4).
+        assert_eq!(c.len(), 24 + 32);
+        assert_eq!(u64::from_ne_bytes(arr(&c[0..8])), 24);
+        assert_eq!(i32::from_ne_bytes(arr(&c[8..12])), SOL_RXRPC);
+        assert_eq!(i32::from_ne_bytes(arr(&c[12..16])), 1);
+        assert_eq!(u64::from_ne_bytes(arr(&c[16..24])), 7);
+        assert_eq!(u64::from_ne_bytes(arr(&c[24..32])), 28);
+        assert_eq!(i32::from_ne_bytes(arr(&c[36..40])), 13);
+        let t: Vec<u32> = c[40..52]
+            .chunks(4)
+            .map(|x| u32::from_ne_bytes(arr(x)))
+            .collect();
+        assert_eq!(t, vec![3, 2500, 2500]);
+        assert!(c[52..].iter().all(|&x| x == 0));
+    }
+
+    #[test]
+    fn timeouts_are_clamped_to_the_kernel_bounds() {
+        let c = request_control(1, Duration::from_secs(7200));
+        let t: Vec<u32> = c[40..52]
+            .chunks(4)
+            .map(|x| u32::from_ne_bytes(arr(x)))
+            .collect();
+        assert_eq!(t, vec![3600, 3_600_000, 3_600_000]);
+        let c = request_control(1, Duration::ZERO);
+        assert_eq!(u32::from_ne_bytes(arr(&c[40..44])), 1);
+    }
+
+    #[test]
+    fn control_round_trip_and_terminal_messages() {
+        let c = abort_control(9, -455);
+        let r = parse_control(&c);
+        assert_eq!(r.call_id, Some(9));
+        assert_eq!(r.abort, Some(-455));
+
+        let mut c = Vec::new();
+        push_cmsg(&mut c, cmsg::USER_CALL_ID, &1u64.to_ne_bytes());
+        push_cmsg(&mut c, cmsg::NET_ERROR, &111i32.to_ne_bytes());
+        push_cmsg(&mut c, cmsg::LOCAL_ERROR, &62i32.to_ne_bytes());
+        push_cmsg(&mut c, cmsg::ACK, &[]);
+        let r = parse_control(&c);
+        assert_eq!(r.net_error, Some(111));
+        assert_eq!(r.local_error, Some(62));
+        assert!(r.ack && !r.busy && r.abort.is_none());
+    }
+
+    #[test]
+    fn control_parser_survives_garbage() {
+        let mut c = abort_control(1, -1);
+        // Foreign level is skipped, not misread.
+        c[8..12].copy_from_slice(&1i32.to_ne_bytes());
+        assert_eq!(parse_control(&c).call_id, None);
+        // Truncations and absurd lengths end the walk.
+        let c = abort_control(1, -1);
+        for n in 0..c.len() {
+            let _ = parse_control(&c[..n]);
+        }
+        let mut bad = c.clone();
+        bad[0..8].copy_from_slice(&u64::MAX.to_ne_bytes());
+        assert_eq!(parse_control(&bad), RecvControl::default());
+        bad[0..8].copy_from_slice(&3u64.to_ne_bytes());
+        assert_eq!(parse_control(&bad), RecvControl::default());
+    }
+
+    #[test]
+    fn no_af_rxrpc_is_a_clear_error_or_works() {
+        // The host kernel has no AF_RXRPC (EAFNOSUPPORT); the VM has it.
+        match KernelTransport::open(1024) {
+            Ok(_) => {}
+            Err(e) => assert!(e
+                .to_string()
+                .starts_with("socket(AF_RXRPC, SOCK_DGRAM, PF_INET): ")),
+        }
+    }
+}
