@@ -228,6 +228,8 @@ struct Vm<'a> {
     chap: Option<String>,
     mutual: Option<String>,
     append: String,
+    /// Serve this directory with netboot-configd on the bridge (198.18.0.1:7260).
+    configd: Option<PathBuf>,
 }
 
 struct Booted {
@@ -336,6 +338,9 @@ fn boot(vm: Vm) -> Booted {
     if let Some(m) = &vm.mutual {
         c.args(["--mutual-chap", m]);
     }
+    if let Some(d) = &vm.configd {
+        c.arg("--configd").arg(d);
+    }
     let out = c
         .output()
         .unwrap_or_else(|e| panic!("cannot run qemu/boot.sh: {e}"));
@@ -383,6 +388,7 @@ fn netboot_vm<'a>(name: &'a str, kernel: &'a str, extra: &str) -> Vm<'a> {
         chap: None,
         mutual: None,
         append: format!("{BASE_CMDLINE} {extra}"),
+        configd: None,
     }
 }
 
@@ -485,6 +491,7 @@ fn reference_iscsistart_boots() {
         chap: None,
         mutual: None,
         append: format!("{BASE_CMDLINE} iscsi={ROOT_PATH}"),
+        configd: None,
     });
     b.assert_root_ok();
     assert_root_mount(&b, "/dev/sd");
@@ -512,6 +519,7 @@ fn reference_iscsistart_chap() {
         chap: Some(format!("{CHAP_USER}:{CHAP_SECRET}")),
         mutual: None,
         append: format!("{BASE_CMDLINE} iscsi={CHAP_USER}:{CHAP_SECRET}@{ROOT_PATH}"),
+        configd: None,
     });
     b.assert_root_ok();
     assert_iscsi_report(&b, Some(CHAP_USER));
@@ -737,6 +745,7 @@ fn h_boot_events_recorded_in_order() {
         chap: Some(format!("{CHAP_USER}:{CHAP_SECRET}")),
         mutual: None,
         append: format!("{BASE_CMDLINE} iscsi={CHAP_USER}:{CHAP_SECRET}@{ROOT_PATH}"),
+        configd: None,
     });
     b.assert_root_ok();
     b.assert_no_secret(&[CHAP_SECRET]);
@@ -849,4 +858,198 @@ fn kernel_lines_removed(lines: &[&str]) -> String {
         .copied()
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+// ---------------------------------------------------------------------------------------------
+// issue 5: the whole config fetched over RxRPC from netboot-configd on the rig's bridge
+
+/// The command line of the config scenarios: where the config is, nothing else.
+const CONFIG_CMDLINE: &str = "netboot.config=rxrpc:198.18.0.1";
+/// Until the agent does DHCP the bootstrap address is static.
+const CONFIG_BOOTSTRAP_NET: &str = "ip=198.18.0.2::198.18.0.1:255.255.255.0::eth0:off";
+/// The guest NIC's MAC (QEMU's default): configd serves `mac-52-54-00-12-34-56.json`.
+const GUEST_MAC_FILE: &str = "mac-52-54-00-12-34-56.json";
+const FETCHED_INITIATOR: &str = "iqn.2026-11.test:fetched";
+
+/// A configd directory with this guest's config (by MAC) and a `default.json` that would
+/// fail the boot (unknown target): a boot that reaches the root proves the MAC lookup.
+fn config_dir(name: &str) -> PathBuf {
+    let d = work_dir().join(format!("configd-{name}"));
+    let _ = fs::remove_dir_all(&d);
+    fs::create_dir_all(&d).expect("configd dir");
+    let guest = serde_json::json!({
+        "version": 1,
+        "paths": [{ "server": "198.18.0.1", "port": 3260, "lun": 1, "target": IQN,
+                    "chap": { "username": CHAP_USER, "password": CHAP_SECRET } }],
+        "initiator": FETCHED_INITIATOR,
+        "ip": ["198.18.0.2::198.18.0.1:255.255.255.0::eth0:off"],
+        "root": { "device": "LABEL=nbroot", "fstype": "ext4", "read_only": true },
+        "tuning": { "scheduler": "mq-deadline" },
+        "timeout_ms": 60000,
+        "on_fail": "halt",
+        "log": "debug"
+    });
+    fs::write(d.join(GUEST_MAC_FILE), guest.to_string()).expect("write config");
+    let wrong = serde_json::json!({
+        "version": 1,
+        "paths": [{ "server": "198.18.0.1", "lun": 1, "target": "iqn.2026-11.test:not-this-one" }],
+        "on_fail": "halt"
+    });
+    fs::write(d.join("default.json"), wrong.to_string()).expect("write default");
+    d
+}
+
+fn boot_json(b: &Booted) -> serde_json::Value {
+    serde_json::from_str(&b.section("boot.json").join("\n"))
+        .unwrap_or_else(|e| panic!("boot.json does not parse: {e}\n{}", b.tail()))
+}
+
+/// The facts of `step` in boot.json and its result.
+fn step_of<'v>(report: &'v serde_json::Value, step: &str) -> Option<&'v serde_json::Value> {
+    report["steps"]
+        .as_array()?
+        .iter()
+        .find(|s| s["step"].as_str() == Some(step))
+}
+
+/// Boot with the whole config from configd; `transport` is the one the agent must have
+/// used (`af_rxrpc`, or `udp` when the initramfs has no rxrpc.ko).
+fn fetched_boot(kernel: &str, name: &str, initrd: PathBuf, transport: &str) {
+    let b = boot(Vm {
+        name,
+        kernel,
+        initrd,
+        image: plain_image(),
+        chap: Some(format!("{CHAP_USER}:{CHAP_SECRET}")),
+        mutual: None,
+        append: format!("{CONFIG_BOOTSTRAP_NET} {CONFIG_CMDLINE}"),
+        configd: Some(config_dir(name)),
+    });
+    b.assert_root_ok();
+    b.assert_no_secret(&[CHAP_SECRET]);
+    let report = boot_json(&b);
+    let fetch = step_of(&report, "config.fetch")
+        .unwrap_or_else(|| panic!("no config.fetch step in boot.json\n{}", b.tail()));
+    assert_eq!(fetch["result"], "ok", "config.fetch: {fetch}\n{}", b.tail());
+    // The kernel's AF_RXRPC did the call (the agent loaded rxrpc.ko itself).
+    assert_eq!(
+        fetch["facts"]["transport"],
+        "af_rxrpc",
+        "{fetch}\n{}",
+        b.tail()
+    );
+    assert_eq!(fetch["facts"]["server"], "198.18.0.1:7260", "{fetch}");
+    assert_eq!(fetch["facts"]["mac"], "52:54:00:12:34:56", "{fetch}");
+    // Everything below came from the config, nothing from the command line.
+    let kv = b.iscsi();
+    assert_eq!(
+        kv.get("initiatorname").map(String::as_str),
+        Some(FETCHED_INITIATOR),
+        "initiator from the config\n{}",
+        b.tail()
+    );
+    assert_iscsi_report(&b, Some(CHAP_USER));
+    let tune = step_of(&report, "queue.tune").expect("queue.tune step");
+    assert_eq!(tune["facts"]["scheduler"], "mq-deadline", "{tune}");
+    let found = step_of(&report, "root.find").expect("root.find step");
+    assert_eq!(found["facts"]["label"], "nbroot", "{found}");
+    assert_eq!(
+        report["plan"]["on_fail"], "halt",
+        "merged plan in boot.json: {}",
+        report["plan"]
+    );
+    assert_eq!(report["plan"]["log"], "debug", "{}", report["plan"]);
+}
+
+/// j. The kernel command line carries only `netboot.config=`: network, root path, CHAP,
+/// initiator, root, scheduler and failure policy all come from configd, over the guest
+/// kernel's AF_RXRPC, on Debian's 6.1.
+#[test]
+fn j_whole_config_fetched_over_af_rxrpc_6_1() {
+    let Some(_vm) = prepare("6.1", false) else {
+        return;
+    };
+    fetched_boot("6.1", "j-config-6.1", netboot_initrd("6.1"), "af_rxrpc");
+}
+
+/// k. The same on Debian's 6.12 kernel.
+#[test]
+fn k_whole_config_fetched_over_af_rxrpc_6_12() {
+    let Some(_vm) = prepare("6.12", false) else {
+        return;
+    };
+    fetched_boot("6.12", "k-config-6.12", netboot_initrd("6.12"), "af_rxrpc");
+}
+
+/// n. No rxrpc.ko in the initramfs (as on kernels without AF_RXRPC, or with the module
+/// blacklisted): the agent fetches the same config with its userspace RxRPC client.
+#[test]
+fn n_without_af_rxrpc_the_userspace_client_fetches() {
+    let Some(_vm) = prepare("6.1", false) else {
+        return;
+    };
+    let initrd = netboot_initrd_with("6.1", "netboot-norxrpc", &["--no-rxrpc"]);
+    fetched_boot("6.1", "n-config-udp", initrd, "udp");
+}
+
+/// l. configd is down and `netboot.config.required=0`: the failed fetch is recorded and the
+/// boot goes on with the command line's root path.
+#[test]
+fn l_configd_down_falls_back_to_the_command_line() {
+    let Some(_vm) = prepare("6.1", false) else {
+        return;
+    };
+    let b = boot(netboot_vm(
+        "l-configd-down",
+        "6.1",
+        &format!("iscsi={ROOT_PATH} {CONFIG_CMDLINE} netboot.config.required=0"),
+    ));
+    b.assert_root_ok();
+    let report = boot_json(&b);
+    let fetch = step_of(&report, "config.fetch")
+        .unwrap_or_else(|| panic!("no config.fetch step\n{}", b.tail()));
+    assert_eq!(fetch["result"], "error", "{fetch}\n{}", b.tail());
+    let err = fetch["error"].as_str().unwrap_or_default();
+    assert!(
+        err.contains("198.18.0.1:7260"),
+        "error names the server: {err}"
+    );
+    assert!(
+        b.console.contains("netboot.config.required=0"),
+        "the fallback is logged\n{}",
+        b.tail()
+    );
+    assert_eq!(report["outcome"], "ok", "{}", b.tail());
+}
+
+/// m. configd is down and `netboot.config.required=1`: the boot fails at config.fetch with
+/// one line naming the server, and the failure policy (halt) applies.
+#[test]
+fn m_configd_down_required_applies_the_policy() {
+    let Some(_vm) = prepare("6.1", false) else {
+        return;
+    };
+    let b = boot(netboot_vm(
+        "m-configd-required",
+        "6.1",
+        &format!("iscsi={ROOT_PATH} {CONFIG_CMDLINE} netboot.config.required=1"),
+    ));
+    assert_eq!(
+        b.code,
+        Some(0),
+        "QEMU did not power off by itself\n{}",
+        b.tail()
+    );
+    assert!(!b.console.contains("NETBOOT-ROOT-OK"), "{}", b.tail());
+    let line: Vec<&str> = b
+        .agent_lines()
+        .filter(|l| l.contains("boot failed at config.fetch") && l.contains("198.18.0.1:7260"))
+        .collect();
+    assert_eq!(
+        line.len(),
+        1,
+        "one failure line naming the step and server\n{}",
+        b.tail()
+    );
+    assert!(line[0].contains("netboot.on_fail=halt"), "{}", line[0]);
 }

@@ -199,11 +199,9 @@ impl fmt::Display for KernelError {
 
 impl std::error::Error for KernelError {}
 
-fn errno_text(op: &str, peer: SocketAddr) -> String {
-    format!(
-        "AF_RXRPC {op} to {peer}: {}",
-        std::io::Error::last_os_error()
-    )
+/// The caller names the server; the message names the operation.
+fn errno_text(op: &str) -> String {
+    format!("AF_RXRPC {op}: {}", std::io::Error::last_os_error())
 }
 
 fn open_socket(family: i32) -> Result<OwnedFd, i32> {
@@ -272,14 +270,14 @@ impl RxTransport for KernelTransport {
         };
         let fd = open_socket(family).map_err(|e| {
             CallError::Io(format!(
-                "socket(AF_RXRPC) for {peer}: {}",
+                "socket(AF_RXRPC): {}",
                 std::io::Error::from_raw_os_error(e)
             ))
         })?;
         let name = sockaddr(peer, service_id);
         let mut control = request_control(CALL_ID, timeout);
         if Self::send(&fd, Some(&name), request, &mut control) < 0 {
-            return Err(CallError::Io(errno_text("sendmsg", peer)));
+            return Err(CallError::Io(errno_text("sendmsg")));
         }
         let mut reply = Vec::new();
         let mut buf = vec![0u8; 16 * 1024];
@@ -302,7 +300,7 @@ impl RxTransport for KernelTransport {
                 if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
                     continue;
                 }
-                return Err(CallError::Io(errno_text("poll", peer)));
+                return Err(CallError::Io(errno_text("poll")));
             }
             if n == 0 {
                 continue;
@@ -328,7 +326,7 @@ impl RxTransport for KernelTransport {
                 ) {
                     continue;
                 }
-                return Err(CallError::Io(format!("AF_RXRPC recvmsg from {peer}: {e}")));
+                return Err(CallError::Io(format!("AF_RXRPC recvmsg: {e}")));
             }
             let clen = (msg.msg_controllen as usize).min(cbuf.len());
             let ctl = parse_control(&cbuf[..clen]);
@@ -337,13 +335,13 @@ impl RxTransport for KernelTransport {
             }
             if let Some(e) = ctl.net_error {
                 return Err(CallError::Io(format!(
-                    "network error from {peer}: {}",
+                    "network error: {}",
                     std::io::Error::from_raw_os_error(e)
                 )));
             }
             if let Some(e) = ctl.local_error {
                 return Err(CallError::Io(format!(
-                    "local error on the call to {peer}: {}",
+                    "local error: {}",
                     std::io::Error::from_raw_os_error(e)
                 )));
             }

@@ -85,8 +85,17 @@ impl fmt::Display for FetchError {
             ),
             FetchError::AllFailed(v) => {
                 write!(f, "no config server answered:")?;
-                for (s, e) in v {
-                    write!(f, " {s}: {e};")?;
+                // Retries usually fail the same way: one entry per run of
+                // equal attempts, with its count.
+                let mut i = 0;
+                while let Some((s, e)) = v.get(i) {
+                    let n = v[i..].iter().take_while(|x| x.0 == *s && x.1 == *e).count();
+                    if n > 1 {
+                        write!(f, " {s}: {e} ({n} attempts);")?;
+                    } else {
+                        write!(f, " {s}: {e};")?;
+                    }
+                    i += n;
                 }
                 write!(
                     f,
@@ -198,4 +207,27 @@ pub fn fetch_config_from(
         }
     }
     Err(FetchError::AllFailed(errors))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_failures_are_counted_not_repeated() {
+        let refused = || AttemptError::Call(CallError::Io("network error: refused".into()));
+        let e = FetchError::AllFailed(vec![
+            ("a:7260".into(), refused()),
+            ("a:7260".into(), refused()),
+            ("b:7260".into(), AttemptError::Call(CallError::Aborted(1))),
+            ("a:7260".into(), refused()),
+        ]);
+        assert_eq!(
+            e.to_string(),
+            "no config server answered: a:7260: network error: refused (2 attempts); \
+             b:7260: call aborted by peer with code 1 (NBCONF_NOT_FOUND); \
+             a:7260: network error: refused; \
+             hint: check netboot-configd runs and has a file for this machine"
+        );
+    }
 }
