@@ -10,6 +10,7 @@ pub mod cli;
 pub mod cmdline;
 pub mod connector;
 pub mod disk;
+pub mod entropy;
 pub mod events;
 pub mod iscsi;
 pub mod klog;

@@ -931,10 +931,11 @@ fn fetched_boot(kernel: &str, name: &str, initrd: PathBuf, transport: &str) {
     let fetch = step_of(&report, "config.fetch")
         .unwrap_or_else(|| panic!("no config.fetch step in boot.json\n{}", b.tail()));
     assert_eq!(fetch["result"], "ok", "config.fetch: {fetch}\n{}", b.tail());
-    // The kernel's AF_RXRPC did the call (the agent loaded rxrpc.ko itself).
+    // Who did the call: the kernel's AF_RXRPC (the agent loaded rxrpc.ko itself) or the
+    // userspace client.
     assert_eq!(
         fetch["facts"]["transport"],
-        "af_rxrpc",
+        transport,
         "{fetch}\n{}",
         b.tail()
     );

@@ -39,21 +39,6 @@ pub struct Emitter {
     stats: EmitStats,
 }
 
-/// One random u32 for `ack`; never blocks (GRND_NONBLOCK: early in boot the
-/// pool may not be ready), falling back to the clock mixed with our pid.
-fn random_u32() -> u32 {
-    let mut b = [0u8; 4];
-    match rustix::rand::getrandom(&mut b, rustix::rand::GetRandomFlags::NONBLOCK) {
-        Ok(4) => u32::from_ne_bytes(b),
-        _ => {
-            let t = boottime_us();
-            (t as u32)
-                ^ ((t >> 32) as u32)
-                ^ rustix::process::getpid().as_raw_nonzero().get() as u32
-        }
-    }
-}
-
 /// Cut `s` to at most `max` bytes at a UTF-8 character boundary.
 fn truncate_at_char(s: &mut String, max: usize) {
     if s.len() > max {
@@ -92,7 +77,7 @@ impl Emitter {
             group,
             id,
             seq: 0,
-            ack: random_u32(),
+            ack: crate::entropy::unique_u32(),
             origin_us: boottime_us(),
             redactor: Redactor::new(secrets),
             stats: EmitStats::default(),

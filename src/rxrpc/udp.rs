@@ -16,18 +16,6 @@ use std::time::{Duration, Instant};
 /// Largest datagram we read: a full jumbogram is below 64 KiB.
 const RECV_BUF: usize = 65_536;
 
-fn random_u32() -> u32 {
-    let mut b = [0u8; 4];
-    match rustix::rand::getrandom(&mut b, rustix::rand::GetRandomFlags::empty()) {
-        Ok(_) => u32::from_ne_bytes(b),
-        // No entropy source: fall back to the clock; the epoch only has to
-        // differ between client restarts (rxrpc.md §1.7).
-        Err(_) => std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0x5eed, |d| d.subsec_nanos() ^ d.as_secs() as u32),
-    }
-}
-
 /// Userspace client transport: one UDP socket per address family, one
 /// connection (cid) per peer and service whose channel 0 carries the calls
 /// in turn (call number +1 each, which also ends the previous call on the
@@ -49,8 +37,8 @@ impl UdpTransport {
         UdpTransport {
             v4: None,
             v6: None,
-            epoch: (random_u32() | RANDOM_EPOCH) & !0x4000_0000,
-            next_cid: random_u32() & 0x3fff_fffc,
+            epoch: (crate::entropy::unique_u32() | RANDOM_EPOCH) & !0x4000_0000,
+            next_cid: crate::entropy::unique_u32() & 0x3fff_fffc,
             conns: std::collections::HashMap::new(),
             max_reply,
         }
