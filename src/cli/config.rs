@@ -1,23 +1,26 @@
 //! `netboot config-fetch rxrpc:HOST[:PORT] [--mac M] [--iqn I] [--hostname H]
-//! [--timeout S] [--retries N]`: fetch this machine's config from
-//! netboot-configd with the userspace RxRPC client and print the boot plan
+//! [--timeout S] [--retries N] [--transport udp|kernel]`: fetch this
+//! machine's config from netboot-configd with the userspace RxRPC client
+//! (default) or the kernel's AF_RXRPC, and print the boot plan
 //! it yields (defaults + config) as JSON, secrets as `***`. Exit 0 with the
 //! plan, 1 when no server gave a valid config (one line on stderr, with the
 //! abort code of each attempt), 2 on bad usage.
 
 use super::{fail, Exit};
 use crate::plan::BootPlan;
-use crate::rxrpc::{apply, fetch_config, udp::UdpTransport, Identity};
+use crate::rxrpc::kernel::KernelTransport;
+use crate::rxrpc::{apply, fetch_config, udp::UdpTransport, Identity, RxTransport};
 use std::time::Duration;
 
 const CMD: &str = "config-fetch";
-const USAGE: &str = "usage: netboot config-fetch rxrpc:HOST[:PORT] [--mac M] [--iqn I] [--hostname H] [--timeout S] [--retries N]";
+const USAGE: &str = "usage: netboot config-fetch rxrpc:HOST[:PORT] [--mac M] [--iqn I] [--hostname H] [--timeout S] [--retries N] [--transport udp|kernel]";
 
 pub fn run(args: &[String]) -> i32 {
     let mut servers = Vec::new();
     let mut id = Identity::default();
     let mut timeout = Duration::from_secs(5);
     let mut retries = 0u32;
+    let mut kernel = false;
     let mut it = args.iter();
     let usage = |m: &str| fail(CMD, Exit::Usage, format!("{m}\n{USAGE}"));
     while let Some(a) = it.next() {
@@ -44,6 +47,11 @@ pub fn run(args: &[String]) -> i32 {
                     .map(|n| retries = n)
                     .ok_or(format!("--retries {v:?} is not 0..100"))
             }),
+            "--transport" => val("--transport").and_then(|v| match v.as_str() {
+                "udp" => Ok(kernel = false),
+                "kernel" => Ok(kernel = true),
+                _ => Err(format!("--transport {v:?} is not udp or kernel")),
+            }),
             s if s.starts_with("rxrpc:") => {
                 // The same parser as netboot.config= on the kernel cmdline.
                 match crate::cmdline::parse_plan(&format!("netboot.config={s}")) {
@@ -63,8 +71,16 @@ pub fn run(args: &[String]) -> i32 {
     if servers.is_empty() {
         return usage("give at least one rxrpc:HOST[:PORT]");
     }
-    let mut t = UdpTransport::new(crate::rxrpc::proto::MAX_REPLY + 8);
-    match fetch_config(&mut t, &servers, &id, timeout, retries) {
+    let max = crate::rxrpc::proto::MAX_REPLY + 8;
+    let mut t: Box<dyn RxTransport> = if kernel {
+        match KernelTransport::open(max) {
+            Ok(k) => Box::new(k),
+            Err(e) => return fail(CMD, Exit::Failure, e),
+        }
+    } else {
+        Box::new(UdpTransport::new(max))
+    };
+    match fetch_config(t.as_mut(), &servers, &id, timeout, retries) {
         Ok(c) => {
             let mut plan = BootPlan::default();
             apply(&c, &mut plan, &[]);
