@@ -92,6 +92,26 @@ pub fn network(
             if let Some(g) = &l.gateway {
                 f = f.str(&format!("{p}gateway"), g.to_string());
             }
+            // What DHCP learned (none of these for a static entry).
+            if let Some(s) = &l.dhcp_server {
+                f = f.str(&format!("{p}dhcp_server"), s.to_string());
+            }
+            if let Some(s) = l.lease_s {
+                f = f.u64(&format!("{p}lease_s"), s.into());
+            }
+            if let Some(ms) = l.dhcp_ms {
+                f = f.u64(&format!("{p}dhcp_ms"), ms);
+            }
+            if let Some(r) = &l.root_path {
+                f = f.str(&format!("{p}root_path"), r.clone());
+            }
+            if let Some(h) = &l.hostname {
+                f = f.str(&format!("{p}hostname"), h.clone());
+            }
+            if !l.dns.is_empty() {
+                let dns: Vec<String> = l.dns.iter().map(|a| a.to_string()).collect();
+                f = f.str(&format!("{p}dns"), dns.join(","));
+            }
         }
         let mac = links.first().map(|l| l.mac.clone());
         Ok::<_, crate::net::NetError>((mac, f))
