@@ -5,7 +5,11 @@
 #       [--image-lun N] [--target IQN] [--chap USER:SECRET]
 #       [--mutual-chap TUSER:TSECRET] [--append "..."] [--timeout S]
 #       [--console FILE] [--show] [--expect STRING]
+#       [--dhcp] [--dhcp-root-path STR]
 #
+# --dhcp runs dnsmasq on the rig's br0 (the guest leases 198.18.0.2/24,
+# router 198.18.0.1); --dhcp-root-path STR also serves STR as option 17
+# (implies --dhcp).
 # The kernel command line is "console=ttyS0 panic=-1 " + --append. The image
 # is copied (sparse) per run so the pristine one stays. Exit status: 0 iff
 # QEMU exited by itself before the timeout and the console contains every
@@ -19,7 +23,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 die() { echo "boot.sh: $*" >&2; exit 1; }
 
 kernel="" initrd="" image="" lun=1 iqn=iqn.2026-11.test:root chap="" mutual="" append=""
-timeout=120 console="" show=0 expects=()
+timeout=120 console="" show=0 expects=() dhcp=0 dhcp_root=
 while [ $# -gt 0 ]; do
     case "$1" in
         --kernel) kernel=$2; shift 2 ;;
@@ -34,6 +38,8 @@ while [ $# -gt 0 ]; do
         --console) console=$2; shift 2 ;;
         --show) show=1; shift ;;
         --expect) expects+=("$2"); shift 2 ;;
+        --dhcp) dhcp=1; shift ;;
+        --dhcp-root-path) dhcp=1; dhcp_root=$2; shift 2 ;;
         *) die "unknown option '$1' (see the header of $0)" ;;
     esac
 done
@@ -59,6 +65,7 @@ trap 'exit 130' INT TERM
 cp --sparse=always "$image" "$rig_workdir/disk.img"
 rig_netns_up
 rig_tgt_start "$rig_workdir/disk.img" "$lun" "$iqn" "$chap" "$mutual"
+[ "$dhcp" = 0 ] || rig_dnsmasq_start "$dhcp_root"
 
 rc=0
 rig_qemu "$vmlinux" "$initrd" "console=ttyS0 panic=-1 $append" "$console" "$timeout" "$show" || rc=$?
@@ -74,6 +81,10 @@ if [ "$rc" != 0 ]; then
     if [ -s "$rig_tgt_log" ]; then
         echo "boot: tgtd log ($rig_tgt_log), last 20 lines:" >&2
         tail -n 20 "$rig_tgt_log" >&2
+    fi
+    if [ -s "$rig_dnsmasq_log" ]; then
+        echo "boot: dnsmasq log ($rig_dnsmasq_log), last 20 lines:" >&2
+        tail -n 20 "$rig_dnsmasq_log" >&2
     fi
 fi
 exit "$rc"
