@@ -427,13 +427,28 @@ impl Dnsmasq {
         std::fs::create_dir_all(&dir).unwrap();
         let log = File::create(dir.join("log")).unwrap();
         let child = Command::new("ip")
-            .args(["netns", "exec", &ns.0, "dnsmasq", "--no-daemon", "--conf-file=/dev/null"])
-            .args(["--bind-interfaces", "--interface=br0", "--except-interface=lo", "--port=0"])
+            .args([
+                "netns",
+                "exec",
+                &ns.0,
+                "dnsmasq",
+                "--no-daemon",
+                "--conf-file=/dev/null",
+            ])
+            .args([
+                "--bind-interfaces",
+                "--interface=br0",
+                "--except-interface=lo",
+                "--port=0",
+            ])
             .args(["--user=root", "--no-ping", "--log-dhcp"])
             .arg(format!("--dhcp-leasefile={}", dir.join("leases").display()))
             .arg(format!("--pid-file={}", dir.join("pid").display()))
             .args(["--dhcp-range=198.18.0.2,198.18.0.2,255.255.255.0,1h"])
-            .args(["--dhcp-option=3,198.18.0.254", "--dhcp-option=6,198.18.0.53"])
+            .args([
+                "--dhcp-option=3,198.18.0.254",
+                "--dhcp-option=6,198.18.0.53",
+            ])
             .args(["--dhcp-option=26,1400"])
             .arg(format!("--dhcp-option=17,{DHCP_ROOT_PATH}"))
             .arg(format!("--dhcp-host={CLIENT_MAC},node10"))
@@ -475,8 +490,16 @@ impl Wire {
             let mut buf = vec![0u8; 65536];
             while !flag.load(Ordering::SeqCst) {
                 let mut fds = [
-                    libc::pollfd { fd: a.as_raw_fd(), events: libc::POLLIN, revents: 0 },
-                    libc::pollfd { fd: b.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+                    libc::pollfd {
+                        fd: a.as_raw_fd(),
+                        events: libc::POLLIN,
+                        revents: 0,
+                    },
+                    libc::pollfd {
+                        fd: b.as_raw_fd(),
+                        events: libc::POLLIN,
+                        revents: 0,
+                    },
                 ];
                 // SAFETY: fds is a valid array of 2 pollfd.
                 let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, 100) };
@@ -495,7 +518,10 @@ impl Wire {
                 }
             }
         });
-        Wire { stop, thread: Some(thread) }
+        Wire {
+            stop,
+            thread: Some(thread),
+        }
     }
 }
 
@@ -525,7 +551,9 @@ fn server_ns() -> Netns {
 fn capture(ns: &Netns) -> Option<std::process::Child> {
     let out = std::env::var("NETBOOT_DHCP_PCAP").ok()?;
     let child = Command::new("ip")
-        .args(["netns", "exec", &ns.0, "tcpdump", "-i", "br0", "-U", "-n", "-w", &out])
+        .args([
+            "netns", "exec", &ns.0, "tcpdump", "-i", "br0", "-U", "-n", "-w", &out,
+        ])
         .args(["udp", "port", "67", "or", "udp", "port", "68"])
         .spawn()
         .unwrap();
@@ -572,17 +600,30 @@ fn dhcp_lease_from_dnsmasq_is_configured() {
         assert_eq!(l.mac, CLIENT_MAC);
         assert_eq!(l.address.to_string(), "198.18.0.2");
         assert_eq!(l.prefix_len, 24);
-        assert_eq!(l.gateway.map(|g| g.to_string()).as_deref(), Some("198.18.0.254"));
+        assert_eq!(
+            l.gateway.map(|g| g.to_string()).as_deref(),
+            Some("198.18.0.254")
+        );
         assert_eq!(l.mtu, Some(1400));
-        assert_eq!(l.dhcp_server.map(|s| s.to_string()).as_deref(), Some("198.18.0.1"));
+        assert_eq!(
+            l.dhcp_server.map(|s| s.to_string()).as_deref(),
+            Some("198.18.0.1")
+        );
         assert_eq!(l.lease_s, Some(3600));
         assert_eq!(l.root_path.as_deref(), Some(DHCP_ROOT_PATH));
         assert_eq!(l.hostname.as_deref(), Some("node10"));
-        assert_eq!(l.dns.iter().map(|a| a.to_string()).collect::<Vec<_>>(), ["198.18.0.53"]);
+        assert_eq!(
+            l.dns.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+            ["198.18.0.53"]
+        );
         // The kernel's view, read back with iproute2.
         assert_eq!(
             addrs(&cli, "c0"),
-            [("198.18.0.2".to_string(), 24, Some("198.18.0.255".to_string()))],
+            [(
+                "198.18.0.2".to_string(),
+                24,
+                Some("198.18.0.255".to_string())
+            )],
             "{cl:?}"
         );
         let routes = cli.json(&["route", "show", "default"]);
@@ -596,7 +637,9 @@ fn dhcp_lease_from_dnsmasq_is_configured() {
         // The server recorded the lease for our MAC (it sent the ACK).
         let leases = dnsmasq.leases();
         assert!(
-            leases.lines().any(|l| l.contains(CLIENT_MAC) && l.contains("198.18.0.2")),
+            leases
+                .lines()
+                .any(|l| l.contains(CLIENT_MAC) && l.contains("198.18.0.2")),
             "lease file: {leases}\nlog: {}",
             dnsmasq.log()
         );
@@ -621,7 +664,14 @@ fn dhcp_without_server_is_a_bounded_error() {
     let e = r.unwrap_err();
     let s = e.to_string();
     // Carrier (linkwatch) takes up to ~1 s of the 2.5; DISCOVERs go out at +0 s, +1 s, +3 s.
-    let NetError::NoLease { iface, sent, offers: 0, last_error: None, .. } = &e else {
+    let NetError::NoLease {
+        iface,
+        sent,
+        offers: 0,
+        last_error: None,
+        ..
+    } = &e
+    else {
         panic!("{e:?}")
     };
     assert_eq!(iface, "c0");
@@ -633,7 +683,10 @@ fn dhcp_without_server_is_a_bounded_error() {
         )),
         "{s}"
     );
-    assert!(took >= Duration::from_millis(2400) && took < Duration::from_secs(5), "{took:?}");
+    assert!(
+        took >= Duration::from_millis(2400) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
     assert!(addrs(&cli, "c0").is_empty());
 }
 
@@ -646,17 +699,30 @@ fn dnsmasq_capture_decodes() {
     use std::net::Ipv4Addr;
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/dhcp");
     let read = |n: &str| std::fs::read(dir.join(n)).unwrap_or_else(|e| panic!("{n}: {e}"));
-    let (discover, offer, request, ack) =
-        (read("1-discover.bin"), read("2-offer.bin"), read("3-request.bin"), read("4-ack.bin"));
+    let (discover, offer, request, ack) = (
+        read("1-discover.bin"),
+        read("2-offer.bin"),
+        read("3-request.bin"),
+        read("4-ack.bin"),
+    );
     let mac = [0x52, 0x54, 0x00, 0xaa, 0x00, 0x10];
     // BOOTP xid and secs of our own captured messages (IP 20 + UDP 8 + offsets 4 and 8).
     let xid = u32::from_be_bytes(discover[32..36].try_into().unwrap());
     for (pkt, opts) in [(&discover, None), (&request, Some(()))] {
         let secs = u16::from_be_bytes(pkt[36..38].try_into().unwrap());
-        let c = Client { xid, mac, hostname: None, secs };
+        let c = Client {
+            xid,
+            mac,
+            hostname: None,
+            secs,
+        };
         let ours = match opts {
             None => dhcp::discover(&c),
-            Some(()) => dhcp::request(&c, Ipv4Addr::new(198, 18, 0, 2), Ipv4Addr::new(198, 18, 0, 1)),
+            Some(()) => dhcp::request(
+                &c,
+                Ipv4Addr::new(198, 18, 0, 2),
+                Ipv4Addr::new(198, 18, 0, 1),
+            ),
         };
         assert_eq!(&ours, pkt, "our builder reproduces the captured bytes");
     }

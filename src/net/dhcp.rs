@@ -282,7 +282,10 @@ impl fmt::Display for DecodeError {
                 write!(f, "UDP to port {port}, not {CLIENT_PORT}")
             }
             DecodeError::UdpLength { len, room } => {
-                write!(f, "UDP length {len} does not fit the {room} bytes after the IP header")
+                write!(
+                    f,
+                    "UDP length {len} does not fit the {room} bytes after the IP header"
+                )
             }
             DecodeError::NotReply { op } => write!(f, "BOOTP op {op}, not BOOTREPLY"),
             DecodeError::Xid { want, got } => {
@@ -299,7 +302,10 @@ impl fmt::Display for DecodeError {
                 got[0], got[1], got[2], got[3]
             ),
             DecodeError::OptionTruncated { code, at } => {
-                write!(f, "option {code} at byte {at} runs past the end of the message")
+                write!(
+                    f,
+                    "option {code} at byte {at} runs past the end of the message"
+                )
             }
             DecodeError::NoMessageType => f.write_str("no DHCP message type (option 53)"),
             DecodeError::MessageType { value } => {
@@ -478,9 +484,7 @@ fn udp_payload(pkt: &[u8]) -> Result<(Ipv4Addr, &[u8]), DecodeError> {
     if ihl < IP_HDR {
         return Err(DecodeError::BadIhl { ihl });
     }
-    let hdr = pkt
-        .get(..ihl)
-        .ok_or(short("IPv4 header", ihl, pkt.len()))?;
+    let hdr = pkt.get(..ihl).ok_or(short("IPv4 header", ihl, pkt.len()))?;
     let total = usize::from(be16(hdr, 2).unwrap_or(0));
     if total < ihl || total > pkt.len() {
         return Err(DecodeError::TotalLength {
@@ -642,9 +646,11 @@ pub fn parse(pkt: &[u8], xid: u32, mac: &[u8; 6]) -> Result<Reply, DecodeError> 
         });
     }
     let cookie = m.get(BOOTP_FIXED..BOOTP_FIXED + 4);
-    let cookie: [u8; 4] = cookie
-        .and_then(|c| c.try_into().ok())
-        .ok_or(short("magic cookie", BOOTP_FIXED + 4, m.len()))?;
+    let cookie: [u8; 4] = cookie.and_then(|c| c.try_into().ok()).ok_or(short(
+        "magic cookie",
+        BOOTP_FIXED + 4,
+        m.len(),
+    ))?;
     if cookie != MAGIC {
         return Err(DecodeError::Cookie { got: cookie });
     }
@@ -679,7 +685,8 @@ pub fn parse(pkt: &[u8], xid: u32, mac: &[u8; 6]) -> Result<Reply, DecodeError> 
         .map(Ipv4Addr::from)
         .ok_or(DecodeError::NoServerId { kind })?;
     let yiaddr = ipv4_at(m, OFF_YIADDR).unwrap_or(Ipv4Addr::UNSPECIFIED);
-    if kind != Kind::Nak && (yiaddr.is_unspecified() || yiaddr.is_broadcast() || yiaddr.is_multicast())
+    if kind != Kind::Nak
+        && (yiaddr.is_unspecified() || yiaddr.is_broadcast() || yiaddr.is_multicast())
     {
         return Err(DecodeError::Yiaddr { kind, addr: yiaddr });
     }
@@ -772,7 +779,8 @@ mod tests {
         0, 0, // pad
         12, 5, b'n', b'o', b'd', b'e', b'7', // host name
         15, 4, b't', b'e', b's', b't', // domain
-        17, 12, b'i', b's', b'c', b's', b'i', b':', b'1', b'.', b'2', b':', b':', 0, // root path, NUL
+        17, 12, b'i', b's', b'c', b's', b'i', b':', b'1', b'.', b'2', b':', b':',
+        0, // root path, NUL
         26, 2, 0x05, 0xdc, // MTU 1500
         255,
     ];
@@ -859,7 +867,9 @@ mod tests {
 
     #[test]
     fn nak_with_message() {
-        let opts = [53, 1, 6, 54, 4, 10, 0, 0, 1, 56, 5, b'w', b'r', b'o', b'n', b'g', 255];
+        let opts = [
+            53, 1, 6, 54, 4, 10, 0, 0, 1, 56, 5, b'w', b'r', b'o', b'n', b'g', 255,
+        ];
         let r = parse(&reply(7, MAC, &opts), 7, &MAC).unwrap();
         assert_eq!(r.kind, Kind::Nak);
         assert_eq!(r.message.as_deref(), Some("wrong"));
@@ -880,7 +890,9 @@ mod tests {
     #[test]
     fn split_option_is_concatenated() {
         // RFC 3396: two instances of option 17.
-        let opts = [53, 1, 5, 54, 4, 10, 0, 0, 1, 17, 2, b'a', b'b', 17, 1, b'c', 255];
+        let opts = [
+            53, 1, 5, 54, 4, 10, 0, 0, 1, 17, 2, b'a', b'b', 17, 1, b'c', 255,
+        ];
         let r = parse(&reply(9, MAC, &opts), 9, &MAC).unwrap();
         assert_eq!(r.root_path.as_deref(), Some("abc"));
     }
@@ -917,9 +929,14 @@ mod tests {
             p[10..12].copy_from_slice(&s.to_be_bytes());
         };
         for (err, f) in [
-            ("IP version 6, not 4", &(|p: &mut Vec<u8>| p[0] = 0x65) as &dyn Fn(&mut Vec<u8>)),
+            (
+                "IP version 6, not 4",
+                &(|p: &mut Vec<u8>| p[0] = 0x65) as &dyn Fn(&mut Vec<u8>),
+            ),
             ("IPv4 header length 16 bytes", &|p| p[0] = 0x44),
-            ("IPv4 header checksum wrong (sums to 0x0100)", &|p| p[8] = 63),
+            ("IPv4 header checksum wrong (sums to 0x0100)", &|p| {
+                p[8] = 63
+            }),
             ("IPv4 fragment", &|p| {
                 p[6] = 0x20;
                 fix_ip(p)
@@ -948,7 +965,9 @@ mod tests {
                 let i = p.len() - 5;
                 p[i..i + 4].copy_from_slice(&[26, 1, 5, 255])
             }),
-            ("DHCP message type [3] is not OFFER, ACK or NAK", &|p| p[28 + 242] = 3),
+            ("DHCP message type [3] is not OFFER, ACK or NAK", &|p| {
+                p[28 + 242] = 3
+            }),
             ("DHCPOFFER without a server identifier (option 54)", &|p| {
                 p[28 + 243] = 99
             }),
@@ -957,8 +976,14 @@ mod tests {
         }
         // Lengths.
         assert_eq!(
-            parse(&ok[..ok.len() - 1], c.xid, &c.mac).unwrap_err().to_string(),
-            format!("IPv4 total length {} but {} bytes received", ok.len(), ok.len() - 1)
+            parse(&ok[..ok.len() - 1], c.xid, &c.mac)
+                .unwrap_err()
+                .to_string(),
+            format!(
+                "IPv4 total length {} but {} bytes received",
+                ok.len(),
+                ok.len() - 1
+            )
         );
         assert_eq!(
             parse(&[], c.xid, &c.mac).unwrap_err().to_string(),
@@ -966,7 +991,9 @@ mod tests {
         );
         let opts = [53, 1, 2, 54, 4, 1, 2, 3, 4, 17, 9, b'x'];
         assert_eq!(
-            parse(&reply(1, MAC, &opts), 1, &MAC).unwrap_err().to_string(),
+            parse(&reply(1, MAC, &opts), 1, &MAC)
+                .unwrap_err()
+                .to_string(),
             "option 17 at byte 249 runs past the end of the message"
         );
         assert_eq!(

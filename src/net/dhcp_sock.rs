@@ -129,21 +129,27 @@ impl PacketSocket {
 
     /// One packet into `buf`, waiting until `until`; `None` on timeout.
     pub fn recv(&self, buf: &mut [u8], until: Instant) -> Result<Option<usize>, NetError> {
-        let left = until.saturating_duration_since(Instant::now());
-        let ts = rustix::time::Timespec {
-            tv_sec: left.as_secs() as _,
-            tv_nsec: left.subsec_nanos() as _,
-        };
-        let mut fds = [PollFd::new(&self.fd, PollFlags::IN)];
-        match poll(&mut fds, Some(&ts)) {
-            Ok(0) | Err(Errno::INTR) => return Ok(None),
-            Ok(_) => {}
-            Err(errno) => return Err(NetError::DhcpSocket { op: "poll", errno }),
-        }
-        match rustix::net::recv(&self.fd, buf, rustix::net::RecvFlags::DONTWAIT) {
-            Ok((n, _)) => Ok(Some(n)),
-            Err(Errno::AGAIN | Errno::INTR) => Ok(None),
-            Err(errno) => Err(NetError::DhcpSocket { op: "recv", errno }),
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(None);
+            }
+            let ts = rustix::time::Timespec {
+                tv_sec: left.as_secs() as _,
+                tv_nsec: left.subsec_nanos() as _,
+            };
+            let mut fds = [PollFd::new(&self.fd, PollFlags::IN)];
+            match poll(&mut fds, Some(&ts)) {
+                Ok(0) => return Ok(None),
+                Ok(_) | Err(Errno::INTR) => {}
+                Err(errno) => return Err(NetError::DhcpSocket { op: "poll", errno }),
+            }
+            match rustix::net::recv(&self.fd, &mut *buf, rustix::net::RecvFlags::DONTWAIT) {
+                Ok((n, _)) => return Ok(Some(n)),
+                // Woken without a packet (signal, or readiness raced): wait on.
+                Err(Errno::AGAIN | Errno::INTR) => {}
+                Err(errno) => return Err(NetError::DhcpSocket { op: "recv", errno }),
+            }
         }
     }
 }
@@ -163,7 +169,7 @@ fn new_xid(mac: &[u8; 6]) -> u32 {
 
 enum State {
     Selecting,
-    Requesting { offer: Reply, tries: u32 },
+    Requesting { offer: Box<Reply>, tries: u32 },
 }
 
 /// Run the exchange on `iface` (index `ifindex`, hardware address `mac`)
@@ -226,7 +232,7 @@ pub fn obtain(
                         reply.server_id
                     );
                     state = State::Requesting {
-                        offer: reply,
+                        offer: Box::new(reply),
                         tries: 0,
                     };
                     backoff = Duration::from_secs(1);

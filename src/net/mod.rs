@@ -712,11 +712,6 @@ pub fn configure_dhcp(
         first_with_carrier(rt, net, deadline)?
     } else {
         let link = find_link(rt, &want, &net.ifnames, started, deadline)?;
-        if let Some(m) = ip.mtu {
-            if link.mtu != Some(m) {
-                rt.set_link(&link, None, Some(m))?;
-            }
-        }
         up_at = Instant::now();
         if !link.is_up() {
             rt.set_link(&link, Some(true), None)?;
@@ -739,15 +734,16 @@ pub fn configure_dhcp(
     )?;
     let ack = &lease.ack;
     let address = IpAddr::V4(ack.yiaddr);
-    // The command line's MTU wins over the server's; RFC 2132 §5.1: the
-    // minimum legal value is 68.
+    // The command line's MTU wins over the server's (option 26; RFC 2132
+    // §5.1: the minimum legal value is 68). Changing it on an up virtio or
+    // e1000 link keeps the carrier.
+    let want_mtu = ip.mtu.or(ack.mtu.map(u32::from).filter(|m| *m >= 68));
     let mut mtu = link.mtu;
-    if let (None, Some(m)) = (ip.mtu, ack.mtu) {
-        let m = u32::from(m);
-        if m >= 68 && link.mtu != Some(m) {
+    if let Some(m) = want_mtu {
+        if link.mtu != Some(m) {
             rt.set_link(&link, None, Some(m))?;
-            mtu = Some(m);
         }
+        mtu = Some(m);
     }
     rt.add_address(&link, address, lease.prefix_len)?;
     let gateway = ack.routers.first().map(|r| IpAddr::V4(*r));
