@@ -97,7 +97,10 @@ rig_tgt_start() {
 # with --interface=br0 opens its sockets on br0 only (dnsmasq(8)); --port=0
 # turns DNS off. One address (198.18.0.2) so the guest's lease is known.
 # Lease and pid files live in the rig workdir; it runs as root because that
-# workdir (mktemp -d) is root-only.
+# workdir (mktemp -d) is root-only. dnsmasq's default ping check before a
+# first offer (dnsmasq(8) --no-ping) is kept, as on a real server: the guest
+# gets its OFFER only on the DISCOVER it retransmits ~3 s in, which also
+# exercises the client's retransmission.
 rig_dnsmasq_start() {
     local root_path=${1:-} dir=${rig_workdir:-/tmp} i opts
     [ -n "$rig_ns" ] || { rig_log "rig_dnsmasq_start before rig_netns_up"; return 1; }
