@@ -6,10 +6,15 @@
 #       [--mutual-chap TUSER:TSECRET] [--append "..."] [--timeout S]
 #       [--console FILE] [--show] [--expect STRING]
 #       [--configd DIR [--configd-bin BIN]] [--capture FILE]
+#       [--dhcp] [--dhcp-root-path STR]
 #
 # --configd serves the config files in DIR with netboot-configd on
 # 198.18.0.1:7260 (default BIN: target/dist/netboot-configd); --capture
 # writes the RxRPC packets seen on the bridge to FILE (pcap).
+# --dhcp runs dnsmasq on the rig's br0 (the guest leases 198.18.0.2/24,
+# router 198.18.0.1); --dhcp-root-path STR also serves STR as option 17
+# (implies --dhcp).
+#
 # The kernel command line is "console=ttyS0 panic=-1 " + --append. The image
 # is copied (sparse) per run so the pristine one stays. Exit status: 0 iff
 # QEMU exited by itself before the timeout and the console contains every
@@ -26,6 +31,7 @@ die() { echo "boot.sh: $*" >&2; exit 1; }
 
 kernel="" initrd="" image="" lun=1 iqn=iqn.2026-11.test:root chap="" mutual="" append=""
 timeout=120 console="" show=0 expects=() configd="" configd_bin="$here/../target/dist/netboot-configd" capture=""
+dhcp=0 dhcp_root=
 while [ $# -gt 0 ]; do
     case "$1" in
         --kernel) kernel=$2; shift 2 ;;
@@ -43,6 +49,8 @@ while [ $# -gt 0 ]; do
         --configd) configd=$2; shift 2 ;;
         --configd-bin) configd_bin=$2; shift 2 ;;
         --capture) capture=$2; shift 2 ;;
+        --dhcp) dhcp=1; shift ;;
+        --dhcp-root-path) dhcp=1; dhcp_root=$2; shift 2 ;;
         *) die "unknown option '$1' (see the header of $0)" ;;
     esac
 done
@@ -74,6 +82,7 @@ if [ -n "$configd" ]; then
     [ -x "$configd_bin" ] || die "--configd-bin '$configd_bin': not executable (bash scripts/build.sh)"
     rig_configd_start "$configd_bin" "$configd"
 fi
+[ "$dhcp" = 0 ] || rig_dnsmasq_start "$dhcp_root"
 
 rc=0
 rig_qemu "$vmlinux" "$initrd" "console=ttyS0 panic=-1 $append" "$console" "$timeout" "$show" || rc=$?
@@ -93,6 +102,10 @@ if [ "$rc" != 0 ]; then
     if [ -s "$rig_tgt_log" ]; then
         echo "boot: tgtd log ($rig_tgt_log), last 20 lines:" >&2
         tail -n 20 "$rig_tgt_log" >&2
+    fi
+    if [ -s "$rig_dnsmasq_log" ]; then
+        echo "boot: dnsmasq log ($rig_dnsmasq_log), last 20 lines:" >&2
+        tail -n 20 "$rig_dnsmasq_log" >&2
     fi
 fi
 exit "$rc"

@@ -7,10 +7,13 @@
 #     br0   198.18.0.1/24  (the target portal 198.18.0.1:3260)
 #     tap0  attached to br0, QEMU's NIC; the guest is 198.18.0.2/24 on eth0
 #     tgtd -f -C <unique control port> --iscsi portal=198.18.0.1:3260
+#     dnsmasq (optional, DHCP only) on br0: leases 198.18.0.2/24, router
+#       198.18.0.1, option 17 (root path) when given
 #   qemu-system-x86_64 (TCG, 1 vCPU, 512 MiB) under `ip netns exec`.
 #
 #   rig_netns_up
 #   rig_tgt_start IMAGE LUN IQN [USER:SECRET] [TUSER:TSECRET]
+#   rig_dnsmasq_start [ROOT_PATH]                          # after rig_netns_up
 #   rig_qemu VMLINUX INITRD APPEND CONSOLE TIMEOUT SHOW   # 0 ok, 1 qemu failed, 2 timeout
 #   rig_cleanup          # idempotent; call it from an EXIT trap
 #
@@ -24,6 +27,8 @@ rig_tgt_tids=()
 rig_qemu_pid=""
 rig_workdir=""
 rig_tgt_log=""
+rig_dnsmasq_pid=""
+rig_dnsmasq_log=""
 rig_target_addr=198.18.0.1
 rig_port=3260
 
@@ -85,6 +90,50 @@ rig_tgt_start() {
         "${t[@]}" --mode account --op new --user "${mutual%%:*}" --password "${mutual#*:}" || return 1
         "${t[@]}" --mode account --op bind --tid 1 --user "${mutual%%:*}" --outgoing || return 1
     fi
+}
+
+# rig_dnsmasq_start [ROOT_PATH]
+# DHCP for the guest, confined to br0 of the rig's netns: --bind-interfaces
+# with --interface=br0 opens its sockets on br0 only (dnsmasq(8)); --port=0
+# turns DNS off. One address (198.18.0.2) so the guest's lease is known.
+# Lease and pid files live in the rig workdir; it runs as root because that
+# workdir (mktemp -d) is root-only. dnsmasq's default ping check before a
+# first offer (dnsmasq(8) --no-ping) is kept, as on a real server: the guest
+# gets its OFFER only on the DISCOVER it retransmits ~3 s in, which also
+# exercises the client's retransmission.
+rig_dnsmasq_start() {
+    local root_path=${1:-} dir=${rig_workdir:-/tmp} i opts
+    [ -n "$rig_ns" ] || { rig_log "rig_dnsmasq_start before rig_netns_up"; return 1; }
+    rig_dnsmasq_log="$dir/dnsmasq.$rig_ns.log"
+    opts=(--no-daemon --conf-file=/dev/null --log-facility=- --log-dhcp --user=root
+        --bind-interfaces --interface=br0 --except-interface=lo --port=0
+        "--dhcp-range=198.18.0.2,198.18.0.2,255.255.255.0,1h"
+        "--dhcp-option=3,$rig_target_addr"
+        "--dhcp-leasefile=$dir/dnsmasq.$rig_ns.leases" "--pid-file=$dir/dnsmasq.$rig_ns.pid")
+    [ -z "$root_path" ] || opts+=("--dhcp-option=17,$root_path")
+    # `ip netns exec` execs dnsmasq: $! is dnsmasq itself.
+    ip netns exec "$rig_ns" dnsmasq "${opts[@]}" >"$rig_dnsmasq_log" 2>&1 &
+    rig_dnsmasq_pid=$!
+    # Ready once it has logged its DHCP range (after binding its sockets).
+    for i in $(seq 50); do
+        grep -q "DHCP, IP range" "$rig_dnsmasq_log" 2>/dev/null && return 0
+        if [ "$i" = 50 ] || ! kill -0 "$rig_dnsmasq_pid" 2>/dev/null; then
+            rig_log "dnsmasq did not start:"
+            cat "$rig_dnsmasq_log" >&2
+            return 1
+        fi
+        sleep 0.1
+    done
+}
+
+rig_dnsmasq_stop() {
+    [ -n "$rig_dnsmasq_pid" ] || return 0
+    local _
+    kill "$rig_dnsmasq_pid" 2>/dev/null || true
+    for _ in $(seq 30); do kill -0 "$rig_dnsmasq_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$rig_dnsmasq_pid" 2>/dev/null || true
+    wait "$rig_dnsmasq_pid" 2>/dev/null || true
+    rig_dnsmasq_pid=""
 }
 
 rig_tgt_stop() {
@@ -161,6 +210,7 @@ rig_qemu_stop() {
 
 rig_cleanup() {
     rig_qemu_stop
+    rig_dnsmasq_stop
     rig_tgt_stop
     if [ -n "$rig_ns" ]; then
         ip netns del "$rig_ns" 2>/dev/null || rig_log "could not delete netns $rig_ns"

@@ -8,8 +8,8 @@ set -euo pipefail
 need_pkgs=(tgt istgt open-iscsi libiscsi-bin iproute2 tcpdump shellcheck python3 file e2fsprogs cpio kmod btrfs-progs)
 # The VM rig (qemu/, initramfs/): TCG QEMU, busybox for the root images and
 # the reference initramfs, module decompression, sfdisk for partitioned
-# images, mkfs.xfs for XFS roots.
-need_pkgs+=(qemu-system-x86 busybox-static xz-utils zstd xfsprogs fdisk)
+# images, mkfs.xfs for XFS roots, dnsmasq for the DHCP scenarios and tests/net.rs.
+need_pkgs+=(qemu-system-x86 busybox-static xz-utils zstd xfsprogs fdisk dnsmasq)
 missing=()
 for p in "${need_pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

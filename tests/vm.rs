@@ -313,49 +313,7 @@ impl Booted {
 }
 
 fn boot(vm: Vm) -> Booted {
-    let console = work_dir().join(format!("console-{}.log", vm.name));
-    let _ = fs::remove_file(&console);
-    let timeout = BOOT_TIMEOUT_S.to_string();
-    let mut c = Command::new(Path::new(REPO).join("qemu/boot.sh"));
-    c.current_dir(REPO)
-        .args(["--kernel", vm.kernel, "--initrd"])
-        .arg(&vm.initrd)
-        .arg("--image")
-        .arg(&vm.image)
-        .args([
-            "--target",
-            IQN,
-            "--append",
-            &vm.append,
-            "--timeout",
-            &timeout,
-        ])
-        .arg("--console")
-        .arg(&console);
-    if let Some(chap) = &vm.chap {
-        c.args(["--chap", chap]);
-    }
-    if let Some(m) = &vm.mutual {
-        c.args(["--mutual-chap", m]);
-    }
-    if let Some(d) = &vm.configd {
-        c.arg("--configd").arg(d);
-    }
-    let out = c
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run qemu/boot.sh: {e}"));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let wall = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("boot: wall="))
-        .and_then(|w| w.trim().parse().ok());
-    Booted {
-        name: vm.name.to_string(),
-        code: out.status.code(),
-        wall,
-        console: fs::read_to_string(&console).unwrap_or_default(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    boot_with(vm, &[])
 }
 
 /// Take the VM lock and check every prerequisite; `None` = skipped.
@@ -865,8 +823,6 @@ fn kernel_lines_removed(lines: &[&str]) -> String {
 
 /// The command line of the config scenarios: where the config is, nothing else.
 const CONFIG_CMDLINE: &str = "netboot.config=rxrpc:198.18.0.1";
-/// Until the agent does DHCP the bootstrap address is static.
-const CONFIG_BOOTSTRAP_NET: &str = "ip=198.18.0.2::198.18.0.1:255.255.255.0::eth0:off";
 /// The guest NIC's MAC (QEMU's default): configd serves `mac-52-54-00-12-34-56.json`.
 const GUEST_MAC_FILE: &str = "mac-52-54-00-12-34-56.json";
 const FETCHED_INITIATOR: &str = "iqn.2026-11.test:fetched";
@@ -900,7 +856,7 @@ fn config_dir(name: &str) -> PathBuf {
 }
 
 fn boot_json(b: &Booted) -> serde_json::Value {
-    serde_json::from_str(&b.section("boot.json").join("\n"))
+    serde_json::from_str(&kernel_lines_removed(&b.section("boot.json")))
         .unwrap_or_else(|e| panic!("boot.json does not parse: {e}\n{}", b.tail()))
 }
 
@@ -915,16 +871,20 @@ fn step_of<'v>(report: &'v serde_json::Value, step: &str) -> Option<&'v serde_js
 /// Boot with the whole config from configd; `transport` is the one the agent must have
 /// used (`af_rxrpc`, or `udp` when the initramfs has no rxrpc.ko).
 fn fetched_boot(kernel: &str, name: &str, initrd: PathBuf, transport: &str) {
-    let b = boot(Vm {
-        name,
-        kernel,
-        initrd,
-        image: plain_image(),
-        chap: Some(format!("{CHAP_USER}:{CHAP_SECRET}")),
-        mutual: None,
-        append: format!("{CONFIG_BOOTSTRAP_NET} {CONFIG_CMDLINE}"),
-        configd: Some(config_dir(name)),
-    });
+    // No `ip=`: the agent gets its bootstrap address from the rig's dnsmasq.
+    let b = boot_with(
+        Vm {
+            name,
+            kernel,
+            initrd,
+            image: plain_image(),
+            chap: Some(format!("{CHAP_USER}:{CHAP_SECRET}")),
+            mutual: None,
+            append: CONFIG_CMDLINE.to_string(),
+            configd: Some(config_dir(name)),
+        },
+        &["--dhcp"],
+    );
     b.assert_root_ok();
     b.assert_no_secret(&[CHAP_SECRET]);
     let report = boot_json(&b);
@@ -1053,4 +1013,132 @@ fn m_configd_down_required_applies_the_policy() {
         b.tail()
     );
     assert!(line[0].contains("netboot.on_fail=halt"), "{}", line[0]);
+}
+
+// i. DHCP (issue 5): the guest gets its address from dnsmasq on br0 (`boot.sh --dhcp`, rig
+// `rig_dnsmasq_start`: one lease, 198.18.0.2/24, router 198.18.0.1, lease 1 h), same target.
+
+/// [`boot`] with extra `qemu/boot.sh` options (`--dhcp`, `--dhcp-root-path`).
+fn boot_with(vm: Vm, extra: &[&str]) -> Booted {
+    let console = work_dir().join(format!("console-{}.log", vm.name));
+    let _ = fs::remove_file(&console);
+    let timeout = BOOT_TIMEOUT_S.to_string();
+    let mut c = Command::new(Path::new(REPO).join("qemu/boot.sh"));
+    c.current_dir(REPO)
+        .args(["--kernel", vm.kernel, "--initrd"])
+        .arg(&vm.initrd)
+        .arg("--image")
+        .arg(&vm.image)
+        .args([
+            "--target",
+            IQN,
+            "--append",
+            &vm.append,
+            "--timeout",
+            &timeout,
+        ])
+        .arg("--console")
+        .arg(&console)
+        .args(extra);
+    if let Some(chap) = &vm.chap {
+        c.args(["--chap", chap]);
+    }
+    if let Some(m) = &vm.mutual {
+        c.args(["--mutual-chap", m]);
+    }
+    if let Some(d) = &vm.configd {
+        c.arg("--configd").arg(d);
+    }
+    let out = c
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run qemu/boot.sh: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let wall = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("boot: wall="))
+        .and_then(|w| w.trim().parse().ok());
+    Booted {
+        name: vm.name.to_string(),
+        code: out.status.code(),
+        wall,
+        console: fs::read_to_string(&console).unwrap_or_default(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// The `net.link` step's facts in boot.json show the lease from the rig's dnsmasq.
+fn assert_dhcp_lease(b: &Booted) {
+    let report: serde_json::Value =
+        serde_json::from_str(&kernel_lines_removed(&b.section("boot.json")))
+            .unwrap_or_else(|e| panic!("boot.json is not JSON ({e})\n{}", b.tail()));
+    let net = report["steps"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["step"] == "net.link"))
+        .unwrap_or_else(|| panic!("no net.link step in boot.json\n{}", b.tail()));
+    let f = &net["facts"];
+    assert_eq!(f["iface"], "eth0", "{net}\n{}", b.tail());
+    assert_eq!(f["mac"], "52:54:00:12:34:56", "{net}");
+    assert_eq!(f["address"], "198.18.0.2/24", "{net}");
+    assert_eq!(f["gateway"], "198.18.0.1", "{net}");
+    assert_eq!(f["dhcp_server"], "198.18.0.1", "{net}");
+    assert_eq!(f["lease_s"], 3600, "{net}");
+    assert!(f["dhcp_ms"].as_u64().is_some(), "{net}");
+    assert_eq!(net["result"], "ok", "{net}");
+}
+
+/// No `ip=` on the command line: the agent runs DHCP on the first NIC with carrier (as
+/// dracut does), then logs in with the root path from the command line.
+#[test]
+fn i_dhcp_boot_without_ip_6_1() {
+    let Some(_vm) = prepare("6.1", false) else {
+        return;
+    };
+    let b = boot_with(
+        Vm {
+            name: "i-dhcp-no-ip-6.1",
+            kernel: "6.1",
+            initrd: netboot_initrd("6.1"),
+            image: plain_image(),
+            chap: None,
+            mutual: None,
+            append: format!("netboot.on_fail=halt netboot.timeout=60 iscsi={ROOT_PATH}"),
+            configd: None,
+        },
+        &["--dhcp"],
+    );
+    b.assert_root_ok();
+    assert_root_mount(&b, "/dev/sd");
+    assert_dhcp_lease(&b);
+}
+
+/// `ip=dhcp root=dhcp`: the root path is DHCP option 17 from dnsmasq, nothing else on the
+/// command line names the target.
+#[test]
+fn i_dhcp_boot_ip_dhcp_6_1() {
+    let Some(_vm) = prepare("6.1", false) else {
+        return;
+    };
+    let served = format!("iscsi:{ROOT_PATH}");
+    let b = boot_with(
+        Vm {
+            name: "i-dhcp-ip-dhcp-6.1",
+            kernel: "6.1",
+            initrd: netboot_initrd("6.1"),
+            image: plain_image(),
+            chap: None,
+            mutual: None,
+            append: "ip=dhcp root=dhcp netboot.on_fail=halt netboot.timeout=60".into(),
+            configd: None,
+        },
+        &["--dhcp-root-path", &served],
+    );
+    b.assert_root_ok();
+    assert_dhcp_lease(&b);
+    let report: serde_json::Value =
+        serde_json::from_str(&kernel_lines_removed(&b.section("boot.json"))).unwrap();
+    let net = report["steps"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["step"] == "net.link"))
+        .unwrap();
+    assert_eq!(net["facts"]["root_path"], served.as_str(), "{net}");
 }

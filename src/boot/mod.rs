@@ -186,7 +186,15 @@ fn fail(exec: &mut Exec, plan: &BootPlan, failed: StepFailed) -> ! {
 pub fn run(exec: &mut Exec, plan: &mut BootPlan, opts: &BootOptions) -> Result<String, StepFailed> {
     let started = Instant::now();
     let mut deadline = started + Duration::from_millis(plan.timeout_ms);
-    if plan.paths.is_empty() && plan.config.servers.is_empty() {
+    // Without a root path, a config server or DHCP nothing can supply one:
+    // fail before touching the network.
+    let dhcp = plan.network.ip.is_empty()
+        || plan
+            .network
+            .ip
+            .iter()
+            .any(|ip| ip.method == crate::plan::IpMethod::Dhcp);
+    if plan.paths.is_empty() && plan.config.servers.is_empty() && !dhcp {
         return Err(no_root_path());
     }
     if plan.iscsi.firmware || plan.iscsi.ibft {
@@ -201,8 +209,10 @@ pub fn run(exec: &mut Exec, plan: &mut BootPlan, opts: &BootOptions) -> Result<S
         .into_owned();
     let moddir = Path::new("/lib/modules").join(&release);
     let index = steps::modules(exec, &moddir, &plan.network)?;
-    let mac = steps::network(exec, plan, deadline)?;
-    let id = config::identity(plan, mac.as_deref(), None);
+    let links = steps::network(exec, plan, deadline)?;
+    let mac = links.first().map(|l| l.mac.clone());
+    let dhcp_host = links.iter().find_map(|l| l.hostname.clone());
+    let id = config::identity(plan, mac.as_deref(), dhcp_host.as_deref());
     if let Some(f) = config::fetch(exec, plan, &index, &id, deadline)? {
         let network = plan.network.clone();
         crate::rxrpc::apply(
@@ -210,16 +220,14 @@ pub fn run(exec: &mut Exec, plan: &mut BootPlan, opts: &BootOptions) -> Result<S
             plan,
             &crate::rxrpc::config::explicit_keys(&opts.cmdline),
         );
-        let secrets = plan.secrets();
-        let plan_json = serde_json::to_value(&*plan).unwrap_or(serde_json::Value::Null);
-        exec.rec.replan(plan_json, plan.events, secrets.clone());
-        crate::klog::update(plan.log.into(), secrets);
+        adopt(exec, plan);
         deadline = started + Duration::from_millis(plan.timeout_ms);
         // The config's `ip=` entries come on top of the bootstrap network.
         if plan.network != network {
             steps::network(exec, plan, deadline)?;
         }
     }
+    dhcp_root_path(exec, plan, &links)?;
     if plan.paths.is_empty() {
         return Err(no_root_path());
     }
@@ -285,6 +293,65 @@ pub fn run(exec: &mut Exec, plan: &mut BootPlan, opts: &BootOptions) -> Result<S
         step: step::ISCSI_LOGIN,
         error: "no root path".into(),
     }))
+}
+
+/// The plan changed after the start (fetched config, DHCP root path): the
+/// report shows the new plan, events follow its target, and the logger and
+/// events redact its secrets and use its level.
+fn adopt(exec: &mut Exec, plan: &BootPlan) {
+    let secrets = plan.secrets();
+    let plan_json = serde_json::to_value(plan).unwrap_or(serde_json::Value::Null);
+    exec.rec.replan(plan_json, plan.events, secrets.clone());
+    crate::klog::update(plan.log.into(), secrets);
+}
+
+/// `root=dhcp` / `netroot=dhcp`, or no root path from the command line or
+/// the config: use the root path of DHCP option 17 (RFC 4173), as dracut
+/// does. `root=dhcp` without one is an error naming the links asked.
+fn dhcp_root_path(
+    exec: &mut Exec,
+    plan: &mut BootPlan,
+    links: &[crate::net::LinkReport],
+) -> Result<(), StepFailed> {
+    if !plan.root_path_from_dhcp && !plan.paths.is_empty() {
+        return Ok(());
+    }
+    let fail = |error: String| StepFailed {
+        step: step::NET_LINK,
+        error,
+    };
+    let Some((iface, value)) = links
+        .iter()
+        .find_map(|l| l.root_path.as_ref().map(|r| (l.iface.as_str(), r.as_str())))
+    else {
+        if plan.root_path_from_dhcp && plan.paths.is_empty() {
+            let asked: Vec<&str> = links.iter().map(|l| l.iface.as_str()).collect();
+            return Err(fail(format!(
+                "root=dhcp: no DHCP server sent a root path (option 17) on {}",
+                if asked.is_empty() {
+                    "any link".to_string()
+                } else {
+                    asked.join(", ")
+                }
+            )));
+        }
+        return Ok(());
+    };
+    let path = crate::cmdline::rootpath::parse(value).map_err(|e| {
+        fail(format!(
+            "root path {} from DHCP on {iface}: {e}",
+            crate::cmdline::rootpath::mask(value)
+        ))
+    })?;
+    log::info!(
+        "root path from DHCP on {iface}: {}",
+        crate::cmdline::rootpath::mask(value)
+    );
+    if plan.paths.is_empty() {
+        plan.paths.push(path);
+        adopt(exec, plan);
+    }
+    Ok(())
 }
 
 fn no_root_path() -> StepFailed {

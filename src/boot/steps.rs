@@ -65,13 +65,14 @@ pub fn modules(
     )
 }
 
-/// Bring the network up; returns the boot NIC's MAC (for the generated
-/// initiator name).
+/// Bring the network up; returns what each configured link got (the first
+/// is the boot NIC: its MAC names the generated initiator; DHCP's host
+/// name and root path come from here too).
 pub fn network(
     exec: &mut Exec,
     plan: &BootPlan,
     deadline: Instant,
-) -> Result<Option<String>, StepFailed> {
+) -> Result<Vec<crate::net::LinkReport>, StepFailed> {
     exec.step(step::NET_LINK, Facts::new(), || {
         let links = crate::net::bring_up(&plan.network, deadline)?;
         let mut f = Facts::new();
@@ -92,9 +93,28 @@ pub fn network(
             if let Some(g) = &l.gateway {
                 f = f.str(&format!("{p}gateway"), g.to_string());
             }
+            // What DHCP learned (none of these for a static entry).
+            if let Some(s) = &l.dhcp_server {
+                f = f.str(&format!("{p}dhcp_server"), s.to_string());
+            }
+            if let Some(s) = l.lease_s {
+                f = f.u64(&format!("{p}lease_s"), s.into());
+            }
+            if let Some(ms) = l.dhcp_ms {
+                f = f.u64(&format!("{p}dhcp_ms"), ms);
+            }
+            if let Some(r) = &l.root_path {
+                f = f.str(&format!("{p}root_path"), r.clone());
+            }
+            if let Some(h) = &l.hostname {
+                f = f.str(&format!("{p}hostname"), h.clone());
+            }
+            if !l.dns.is_empty() {
+                let dns: Vec<String> = l.dns.iter().map(|a| a.to_string()).collect();
+                f = f.str(&format!("{p}dns"), dns.join(","));
+            }
         }
-        let mac = links.first().map(|l| l.mac.clone());
-        Ok::<_, crate::net::NetError>((mac, f))
+        Ok::<_, crate::net::NetError>((links, f))
     })
 }
 

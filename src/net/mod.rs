@@ -4,9 +4,13 @@
 //!
 //! Messages are built and decoded by the pure codec in [`rtnl`]; this file
 //! holds the socket and the decisions (which link, wait for it, wait for
-//! carrier). DHCP is a later issue: `ip=dhcp`/`dhcp6`/`auto6` fail with
-//! [`NetError::Unsupported`] instead of pretending.
+//! carrier). `ip=dhcp` (and no `ip=` at all, as dracut does when the
+//! network is needed) runs the DHCPv4 client in [`dhcp_sock`] over the
+//! codec in [`dhcp`]; `dhcp6`/`auto6` fail with [`NetError::Unsupported`]
+//! instead of pretending.
 
+pub mod dhcp;
+pub mod dhcp_sock;
 pub mod rtnl;
 
 use crate::plan::{IpConfig, IpMethod, Network};
@@ -42,7 +46,7 @@ pub enum NetError {
     },
     /// The kernel refused a request (`what` names link and value).
     Refused { what: String, errno: i32 },
-    /// `ip=dhcp` & co.: not in this version.
+    /// `ip=dhcp6`/`auto6`: not in this version.
     Unsupported { value: String },
     /// A static `ip=` without an address.
     NoAddress { value: String },
@@ -60,6 +64,25 @@ pub enum NetError {
     },
     /// The interface is up but has no carrier at the deadline.
     NoCarrier { iface: String, waited: Duration },
+    /// No DHCP lease before the deadline. `last_error` is the last reply
+    /// to us that could not be used, if any.
+    NoLease {
+        iface: String,
+        waited: Duration,
+        sent: u32,
+        offers: u32,
+        last_error: Option<String>,
+    },
+    /// The server refused our REQUEST, and no lease came afterwards.
+    DhcpNak {
+        iface: String,
+        server: Ipv4Addr,
+        message: String,
+    },
+    /// socket/bind/sendto/poll/recv on the DHCP packet socket.
+    DhcpSocket { op: &'static str, errno: Errno },
+    /// DHCP needs an Ethernet hardware address.
+    NotEthernet { iface: String, mac: String },
 }
 
 fn errno_text(e: i32) -> String {
@@ -89,7 +112,7 @@ impl fmt::Display for NetError {
             }
             NetError::Unsupported { value } => write!(
                 f,
-                "ip={value} is not supported yet; use a static ip=CLIENT::GATEWAY:NETMASK::IFACE:off"
+                "ip={value} is not supported yet; use ip=dhcp or a static ip=CLIENT::GATEWAY:NETMASK::IFACE:off"
             ),
             NetError::NoAddress { value } => {
                 write!(f, "ip={value}: a static configuration needs a client address")
@@ -108,6 +131,34 @@ impl fmt::Display for NetError {
                 f,
                 "no carrier on {iface} after {} s — cable / bridge / tap up?",
                 Secs(*waited)
+            ),
+            NetError::NoLease { iface, waited, sent, offers, last_error } => {
+                write!(
+                    f,
+                    "dhcp: no lease on {iface} within {} s ({sent} sent, {offers} offers",
+                    Secs(*waited)
+                )?;
+                match last_error {
+                    Some(e) => write!(f, "; last unusable reply: {e})"),
+                    None if *offers == 0 => {
+                        f.write_str(") — DHCP server on this link? (or give a static ip=)")
+                    }
+                    None => f.write_str("; no ACK to our request)"),
+                }
+            }
+            NetError::DhcpNak { iface, server, message } => write!(
+                f,
+                "dhcp: {server} refused the lease on {iface} (DHCPNAK: {})",
+                if message.is_empty() { "no message" } else { message }
+            ),
+            NetError::DhcpSocket { op, errno } => write!(
+                f,
+                "dhcp: {op} on the AF_PACKET socket: {errno}{}",
+                if *errno == Errno::AFNOSUPPORT { " (hint: kernel without CONFIG_PACKET?)" } else { "" }
+            ),
+            NetError::NotEthernet { iface, mac } => write!(
+                f,
+                "dhcp: {iface} has hardware address {mac:?}, not a 6-byte Ethernet MAC"
             ),
         }
     }
@@ -137,6 +188,15 @@ pub struct LinkReport {
     pub mtu: Option<u32>,
     /// Time from "set up" to carrier.
     pub carrier_ms: u64,
+    /// What DHCP learned (all empty for a static entry).
+    pub dhcp_server: Option<Ipv4Addr>,
+    pub lease_s: Option<u32>,
+    /// Option 17, for `root=dhcp`.
+    pub root_path: Option<String>,
+    pub hostname: Option<String>,
+    pub dns: Vec<IpAddr>,
+    /// Time from the first DISCOVER to the ACK.
+    pub dhcp_ms: Option<u64>,
 }
 
 /// A NETLINK_ROUTE request socket plus a second socket subscribed to
@@ -540,14 +600,43 @@ pub fn configure(
         gateway: ip.gateway,
         mtu: link.mtu,
         carrier_ms,
+        dhcp_server: None,
+        lease_s: None,
+        root_path: None,
+        hostname: None,
+        dns: Vec::new(),
+        dhcp_ms: None,
     })
+}
+
+/// The `ip=` entries to act on: as given, or — no `ip=` at all — one
+/// `ip=dhcp`, as dracut does when the network is needed
+/// (modules.d/40network: a netroot without `ip=` defaults to dhcp).
+fn effective_ip(net: &Network) -> Vec<IpConfig> {
+    if !net.ip.is_empty() {
+        return net.ip.clone();
+    }
+    vec![IpConfig {
+        iface: None,
+        method: IpMethod::Dhcp,
+        address: None,
+        prefix_len: None,
+        peer: None,
+        gateway: None,
+        hostname: None,
+        dns: Vec::new(),
+        ntp: None,
+        mtu: None,
+        mac: None,
+    }]
 }
 
 /// Set the boot interfaces administratively up as early as possible, best
 /// effort, without configuring them. The kernel acts on the carrier only
 /// through linkwatch, which may hold the event for up to a second
 /// (net/core/link_watch.c); raising the link right after its driver is
-/// loaded lets that second pass while the other modules load.
+/// loaded lets that second pass while the other modules load. A DHCP entry
+/// without an interface raises every Ethernet link: any may be the one.
 pub fn raise_early(net: &Network) {
     let Ok(mut rt) = Rtnl::open() else {
         return;
@@ -555,9 +644,16 @@ pub fn raise_early(net: &Network) {
     let Ok(links) = rt.links() else {
         return;
     };
-    for ip in net.ip.iter().filter(|ip| ip.method == IpMethod::Static) {
+    for ip in effective_ip(net)
+        .iter()
+        .filter(|ip| matches!(ip.method, IpMethod::Static | IpMethod::Dhcp))
+    {
         let want = want_for(ip, net.bootif.as_deref());
-        if let Some(l) = pick(&links, &want) {
+        let chosen: Vec<&Link> = match (&want, ip.method) {
+            (Want::AnyEthernet, IpMethod::Dhcp) => ethernet(&links).collect(),
+            _ => pick(&links, &want).into_iter().collect(),
+        };
+        for l in chosen {
             if !l.is_up() {
                 if let Err(e) = rt.set_link(l, Some(true), None) {
                     log::debug!("raising {} early: {e}", l.name);
@@ -567,15 +663,130 @@ pub fn raise_early(net: &Network) {
     }
 }
 
-/// Bring the boot network up: `lo`, then every `ip=` entry in order.
-/// `ip=off`/`none` entries configure nothing; DHCP methods are refused.
+/// Non-loopback Ethernet links, in ifindex order.
+fn ethernet(links: &[Link]) -> impl Iterator<Item = &Link> {
+    links
+        .iter()
+        .filter(|l| !l.is_loopback() && l.kind == rtnl::ARPHRD_ETHER)
+}
+
+/// For `ip=dhcp` without an interface and without `BOOTIF=`: raise every
+/// Ethernet link and take the first (lowest ifindex) that gets a carrier.
+fn first_with_carrier(rt: &mut Rtnl, net: &Network, deadline: Instant) -> Result<Link, NetError> {
+    let started = Instant::now();
+    // At least one Ethernet link (applies ifname= renames on the way).
+    find_link(rt, &Want::AnyEthernet, &net.ifnames, started, deadline)?;
+    loop {
+        let links = rt.links()?;
+        for l in ethernet(&links).filter(|l| !l.is_up()) {
+            rt.set_link(l, Some(true), None)?;
+        }
+        if let Some(l) = ethernet(&links).find(|l| l.has_carrier()) {
+            return Ok(l.clone());
+        }
+        if Instant::now() >= deadline {
+            let names: Vec<&str> = ethernet(&links).map(|l| l.name.as_str()).collect();
+            return Err(NetError::NoCarrier {
+                iface: names.join(", "),
+                waited: started.elapsed(),
+            });
+        }
+        rt.wait_link_event(deadline)?;
+    }
+}
+
+/// Configure one `ip=dhcp` entry: find and raise the link, wait for
+/// carrier, run the DHCP exchange, then install the lease's address,
+/// default route and MTU.
+pub fn configure_dhcp(
+    rt: &mut Rtnl,
+    ip: &IpConfig,
+    net: &Network,
+    deadline: Instant,
+) -> Result<LinkReport, NetError> {
+    let started = Instant::now();
+    let want = want_for(ip, net.bootif.as_deref());
+    let up_at;
+    let link = if want == Want::AnyEthernet {
+        up_at = Instant::now();
+        first_with_carrier(rt, net, deadline)?
+    } else {
+        let link = find_link(rt, &want, &net.ifnames, started, deadline)?;
+        up_at = Instant::now();
+        if !link.is_up() {
+            rt.set_link(&link, Some(true), None)?;
+        }
+        wait_carrier(rt, &link, deadline)?
+    };
+    let carrier_ms = up_at.elapsed().as_millis() as u64;
+    let Some(mac) = dhcp_sock::mac6(&link.mac) else {
+        return Err(NetError::NotEthernet {
+            iface: link.name.clone(),
+            mac: link.mac_string(),
+        });
+    };
+    let lease = dhcp_sock::obtain(
+        &link.name,
+        link.index,
+        mac,
+        ip.hostname.as_deref(),
+        deadline,
+    )?;
+    let ack = &lease.ack;
+    let address = IpAddr::V4(ack.yiaddr);
+    // The command line's MTU wins over the server's (option 26; RFC 2132
+    // §5.1: the minimum legal value is 68). Changing it on an up virtio or
+    // e1000 link keeps the carrier.
+    let want_mtu = ip.mtu.or(ack.mtu.map(u32::from).filter(|m| *m >= 68));
+    let mut mtu = link.mtu;
+    if let Some(m) = want_mtu {
+        if link.mtu != Some(m) {
+            rt.set_link(&link, None, Some(m))?;
+        }
+        mtu = Some(m);
+    }
+    rt.add_address(&link, address, lease.prefix_len)?;
+    let gateway = ack.routers.first().map(|r| IpAddr::V4(*r));
+    if let Some(gw) = gateway {
+        rt.add_default_route(&link, gw)?;
+    }
+    let router = gateway.map_or("none".to_string(), |g| g.to_string());
+    let lease_text = match ack.lease_s {
+        Some(u32::MAX) => "infinite".to_string(),
+        Some(s) => format!("{s}s"),
+        None => "unspecified".to_string(),
+    };
+    log::info!(
+        "dhcp: {} got {address}/{} from {} (router {router}, lease {lease_text})",
+        link.name,
+        lease.prefix_len,
+        ack.server_id
+    );
+    Ok(LinkReport {
+        iface: link.name.clone(),
+        mac: link.mac_string(),
+        address,
+        prefix_len: lease.prefix_len,
+        gateway,
+        mtu,
+        carrier_ms,
+        dhcp_server: Some(ack.server_id),
+        lease_s: ack.lease_s,
+        root_path: ack.root_path.clone(),
+        hostname: ack.hostname.clone(),
+        dns: ack.dns.iter().map(|a| IpAddr::V4(*a)).collect(),
+        dhcp_ms: Some(lease.took.as_millis() as u64),
+    })
+}
+
+/// Bring the boot network up: `lo`, then every `ip=` entry in order (no
+/// `ip=` at all means `ip=dhcp`). `ip=off`/`none` entries configure
+/// nothing; DHCPv6 and SLAAC are refused.
 pub fn bring_up(net: &Network, deadline: Instant) -> Result<Vec<LinkReport>, NetError> {
+    let ips = effective_ip(net);
     // Refuse what we cannot do before touching anything.
-    for ip in &net.ip {
-        if matches!(
-            ip.method,
-            IpMethod::Dhcp | IpMethod::Dhcp6 | IpMethod::Auto6
-        ) {
+    for ip in &ips {
+        if matches!(ip.method, IpMethod::Dhcp6 | IpMethod::Auto6) {
             return Err(NetError::Unsupported {
                 value: ip_value(ip),
             });
@@ -584,9 +795,11 @@ pub fn bring_up(net: &Network, deadline: Instant) -> Result<Vec<LinkReport>, Net
     let mut rt = Rtnl::open()?;
     loopback_up(&mut rt)?;
     let mut out = Vec::new();
-    for ip in &net.ip {
-        if ip.method == IpMethod::Static {
-            out.push(configure(&mut rt, ip, net, deadline)?);
+    for ip in &ips {
+        match ip.method {
+            IpMethod::Static => out.push(configure(&mut rt, ip, net, deadline)?),
+            IpMethod::Dhcp => out.push(configure_dhcp(&mut rt, ip, net, deadline)?),
+            IpMethod::Off | IpMethod::Dhcp6 | IpMethod::Auto6 => {}
         }
     }
     Ok(out)
