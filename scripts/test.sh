@@ -62,7 +62,11 @@ if [ "${NETBOOT_SKIP_FUZZ:-0}" != 1 ]; then
     # cargo-fuzz needs nightly flags (-Zsanitizer); the stable toolchain
     # accepts them with RUSTC_BOOTSTRAP.
     export RUSTC_BOOTSTRAP=1
-    for t in $(cargo fuzz list); do
+    # A failing `cargo fuzz list` inside `for … in $(…)` would run no target
+    # and pass: list first, so set -e sees it, and insist on a non-empty list.
+    targets=$(cargo fuzz list)
+    [ -n "$targets" ] || { echo "fuzz: cargo fuzz list found no targets" >&2; exit 1; }
+    for t in $targets; do
         echo "fuzz: $t"
         cargo fuzz run "$t" -- -max_total_time="$NETBOOT_FUZZ_SECONDS" -rss_limit_mb=2048 2>&1 | tail -n 3
     done
