@@ -27,6 +27,19 @@ qemu/boot.sh --kernel 6.1 --initrd "$work/initrd.gz" --image "$work/root.img" --
     --expect NETBOOT-ROOT-OK
 
 echo
+echo "=== booting again with only netboot.config= on the command line: DHCP from dnsmasq,"
+echo "    the whole config from netboot-configd over the guest kernel's AF_RXRPC"
+mkdir -p "$work/configd"
+cat >"$work/configd/default.json" <<'JSON'
+{ "version": 1,
+  "paths": [ { "server": "198.18.0.1", "port": 3260, "lun": 1, "target": "iqn.2026-11.test:root" } ],
+  "timeout_ms": 60000, "on_fail": "halt" }
+JSON
+qemu/boot.sh --kernel 6.1 --initrd "$work/initrd.gz" --image "$work/root.img" --show \
+    --dhcp --configd "$work/configd" --append "netboot.config=rxrpc:198.18.0.1" \
+    --expect NETBOOT-ROOT-OK
+
+echo
 echo "=== the userspace tools against a tgt target in another private namespace"
 ns="nbdemo-$$"
 addr=198.18.0.1
