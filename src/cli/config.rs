@@ -47,10 +47,13 @@ pub fn run(args: &[String]) -> i32 {
                     .map(|n| retries = n)
                     .ok_or(format!("--retries {v:?} is not 0..100"))
             }),
-            "--transport" => val("--transport").and_then(|v| match v.as_str() {
-                "udp" => Ok(kernel = false),
-                "kernel" => Ok(kernel = true),
-                _ => Err(format!("--transport {v:?} is not udp or kernel")),
+            "--transport" => val("--transport").and_then(|v| {
+                kernel = match v.as_str() {
+                    "udp" => false,
+                    "kernel" => true,
+                    _ => return Err(format!("--transport {v:?} is not udp or kernel")),
+                };
+                Ok(())
             }),
             s if s.starts_with("rxrpc:") => {
                 // The same parser as netboot.config= on the kernel cmdline.
