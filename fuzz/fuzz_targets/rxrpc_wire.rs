@@ -1,6 +1,7 @@
 //! Any bytes → Rx packet decode → re-encode: never panics, and what decodes
 //! re-encodes to the same bytes; DATA also splits into jumbo sub-packets and
-//! rebuilds identically; request/reply XDR and config JSON decoders are total.
+//! rebuilds identically; request/reply XDR, config JSON and the AF_RXRPC
+//! control-message parser are total.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use netboot::rxrpc::{config::Config, proto, wire};
@@ -28,4 +29,5 @@ fuzz_target!(|data: &[u8]| {
     let _ = proto::decode_request(data);
     let _ = proto::decode_reply(data);
     let _ = Config::from_json(data);
+    let _ = netboot::rxrpc::kernel::parse_control(data);
 });
