@@ -7,8 +7,9 @@
 #     br0   198.18.0.1/24  (the target portal 198.18.0.1:3260)
 #     tap0  attached to br0, QEMU's NIC; the guest is 198.18.0.2/24 on eth0
 #     tgtd -f -C <unique control port> --iscsi portal=198.18.0.1:3260
-#     dnsmasq (optional, DHCP only) on br0: leases 198.18.0.2/24, router
-#       198.18.0.1, option 17 (root path) when given
+#     dnsmasq (optional) on br0: leases 198.18.0.2/24, router 198.18.0.1,
+#       option 17 (root path) when given; DNS server 198.18.0.1 answering
+#       only configd.rig and target.rig (= 198.18.0.1), forwarding nothing
 #   qemu-system-x86_64 (TCG, 1 vCPU, 512 MiB) under `ip netns exec`.
 #
 #   rig_netns_up
@@ -106,9 +107,14 @@ rig_dnsmasq_start() {
     [ -n "$rig_ns" ] || { rig_log "rig_dnsmasq_start before rig_netns_up"; return 1; }
     rig_dnsmasq_log="$dir/dnsmasq.$rig_ns.log"
     opts=(--no-daemon --conf-file=/dev/null --log-facility=- --log-dhcp --user=root
-        --bind-interfaces --interface=br0 --except-interface=lo --port=0
+        --bind-interfaces --interface=br0 --except-interface=lo
         "--dhcp-range=198.18.0.2,198.18.0.2,255.255.255.0,1h"
         "--dhcp-option=3,$rig_target_addr"
+        # DNS for the guest only: the rig's names, nothing forwarded anywhere.
+        # `--local`: AAAA gets an empty answer, not REFUSED (which makes
+        # musl's getaddrinfo fail the whole lookup with EAI_AGAIN).
+        --no-resolv --no-hosts --local=/rig/ "--host-record=configd.rig,$rig_target_addr"
+        "--host-record=target.rig,$rig_target_addr" "--dhcp-option=6,$rig_target_addr"
         "--dhcp-leasefile=$dir/dnsmasq.$rig_ns.leases" "--pid-file=$dir/dnsmasq.$rig_ns.pid")
     [ -z "$root_path" ] || opts+=("--dhcp-option=17,$root_path")
     # `ip netns exec` execs dnsmasq: $! is dnsmasq itself.

@@ -871,6 +871,10 @@ fn step_of<'v>(report: &'v serde_json::Value, step: &str) -> Option<&'v serde_js
 /// Boot with the whole config from configd; `transport` is the one the agent must have
 /// used (`af_rxrpc`, or `udp` when the initramfs has no rxrpc.ko).
 fn fetched_boot(kernel: &str, name: &str, initrd: PathBuf, transport: &str) {
+    fetched_boot_from(kernel, name, initrd, transport, CONFIG_CMDLINE);
+}
+
+fn fetched_boot_from(kernel: &str, name: &str, initrd: PathBuf, transport: &str, cmdline: &str) {
     // No `ip=`: the agent gets its bootstrap address from the rig's dnsmasq.
     let b = boot_with(
         Vm {
@@ -880,7 +884,7 @@ fn fetched_boot(kernel: &str, name: &str, initrd: PathBuf, transport: &str) {
             image: plain_image(),
             chap: Some(format!("{CHAP_USER}:{CHAP_SECRET}")),
             mutual: None,
-            append: CONFIG_CMDLINE.to_string(),
+            append: cmdline.to_string(),
             configd: Some(config_dir(name)),
         },
         &["--dhcp"],
@@ -899,7 +903,13 @@ fn fetched_boot(kernel: &str, name: &str, initrd: PathBuf, transport: &str) {
         "{fetch}\n{}",
         b.tail()
     );
-    assert_eq!(fetch["facts"]["server"], "198.18.0.1:7260", "{fetch}");
+    let server = cmdline.trim_start_matches("netboot.config=rxrpc:");
+    let server = if server.contains(':') {
+        server.to_string()
+    } else {
+        format!("{server}:7260")
+    };
+    assert_eq!(fetch["facts"]["server"], server.as_str(), "{fetch}");
     assert_eq!(fetch["facts"]["mac"], "52:54:00:12:34:56", "{fetch}");
     // Everything below came from the config, nothing from the command line.
     let kv = b.iscsi();
@@ -933,13 +943,20 @@ fn j_whole_config_fetched_over_af_rxrpc_6_1() {
     fetched_boot("6.1", "j-config-6.1", netboot_initrd("6.1"), "af_rxrpc");
 }
 
-/// k. The same on Debian's 6.12 kernel.
+/// k. The same on Debian's 6.12 kernel, with the server given by name: the agent writes the
+/// DHCP lease's DNS server to /etc/resolv.conf and resolves `configd.rig` (the rig's dnsmasq).
 #[test]
 fn k_whole_config_fetched_over_af_rxrpc_6_12() {
     let Some(_vm) = prepare("6.12", false) else {
         return;
     };
-    fetched_boot("6.12", "k-config-6.12", netboot_initrd("6.12"), "af_rxrpc");
+    fetched_boot_from(
+        "6.12",
+        "k-config-6.12",
+        netboot_initrd("6.12"),
+        "af_rxrpc",
+        "netboot.config=rxrpc:configd.rig:7260",
+    );
 }
 
 /// n. No rxrpc.ko in the initramfs (as on kernels without AF_RXRPC, or with the module

@@ -210,6 +210,7 @@ pub fn run(exec: &mut Exec, plan: &mut BootPlan, opts: &BootOptions) -> Result<S
     let moddir = Path::new("/lib/modules").join(&release);
     let index = steps::modules(exec, &moddir, &plan.network)?;
     let links = steps::network(exec, plan, deadline)?;
+    write_resolv_conf(plan, &links);
     let mac = links.first().map(|l| l.mac.clone());
     let dhcp_host = links.iter().find_map(|l| l.hostname.clone());
     let id = config::identity(plan, mac.as_deref(), dhcp_host.as_deref());
@@ -293,6 +294,36 @@ pub fn run(exec: &mut Exec, plan: &mut BootPlan, opts: &BootOptions) -> Result<S
         step: step::ISCSI_LOGIN,
         error: "no root path".into(),
     }))
+}
+
+/// Name servers from `nameserver=`, `ip=` and DHCP go to /etc/resolv.conf,
+/// so host names in `netboot.config=` and root paths resolve (musl reads
+/// it; the initramfs has none). Best effort: a failure is logged.
+fn write_resolv_conf(plan: &BootPlan, links: &[crate::net::LinkReport]) {
+    let mut servers: Vec<std::net::IpAddr> = Vec::new();
+    let all = plan
+        .network
+        .nameservers
+        .iter()
+        .chain(plan.network.ip.iter().flat_map(|ip| ip.dns.iter()))
+        .chain(links.iter().flat_map(|l| l.dns.iter()));
+    for a in all {
+        if !servers.contains(a) {
+            servers.push(*a);
+        }
+    }
+    if servers.is_empty() {
+        return;
+    }
+    let text: String = servers
+        .iter()
+        .map(|a| format!("nameserver {a}\n"))
+        .collect();
+    let res =
+        std::fs::create_dir_all("/etc").and_then(|()| std::fs::write("/etc/resolv.conf", text));
+    if let Err(e) = res {
+        log::warn!("/etc/resolv.conf: {e}; host names will not resolve");
+    }
 }
 
 /// The plan changed after the start (fetched config, DHCP root path): the
