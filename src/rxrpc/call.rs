@@ -305,7 +305,8 @@ impl RxQueue {
 /// How a call ended, from the client's point of view.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CallError {
-    /// The peer aborted the call with this code (rxrpc.md §1.9).
+    /// The call was aborted with this code (rxrpc.md §1.9): by the peer,
+    /// or, for the kernel transport, possibly by the local kernel.
     Aborted(i32),
     /// The server has no free call slot (BUSY packet).
     Busy,
@@ -323,7 +324,7 @@ impl fmt::Display for CallError {
             CallError::Aborted(c) => {
                 write!(
                     f,
-                    "call aborted by peer with code {c} ({})",
+                    "call aborted with code {c} ({})",
                     super::proto::abort_name(*c)
                 )
             }

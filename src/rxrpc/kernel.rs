@@ -95,12 +95,16 @@ pub fn push_cmsg(buf: &mut Vec<u8>, ty: i32, data: &[u8]) {
     buf.resize(buf.len() + align8(len) - len, 0);
 }
 
-/// The control block of the request's `sendmsg`: the user call ID and the
-/// call timeout as hard limit (whole seconds, rounded up, at least 1) plus
-/// idle and normal-reply limits in ms (≤ 3,600,000, rxrpc.md §2.4).
-pub fn request_control(call_id: u64, timeout: Duration) -> Vec<u8> {
+/// The control block of the request's `sendmsg`: the user call ID and, if
+/// given, the call timeout as hard limit (whole seconds, rounded up, at
+/// least 1) plus idle and normal-reply limits in ms (≤ 3,600,000, rxrpc.md
+/// §2.4).
+pub fn request_control(call_id: u64, timeout: Option<Duration>) -> Vec<u8> {
     let mut c = Vec::with_capacity(2 * 32);
     push_cmsg(&mut c, cmsg::USER_CALL_ID, &call_id.to_ne_bytes());
+    let Some(timeout) = timeout else {
+        return c;
+    };
     let ms = timeout.as_millis().clamp(1, 3_600_000) as u32;
     let hard_s = ms.div_ceil(1000);
     let mut t = Vec::with_capacity(12);
@@ -218,6 +222,19 @@ fn open_socket(family: i32) -> Result<OwnedFd, i32> {
 pub struct KernelTransport {
     /// Reply bound per call.
     pub max_reply: usize,
+    /// Whether to pass our deadline down with `RXRPC_SET_CALL_TIMEOUT`.
+    /// Debian's 6.12.117 misreads the values (its timers take them as
+    /// nanoseconds since the ktime rework of rxrpc's call timers) and aborts
+    /// the call locally with RX_CALL_TIMEOUT within milliseconds; 6.1 honours
+    /// them. Such a premature abort switches this off and the call is made
+    /// again, bounded by our own poll deadline alone.
+    pub call_timeout_cmsg: bool,
+}
+
+/// An RX_CALL_TIMEOUT abort sooner than this fraction of the timeout we set
+/// cannot be our timeout: the kernel misread it.
+fn premature(elapsed: Duration, timeout: Duration) -> bool {
+    elapsed < timeout / 4
 }
 
 impl KernelTransport {
@@ -225,7 +242,10 @@ impl KernelTransport {
     /// present) before committing to this transport.
     pub fn open(max_reply: usize) -> Result<KernelTransport, KernelError> {
         open_socket(libc::AF_INET).map_err(KernelError::Socket)?;
-        Ok(KernelTransport { max_reply })
+        Ok(KernelTransport {
+            max_reply,
+            call_timeout_cmsg: true,
+        })
     }
 
     fn send(fd: &OwnedFd, name: Option<&[u8]>, data: &[u8], control: &mut [u8]) -> isize {
@@ -262,7 +282,37 @@ impl RxTransport for KernelTransport {
         request: &[u8],
         timeout: Duration,
     ) -> Result<Vec<u8>, CallError> {
-        let deadline = Instant::now() + timeout;
+        let started = Instant::now();
+        let deadline = started + timeout;
+        let with = self.call_timeout_cmsg;
+        let r = self.attempt(peer, service_id, request, timeout, deadline, with);
+        if with && r == Err(CallError::Aborted(RX_CALL_TIMEOUT)) {
+            let took = started.elapsed();
+            if premature(took, timeout) {
+                log::warn!(
+                    "AF_RXRPC: the kernel timed the call to {peer} out after {} ms although \
+                     RXRPC_SET_CALL_TIMEOUT asked for {} ms; calling again without it",
+                    took.as_millis(),
+                    timeout.as_millis()
+                );
+                self.call_timeout_cmsg = false;
+                return self.attempt(peer, service_id, request, timeout, deadline, false);
+            }
+        }
+        r
+    }
+}
+
+impl KernelTransport {
+    fn attempt(
+        &mut self,
+        peer: SocketAddr,
+        service_id: u16,
+        request: &[u8],
+        timeout: Duration,
+        deadline: Instant,
+        with_timeout: bool,
+    ) -> Result<Vec<u8>, CallError> {
         let family = if peer.is_ipv4() {
             libc::AF_INET
         } else {
@@ -275,7 +325,7 @@ impl RxTransport for KernelTransport {
             ))
         })?;
         let name = sockaddr(peer, service_id);
-        let mut control = request_control(CALL_ID, timeout);
+        let mut control = request_control(CALL_ID, with_timeout.then_some(timeout));
         if Self::send(&fd, Some(&name), request, &mut control) < 0 {
             return Err(CallError::Io(errno_text("sendmsg")));
         }
@@ -387,7 +437,7 @@ mod tests {
 
     #[test]
     fn request_control_is_two_aligned_cmsgs() {
-        let c = request_control(7, Duration::from_millis(2500));
+        let c = request_control(7, Some(Duration::from_millis(2500)));
         // CMSG_SPACE(8) = 24, CMSG_SPACE(12) = 32 (rxrpc.md §2.4).
         assert_eq!(c.len(), 24 + 32);
         assert_eq!(u64::from_ne_bytes(arr(&c[0..8])), 24);
@@ -406,14 +456,23 @@ mod tests {
 
     #[test]
     fn timeouts_are_clamped_to_the_kernel_bounds() {
-        let c = request_control(1, Duration::from_secs(7200));
+        let c = request_control(1, Some(Duration::from_secs(7200)));
         let t: Vec<u32> = c[40..52]
             .chunks(4)
             .map(|x| u32::from_ne_bytes(arr(x)))
             .collect();
         assert_eq!(t, vec![3600, 3_600_000, 3_600_000]);
-        let c = request_control(1, Duration::ZERO);
+        let c = request_control(1, Some(Duration::ZERO));
         assert_eq!(u32::from_ne_bytes(arr(&c[40..44])), 1);
+        // Without a timeout only the call ID goes down.
+        assert_eq!(request_control(1, None).len(), 24);
+    }
+
+    #[test]
+    fn only_an_early_timeout_abort_counts_as_misread() {
+        let t = Duration::from_secs(3);
+        assert!(premature(Duration::from_millis(14), t));
+        assert!(!premature(Duration::from_millis(2900), t));
     }
 
     #[test]

@@ -225,7 +225,7 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "no config server answered: a:7260: network error: refused (2 attempts); \
-             b:7260: call aborted by peer with code 1 (NBCONF_NOT_FOUND); \
+             b:7260: call aborted with code 1 (NBCONF_NOT_FOUND); \
              a:7260: network error: refused; \
              hint: check netboot-configd runs and has a file for this machine"
         );
