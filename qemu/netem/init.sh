@@ -1,0 +1,103 @@
+#!/bin/sh
+# /init of the netem guest (qemu/netem/build.sh): RxRPC config fetches
+# through real `tc netem` on the loopback of a private network namespace.
+# For each qdisc (CASES below) it creates netns nbnetem-<case>, puts netem as
+# the root qdisc of its lo (so client→server and server→client packets both
+# cross it), starts netboot-configd there on 127.0.0.1:7260 and runs N
+# `netboot config-fetch` calls per transport (udp: our userspace client;
+# kernel: the guest kernel's AF_RXRPC). Output, one line each, for
+# tests/vm_netem.rs:
+#   NETEM-RESULT case=C qdisc="Q" transport=T ok=K n=N ms=M
+#   NETEM-STATS case=C qdisc="Q" sent_pkts=S dropped=D udp_out=O udp_in=I in_minus_out=X
+#   NETEM-ERR case=C transport=T i=I <the failing call's stderr>
+#   NETEM-DONE            (or NETEM-FAIL <what>)
+# then powers off. dropped is netem's own drop counter (tc -s qdisc). netem
+# has no duplicate counter: in_minus_out = UDP datagrams received minus sent
+# in the namespace (/proc/net/snmp Udp: InDatagrams + NoPorts + InErrors
+# against OutDatagrams; the namespace carries nothing else), which is the
+# number of duplicates delivered when nothing was dropped.
+export PATH=/bin:/sbin:/usr/sbin:/usr/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mount -t tmpfs tmpfs /run
+mkdir -p /tmp
+# Busybox's ash runs its own applets before searching PATH (static Debian
+# build, FEATURE_SH_STANDALONE), and its ip/tc know no netns or netem: call
+# iproute2's by path.
+IP=/usr/sbin/ip TC=/usr/sbin/tc
+
+fail() {
+    echo "NETEM-FAIL $*"
+    poweroff -f
+    exit 1
+}
+
+# Milliseconds since boot (/proc/uptime has two decimals).
+now_ms() {
+    awk '{ printf "%d\n", $1 * 1000 }' /proc/uptime
+}
+
+kver=$(uname -r)
+while read -r m; do
+    insmod "/lib/modules/$kver/$m" || fail "insmod $m"
+done </lib/modules/load.list
+
+N=30
+# shellcheck source=/dev/null
+. /etc/netem.conf
+MAC=52:54:00:12:34:56
+INITIATOR=iqn.2026-11.test:netem
+
+run_case() {
+    name=$1 qdisc=$2 ns=nbnetem-$1
+    "$IP" netns add "$ns" || fail "ip netns add $ns"
+    "$IP" -n "$ns" link set lo up || fail "lo up in $ns"
+    # shellcheck disable=SC2086 # the qdisc's words are tc arguments
+    "$TC" -n "$ns" qdisc add dev lo root netem $qdisc || fail "tc qdisc add netem $qdisc"
+    "$IP" netns exec "$ns" netboot-configd --dir /cfg --listen 127.0.0.1:7260 >"/tmp/configd-$name.log" 2>&1 &
+    cpid=$!
+    i=0
+    until grep -q "listening on" "/tmp/configd-$name.log"; do
+        i=$((i + 1))
+        [ $i -gt 100 ] && fail "netboot-configd did not start in $ns: $(cat "/tmp/configd-$name.log")"
+        sleep 0.1
+    done
+    for t in udp kernel; do
+        ok=0 i=0 t0=$(now_ms)
+        while [ $i -lt "$N" ]; do
+            i=$((i + 1))
+            if "$IP" netns exec "$ns" netboot config-fetch rxrpc:127.0.0.1 --transport "$t" \
+                --timeout 10 --retries 2 --mac "$MAC" >/tmp/out 2>/tmp/err \
+                && grep -q "$INITIATOR" /tmp/out; then
+                ok=$((ok + 1))
+            else
+                echo "NETEM-ERR case=$name transport=$t i=$i $(head -c 300 /tmp/err)"
+            fi
+        done
+        t1=$(now_ms)
+        echo "NETEM-RESULT case=$name qdisc=\"$qdisc\" transport=$t ok=$ok n=$N ms=$((t1 - t0))"
+    done
+    kill "$cpid"
+    wait "$cpid" 2>/dev/null
+    "$TC" -s -n "$ns" qdisc show dev lo >/tmp/tc || fail "tc -s qdisc show in $ns"
+    sed 's/^/NETEM-TC /' /tmp/tc
+    # " Sent 12345 bytes 100 pkt (dropped 10, overlimits 0 requeues 0)"
+    sent=$(sed -n 's/^ *Sent [0-9]* bytes \([0-9]*\) pkt .*/\1/p' /tmp/tc | head -n 1)
+    dropped=$(sed -n 's/.*(dropped \([0-9]*\),.*/\1/p' /tmp/tc | head -n 1)
+    # /proc/net/snmp: a "Udp:" header line naming the fields, then the values.
+    "$IP" netns exec "$ns" cat /proc/net/snmp >/tmp/snmp || fail "read /proc/net/snmp in $ns"
+    # shellcheck disable=SC2046 # two numbers, split on purpose
+    set -- $(awk '$1 == "Udp:" {
+        if (!h) { for (f = 2; f <= NF; f++) col[$f] = f; h = 1; next }
+        print $col["OutDatagrams"], $col["InDatagrams"] + $col["NoPorts"] + $col["InErrors"] }' /tmp/snmp)
+    [ $# -eq 2 ] || fail "no Udp counters in /proc/net/snmp of $ns"
+    echo "NETEM-STATS case=$name qdisc=\"$qdisc\" sent_pkts=${sent:-?} dropped=${dropped:-?} udp_out=$1 udp_in=$2 in_minus_out=$(($2 - $1))"
+    "$IP" netns del "$ns"
+}
+
+# Delay so reordering has something to reorder; 25 % are sent early.
+run_case loss "loss 10%"
+run_case dupreorder "delay 5ms reorder 25% 50% duplicate 30%"
+echo "NETEM-DONE"
+poweroff -f
