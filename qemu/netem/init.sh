@@ -1,21 +1,25 @@
 #!/bin/sh
 # /init of the netem guest (qemu/netem/build.sh): RxRPC config fetches
 # through real `tc netem` on the loopback of a private network namespace.
-# For each qdisc (CASES below) it creates netns nbnetem-<case>, puts netem as
+# For each qdisc (the run_case lines at the end) it creates netns nbnetem-<case>, puts netem as
 # the root qdisc of its lo (so client→server and server→client packets both
 # cross it), starts netboot-configd there on 127.0.0.1:7260 and runs N
 # `netboot config-fetch` calls per transport (udp: our userspace client;
 # kernel: the guest kernel's AF_RXRPC). Output, one line each, for
 # tests/vm_netem.rs:
 #   NETEM-RESULT case=C qdisc="Q" transport=T ok=K n=N ms=M
-#   NETEM-STATS case=C qdisc="Q" sent_pkts=S dropped=D udp_out=O udp_in=I in_minus_out=X
+#   NETEM-STATS case=C qdisc="Q" transport=T sent_pkts=S dropped=D udp_out=O udp_in=I in_minus_out=X
+#   NETEM-TC <tc -s qdisc show dev lo, at the end of a case>
 #   NETEM-ERR case=C transport=T i=I <the failing call's stderr>
 #   NETEM-DONE            (or NETEM-FAIL <what>)
-# then powers off. dropped is netem's own drop counter (tc -s qdisc). netem
-# has no duplicate counter: in_minus_out = UDP datagrams received minus sent
-# in the namespace (/proc/net/snmp Udp: InDatagrams + NoPorts + InErrors
-# against OutDatagrams; the namespace carries nothing else), which is the
-# number of duplicates delivered when nothing was dropped.
+# then powers off. The STATS counters cover that transport's N calls;
+# sent_pkts and dropped are the netem qdisc's own (tc -s qdisc; sent_pkts
+# includes ICMP and netem's duplicates). netem has no duplicate counter:
+# in_minus_out = UDP datagrams received minus sent in the namespace
+# (/proc/net/snmp Udp: InDatagrams + NoPorts + InErrors against
+# OutDatagrams; the namespace carries nothing else). Only duplication can
+# make it positive; with nothing dropped it is a lower bound of the UDP
+# duplicates delivered.
 export PATH=/bin:/sbin:/usr/sbin:/usr/bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
@@ -49,6 +53,19 @@ N=30
 MAC=52:54:00:12:34:56
 INITIATOR=iqn.2026-11.test:netem
 
+# counters NS: "SENT DROPPED UDP_OUT UDP_IN" of netns NS so far: the netem
+# qdisc's packets and drops (tc -s), the UDP datagrams sent and received.
+counters() {
+    "$TC" -s -n "$1" qdisc show dev lo >/tmp/tc || return
+    "$IP" netns exec "$1" cat /proc/net/snmp >/tmp/snmp || return
+    # " Sent 12345 bytes 100 pkt (dropped 10, overlimits 0 requeues 0)"
+    sed -n 's/^ *Sent [0-9]* bytes \([0-9]*\) pkt (dropped \([0-9]*\),.*/\1 \2/p' /tmp/tc | head -n 1
+    # /proc/net/snmp: a "Udp:" line naming the fields, then one with values.
+    awk '$1 == "Udp:" {
+        if (!h) { for (f = 2; f <= NF; f++) col[$f] = f; h = 1; next }
+        print $col["OutDatagrams"], $col["InDatagrams"] + $col["NoPorts"] + $col["InErrors"] }' /tmp/snmp
+}
+
 run_case() {
     name=$1 qdisc=$2 ns=nbnetem-$1
     "$IP" netns add "$ns" || fail "ip netns add $ns"
@@ -64,6 +81,10 @@ run_case() {
         sleep 0.1
     done
     for t in udp kernel; do
+        # shellcheck disable=SC2046 # four numbers, split on purpose
+        set -- $(counters "$ns")
+        [ $# -eq 4 ] || fail "no netem/Udp counters in $ns"
+        sent0=$1 drop0=$2 out0=$3 in0=$4
         ok=0 i=0 t0=$(now_ms)
         while [ $i -lt "$N" ]; do
             i=$((i + 1))
@@ -76,23 +97,17 @@ run_case() {
             fi
         done
         t1=$(now_ms)
+        # shellcheck disable=SC2046 # four numbers, split on purpose
+        set -- $(counters "$ns")
+        [ $# -eq 4 ] || fail "no netem/Udp counters in $ns"
         echo "NETEM-RESULT case=$name qdisc=\"$qdisc\" transport=$t ok=$ok n=$N ms=$((t1 - t0))"
+        echo "NETEM-STATS case=$name qdisc=\"$qdisc\" transport=$t sent_pkts=$(($1 - sent0))" \
+            "dropped=$(($2 - drop0)) udp_out=$(($3 - out0)) udp_in=$(($4 - in0))" \
+            "in_minus_out=$(($4 - in0 - $3 + out0))"
     done
     kill "$cpid"
     wait "$cpid" 2>/dev/null
-    "$TC" -s -n "$ns" qdisc show dev lo >/tmp/tc || fail "tc -s qdisc show in $ns"
-    sed 's/^/NETEM-TC /' /tmp/tc
-    # " Sent 12345 bytes 100 pkt (dropped 10, overlimits 0 requeues 0)"
-    sent=$(sed -n 's/^ *Sent [0-9]* bytes \([0-9]*\) pkt .*/\1/p' /tmp/tc | head -n 1)
-    dropped=$(sed -n 's/.*(dropped \([0-9]*\),.*/\1/p' /tmp/tc | head -n 1)
-    # /proc/net/snmp: a "Udp:" header line naming the fields, then the values.
-    "$IP" netns exec "$ns" cat /proc/net/snmp >/tmp/snmp || fail "read /proc/net/snmp in $ns"
-    # shellcheck disable=SC2046 # two numbers, split on purpose
-    set -- $(awk '$1 == "Udp:" {
-        if (!h) { for (f = 2; f <= NF; f++) col[$f] = f; h = 1; next }
-        print $col["OutDatagrams"], $col["InDatagrams"] + $col["NoPorts"] + $col["InErrors"] }' /tmp/snmp)
-    [ $# -eq 2 ] || fail "no Udp counters in /proc/net/snmp of $ns"
-    echo "NETEM-STATS case=$name qdisc=\"$qdisc\" sent_pkts=${sent:-?} dropped=${dropped:-?} udp_out=$1 udp_in=$2 in_minus_out=$(($2 - $1))"
+    "$TC" -s -n "$ns" qdisc show dev lo | sed 's/^/NETEM-TC /'
     "$IP" netns del "$ns"
 }
 
