@@ -239,6 +239,45 @@ pub struct IpConfig {
     pub mac: Option<String>,
 }
 
+impl IpConfig {
+    /// An entry with only a method (and interface): `ip=dhcp`, `ip=eth0:dhcp`.
+    pub fn method_only(iface: Option<String>, method: IpMethod) -> IpConfig {
+        IpConfig {
+            iface,
+            method,
+            address: None,
+            prefix_len: None,
+            peer: None,
+            gateway: None,
+            hostname: None,
+            dns: Vec::new(),
+            ntp: None,
+            mtu: None,
+            mac: None,
+        }
+    }
+}
+
+impl Network {
+    /// The `ip=` entries in effect: as given, or — none given — `ip=dhcp`,
+    /// as dracut does when the network is needed (modules.d/40network: a
+    /// netroot without `ip=` defaults to dhcp).
+    pub fn effective_ip(&self) -> Vec<IpConfig> {
+        if self.ip.is_empty() {
+            vec![IpConfig::method_only(None, IpMethod::Dhcp)]
+        } else {
+            self.ip.clone()
+        }
+    }
+
+    /// DHCP will run (explicitly or by default).
+    pub fn uses_dhcp(&self) -> bool {
+        self.effective_ip()
+            .iter()
+            .any(|ip| ip.method == IpMethod::Dhcp)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct IfName {
     pub name: String,

@@ -72,10 +72,7 @@ pub fn fetch(
     }
     let list = servers
         .iter()
-        .map(|s| match s.port {
-            Some(p) => format!("{}:{p}", s.host),
-            None => s.host.clone(),
-        })
+        .map(crate::rxrpc::server_label)
         .collect::<Vec<_>>()
         .join(",");
     let facts = Facts::new()

@@ -188,13 +188,7 @@ pub fn run(exec: &mut Exec, plan: &mut BootPlan, opts: &BootOptions) -> Result<S
     let mut deadline = started + Duration::from_millis(plan.timeout_ms);
     // Without a root path, a config server or DHCP nothing can supply one:
     // fail before touching the network.
-    let dhcp = plan.network.ip.is_empty()
-        || plan
-            .network
-            .ip
-            .iter()
-            .any(|ip| ip.method == crate::plan::IpMethod::Dhcp);
-    if plan.paths.is_empty() && plan.config.servers.is_empty() && !dhcp {
+    if plan.paths.is_empty() && plan.config.servers.is_empty() && !plan.network.uses_dhcp() {
         return Err(no_root_path());
     }
     if plan.iscsi.firmware || plan.iscsi.ibft {

@@ -180,22 +180,6 @@ pub fn valid_iface(s: &str) -> bool {
             .any(|c| c == '/' || c == ':' || c.is_whitespace() || c.is_control())
 }
 
-fn empty_config(iface: Option<String>, method: IpMethod) -> IpConfig {
-    IpConfig {
-        iface,
-        method,
-        address: None,
-        prefix_len: None,
-        peer: None,
-        gateway: None,
-        hostname: None,
-        dns: Vec::new(),
-        ntp: None,
-        mtu: None,
-        mac: None,
-    }
-}
-
 /// Parse one `ip=` value.
 pub fn parse(value: &str) -> Result<IpConfig, IpError> {
     let v = || quote(value);
@@ -204,7 +188,7 @@ pub fn parse(value: &str) -> Result<IpConfig, IpError> {
 
     if fields.len() == 1 {
         return match method(value) {
-            Some(m) => Ok(empty_config(None, m)),
+            Some(m) => Ok(IpConfig::method_only(None, m)),
             None if value.is_empty() || parse_addr(value).is_none() => Err(IpError::Method {
                 method: quote(value),
                 value: v(),
@@ -220,7 +204,7 @@ pub fn parse(value: &str) -> Result<IpConfig, IpError> {
                 value: v(),
             });
         }
-        let mut c = empty_config(Some(field(0).to_string()), m);
+        let mut c = IpConfig::method_only(Some(field(0).to_string()), m);
         c.mtu = mtu(field(2), value)?;
         let mac = fields.get(3..).map(|f| f.join(":")).unwrap_or_default();
         c.mac = opt_mac(&mac, value)?;
@@ -313,7 +297,7 @@ fn static_config(fields: &[&str], value: &str) -> Result<IpConfig, IpError> {
             })
         }
     };
-    let mut c = empty_config(iface, m);
+    let mut c = IpConfig::method_only(iface, m);
     c.address = client;
     c.prefix_len = prefix_len;
     c.peer = peer;

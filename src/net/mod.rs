@@ -609,28 +609,6 @@ pub fn configure(
     })
 }
 
-/// The `ip=` entries to act on: as given, or — no `ip=` at all — one
-/// `ip=dhcp`, as dracut does when the network is needed
-/// (modules.d/40network: a netroot without `ip=` defaults to dhcp).
-fn effective_ip(net: &Network) -> Vec<IpConfig> {
-    if !net.ip.is_empty() {
-        return net.ip.clone();
-    }
-    vec![IpConfig {
-        iface: None,
-        method: IpMethod::Dhcp,
-        address: None,
-        prefix_len: None,
-        peer: None,
-        gateway: None,
-        hostname: None,
-        dns: Vec::new(),
-        ntp: None,
-        mtu: None,
-        mac: None,
-    }]
-}
-
 /// Set the boot interfaces administratively up as early as possible, best
 /// effort, without configuring them. The kernel acts on the carrier only
 /// through linkwatch, which may hold the event for up to a second
@@ -644,7 +622,8 @@ pub fn raise_early(net: &Network) {
     let Ok(links) = rt.links() else {
         return;
     };
-    for ip in effective_ip(net)
+    for ip in net
+        .effective_ip()
         .iter()
         .filter(|ip| matches!(ip.method, IpMethod::Static | IpMethod::Dhcp))
     {
@@ -783,7 +762,7 @@ pub fn configure_dhcp(
 /// `ip=` at all means `ip=dhcp`). `ip=off`/`none` entries configure
 /// nothing; DHCPv6 and SLAAC are refused.
 pub fn bring_up(net: &Network, deadline: Instant) -> Result<Vec<LinkReport>, NetError> {
-    let ips = effective_ip(net);
+    let ips = net.effective_ip();
     // Refuse what we cannot do before touching anything.
     for ip in &ips {
         if matches!(ip.method, IpMethod::Dhcp6 | IpMethod::Auto6) {

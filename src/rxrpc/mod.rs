@@ -108,8 +108,8 @@ impl fmt::Display for FetchError {
 
 impl std::error::Error for FetchError {}
 
-/// `host:port` for messages, IPv6 bracketed.
-fn server_label(s: &ConfigServer) -> String {
+/// `host:port` for messages, IPv6 bracketed, the default port filled in.
+pub fn server_label(s: &ConfigServer) -> String {
     let port = s.port.unwrap_or(proto::DEFAULT_PORT);
     if s.host.contains(':') {
         format!("[{}]:{port}", s.host)
