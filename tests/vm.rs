@@ -32,10 +32,11 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
+
+mod support;
 
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
 const IQN: &str = "iqn.2026-11.test:root";
@@ -63,32 +64,16 @@ static BUILT: Mutex<Option<HashMap<String, PathBuf>>> = Mutex::new(None);
 
 /// Print `skipped: reason` past libtest's capture, or panic when `NETBOOT_REQUIRE_VM=1`.
 fn skip(reason: &str) {
-    if std::env::var("NETBOOT_REQUIRE_VM").as_deref() == Ok("1") {
-        panic!("NETBOOT_REQUIRE_VM=1 but the VM rig cannot run: {reason}");
-    }
-    let _ = writeln!(std::io::stderr(), "skipped: {reason}");
-}
-
-fn is_root() -> bool {
-    fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
-        })
-        .unwrap_or(false)
+    support::skip_unless_required("NETBOOT_REQUIRE_VM", "the VM rig", reason);
 }
 
 fn on_path(tool: &str) -> bool {
-    std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
-        .unwrap_or(false)
+    support::which(tool).is_some()
 }
 
 /// What is missing for a VM boot, if anything.
 fn missing_prerequisite(reference: bool) -> Option<String> {
-    if !is_root() {
+    if !support::is_root() {
         return Some("the VM rig needs root (network namespaces, tap, tgtd)".into());
     }
     let mut tools = vec![
@@ -1085,12 +1070,8 @@ fn boot_with(vm: Vm, extra: &[&str]) -> Booted {
 
 /// The `net.link` step's facts in boot.json show the lease from the rig's dnsmasq.
 fn assert_dhcp_lease(b: &Booted) {
-    let report: serde_json::Value =
-        serde_json::from_str(&kernel_lines_removed(&b.section("boot.json")))
-            .unwrap_or_else(|e| panic!("boot.json is not JSON ({e})\n{}", b.tail()));
-    let net = report["steps"]
-        .as_array()
-        .and_then(|s| s.iter().find(|s| s["step"] == "net.link"))
+    let report = boot_json(b);
+    let net = step_of(&report, "net.link")
         .unwrap_or_else(|| panic!("no net.link step in boot.json\n{}", b.tail()));
     let f = &net["facts"];
     assert_eq!(f["iface"], "eth0", "{net}\n{}", b.tail());
@@ -1151,11 +1132,7 @@ fn i_dhcp_boot_ip_dhcp_6_1() {
     );
     b.assert_root_ok();
     assert_dhcp_lease(&b);
-    let report: serde_json::Value =
-        serde_json::from_str(&kernel_lines_removed(&b.section("boot.json"))).unwrap();
-    let net = report["steps"]
-        .as_array()
-        .and_then(|s| s.iter().find(|s| s["step"] == "net.link"))
-        .unwrap();
+    let report = boot_json(&b);
+    let net = step_of(&report, "net.link").expect("net.link step");
     assert_eq!(net["facts"]["root_path"], served.as_str(), "{net}");
 }

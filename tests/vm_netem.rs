@@ -29,6 +29,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
+mod support;
+
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
 /// Fetches per transport and qdisc. Each boot takes ~20 s of wall time under TCG.
 const N: u32 = 30;
@@ -42,32 +44,16 @@ const TRANSPORTS: [&str; 2] = ["udp", "kernel"];
 
 /// Print `skipped: reason` past libtest's capture, or panic when `NETBOOT_REQUIRE_VM=1`.
 fn skip(reason: &str) {
-    if std::env::var("NETBOOT_REQUIRE_VM").as_deref() == Ok("1") {
-        panic!("NETBOOT_REQUIRE_VM=1 but the netem VM test cannot run: {reason}");
-    }
-    let _ = writeln!(std::io::stderr(), "skipped: {reason}");
-}
-
-fn is_root() -> bool {
-    fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
-        })
-        .unwrap_or(false)
+    support::skip_unless_required("NETBOOT_REQUIRE_VM", "the netem VM test", reason);
 }
 
 fn on_path(tool: &str) -> bool {
-    std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
-        .unwrap_or(false)
+    support::which(tool).is_some()
 }
 
 /// What is missing for the netem boots, if anything.
 fn missing_prerequisite() -> Option<String> {
-    if !is_root() {
+    if !support::is_root() {
         return Some("building the initramfs needs root (mknod)".into());
     }
     for t in [

@@ -43,17 +43,23 @@ pub fn unique_name(prefix: &str) -> String {
 /// Print `skipped: reason` where the user sees it, or panic if skips are forbidden.
 /// Returns `None` so callers can write `let Some(x) = … else { return };`.
 pub fn skip<T>(reason: &str) -> Option<T> {
-    if std::env::var("NETBOOT_REQUIRE_TARGETS").as_deref() == Ok("1") {
-        panic!("NETBOOT_REQUIRE_TARGETS=1 but the real-target rig cannot run: {reason}");
+    skip_unless_required("NETBOOT_REQUIRE_TARGETS", "the real-target rig", reason);
+    None
+}
+
+/// Print `skipped: reason`, or panic if `require_var=1` (CI sets it so that `what` cannot
+/// silently skip).
+pub fn skip_unless_required(require_var: &str, what: &str, reason: &str) {
+    if std::env::var(require_var).as_deref() == Ok("1") {
+        panic!("{require_var}=1 but {what} cannot run: {reason}");
     }
     // libtest captures print!/eprint! of passing tests; a skip must be visible, so write to
     // the real stderr handle, which the capture does not intercept.
     let _ = writeln!(std::io::stderr(), "skipped: {reason}");
-    None
 }
 
 /// Effective UID from /proc (std has no geteuid).
-fn is_root() -> bool {
+pub fn is_root() -> bool {
     fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
