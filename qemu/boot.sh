@@ -24,8 +24,6 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=qemu/rig.sh
 . "$here/rig.sh"
-# shellcheck source=qemu/rig-configd.sh
-. "$here/rig-configd.sh"
 
 die() { echo "boot.sh: $*" >&2; exit 1; }
 
@@ -66,7 +64,6 @@ esac
 rig_workdir=$(mktemp -d /tmp/nbvm.XXXXXX)
 # shellcheck disable=SC2317 # called from the EXIT trap
 cleanup() {
-    rig_configd_stop
     rig_cleanup
     rm -rf "$rig_workdir"
 }

@@ -10,11 +10,14 @@
 #     dnsmasq (optional) on br0: leases 198.18.0.2/24, router 198.18.0.1,
 #       option 17 (root path) when given; DNS server 198.18.0.1 answering
 #       only configd.rig and target.rig (= 198.18.0.1), forwarding nothing
+#     netboot-configd (optional) on 198.18.0.1:7260; tcpdump (optional) of
+#       the RxRPC port on br0
 #   qemu-system-x86_64 (TCG, 1 vCPU, 512 MiB) under `ip netns exec`.
 #
 #   rig_netns_up
 #   rig_tgt_start IMAGE LUN IQN [USER:SECRET] [TUSER:TSECRET]
 #   rig_dnsmasq_start [ROOT_PATH]                          # after rig_netns_up
+#   rig_configd_start BIN DIR ; rig_capture_start FILE     # after rig_netns_up
 #   rig_qemu VMLINUX INITRD APPEND CONSOLE TIMEOUT SHOW   # 0 ok, 1 qemu failed, 2 timeout
 #   rig_cleanup          # idempotent; call it from an EXIT trap
 #
@@ -31,6 +34,9 @@ rig_tgt_log=""
 rig_dnsmasq_pid=""
 rig_dnsmasq_log=""
 rig_target_addr=198.18.0.1
+rig_configd_pid=""
+rig_configd_log=""
+rig_capture_pid=""
 rig_port=3260
 
 rig_log() { echo "rig: $*" >&2; }
@@ -132,14 +138,55 @@ rig_dnsmasq_start() {
     done
 }
 
+# rig_stop_pid PID: SIGTERM, up to 3 s to exit, then SIGKILL; reaped.
+rig_stop_pid() {
+    local pid=$1 _
+    [ -n "$pid" ] || return 0
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+
 rig_dnsmasq_stop() {
-    [ -n "$rig_dnsmasq_pid" ] || return 0
-    local _
-    kill "$rig_dnsmasq_pid" 2>/dev/null || true
-    for _ in $(seq 30); do kill -0 "$rig_dnsmasq_pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$rig_dnsmasq_pid" 2>/dev/null || true
-    wait "$rig_dnsmasq_pid" 2>/dev/null || true
+    rig_stop_pid "$rig_dnsmasq_pid"
     rig_dnsmasq_pid=""
+}
+
+# rig_configd_start BIN DIR
+rig_configd_start() {
+    local bin=$1 dir=$2 _
+    rig_configd_log="${rig_workdir:-/tmp}/configd.log"
+    ip netns exec "$rig_ns" "$bin" --dir "$dir" --listen "$rig_target_addr:7260" >"$rig_configd_log" 2>&1 &
+    rig_configd_pid=$!
+    for _ in $(seq 50); do
+        grep -q "listening on" "$rig_configd_log" 2>/dev/null && return 0
+        kill -0 "$rig_configd_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    rig_log "netboot-configd did not start:"
+    cat "$rig_configd_log" >&2
+    return 1
+}
+
+# rig_capture_start FILE: every UDP packet of the RxRPC port on br0.
+rig_capture_start() {
+    local file=$1 _
+    ip netns exec "$rig_ns" tcpdump --immediate-mode -Z root -i br0 -U -s 0 -w "$file" udp port 7260 2>"$file.log" &
+    rig_capture_pid=$!
+    for _ in $(seq 50); do
+        grep -q "listening on" "$file.log" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    rig_log "tcpdump did not start:"
+    cat "$file.log" >&2
+    return 1
+}
+
+rig_configd_stop() {
+    rig_stop_pid "$rig_capture_pid"
+    rig_stop_pid "$rig_configd_pid"
+    rig_capture_pid="" rig_configd_pid=""
 }
 
 rig_tgt_stop() {
@@ -205,17 +252,13 @@ rig_qemu() {
 }
 
 rig_qemu_stop() {
-    [ -n "$rig_qemu_pid" ] || return 0
-    local _
-    kill "$rig_qemu_pid" 2>/dev/null || true
-    for _ in $(seq 30); do kill -0 "$rig_qemu_pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$rig_qemu_pid" 2>/dev/null || true
-    wait "$rig_qemu_pid" 2>/dev/null || true
+    rig_stop_pid "$rig_qemu_pid"
     rig_qemu_pid=""
 }
 
 rig_cleanup() {
     rig_qemu_stop
+    rig_configd_stop
     rig_dnsmasq_stop
     rig_tgt_stop
     if [ -n "$rig_ns" ]; then
