@@ -4,7 +4,6 @@
 //! login negotiation — lives apart from the few modules that make syscalls,
 //! so that everything above the syscall seam is tested without root.
 
-pub mod block;
 pub mod boot;
 pub mod cli;
 pub mod cmdline;
@@ -16,7 +15,6 @@ pub mod iscsi;
 pub mod klog;
 pub mod modules;
 pub mod net;
-pub mod pid1;
 pub mod plan;
 pub mod rxrpc;
 pub mod uevent;

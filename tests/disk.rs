@@ -18,10 +18,10 @@
 
 mod support;
 
-use netboot::block::{self, Attrs, BlockError, ScsiDisk, ScsiLun};
 use netboot::disk::fs::{FsInfo, PROBE_LEN};
 use netboot::disk::part::{self, Partition, Table, TableKind};
 use netboot::disk::resolve::{self, select, DiskContents};
+use netboot::disk::scsi::{self as block, Attrs, BlockError, ScsiDisk, ScsiLun};
 use netboot::plan::{RootDevice, Tuning};
 use netboot::uevent::{Action, Received, UeventSocket};
 use std::collections::HashMap;

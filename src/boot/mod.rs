@@ -5,11 +5,12 @@
 
 pub mod attach;
 mod config;
+pub mod pid1;
 
 use crate::events::{step, BootOutcome, Emitter, Facts, Recorder};
 use crate::iscsi::kernel::IscsiNl;
-use crate::pid1::{self, RealSys};
 use crate::plan::{BootPlan, FailurePolicy};
+use pid1::RealSys;
 use std::fmt;
 use std::path::Path;
 use std::rc::Rc;

@@ -2,12 +2,12 @@
 //! its facts. Kept apart from `mod.rs` so the flow there reads like the plan.
 
 use super::attach::Attached;
+use super::pid1::{self, RealSys};
 use super::{Exec, StepFailed};
-use crate::block;
 use crate::disk::resolve::{self, Root};
+use crate::disk::scsi as block;
 use crate::events::{step, Facts};
 use crate::modules::{self, KernelLoader, ModuleIndex};
-use crate::pid1::{self, RealSys};
 use crate::plan::{BootPlan, RootPath};
 use crate::uevent::UeventSocket;
 use std::path::Path;

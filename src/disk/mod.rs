@@ -6,3 +6,4 @@
 pub mod fs;
 pub mod part;
 pub mod resolve;
+pub mod scsi;

@@ -8,7 +8,7 @@
 
 use super::fs::{probe, FsInfo, PROBE_LEN};
 use super::part::{self, Partition, ReadAt, Table};
-use crate::block::{self, BlockError, ScsiDisk};
+use super::scsi::{self as block, BlockError, ScsiDisk};
 use crate::plan::RootDevice;
 use std::fmt;
 use std::path::{Path, PathBuf};
