@@ -7,8 +7,9 @@
 //! Each level runs for SECONDS (default 3) wall time; every client is a
 //! thread doing back-to-back GetConfig calls (one fresh Rx connection per
 //! call). Prints one table row per level.
+#![allow(clippy::panic)] // a benchmark, not shipped: a failed set-up step ends the run
 
-use netboot::rxrpc::proto::{self, Identity};
+use netboot::config::proto::{self, Identity};
 use netboot::rxrpc::udp::UdpTransport;
 use netboot::rxrpc::RxTransport;
 use std::io::{BufRead, BufReader};

@@ -6,7 +6,8 @@
 #       [--mutual-chap TUSER:TSECRET] [--append "..."] [--timeout S]
 #       [--console FILE] [--show] [--expect STRING]
 #       [--configd DIR [--configd-bin BIN]] [--capture FILE]
-#       [--dhcp] [--dhcp-root-path STR]
+#       [--dhcp] [--dhcp-root-path STR] [--no-panic-arg] [--tgt-delay S]
+#       [--blackhole ADDR ...]
 #
 # --configd serves the config files in DIR with netboot-configd on
 # 198.18.0.1:7260 (default BIN: target/dist/netboot-configd); --capture
@@ -15,8 +16,21 @@
 # router 198.18.0.1); --dhcp-root-path STR also serves STR as option 17
 # (implies --dhcp).
 #
-# The kernel command line is "console=ttyS0 panic=-1 " + --append. The image
-# is copied (sparse) per run so the pristine one stays. Exit status: 0 iff
+# --tgt-delay S starts tgtd (with its target) S seconds after QEMU starts
+# (rig_tgt_start_later): until then nothing listens on 198.18.0.1:3260 and
+# the guest's connects are refused. --blackhole ADDR (repeatable; an address
+# in 198.18.0.3-254) makes ADDR:3260 a black hole: the rig answers ARP for
+# ADDR but never a TCP segment from ADDR:3260, so the guest's connects there
+# time out (rig_blackhole_add).
+#
+# The kernel command line is "console=ttyS0 panic=-1 " + --append;
+# --no-panic-arg leaves out "panic=-1", so the kernel's own default applies
+# (Debian's CONFIG_PANIC_TIMEOUT=0: wait forever after a panic). QEMU runs
+# with -no-reboot: a guest reboot ends QEMU as a power-off does (exit status
+# 0); the console tells them apart ("reboot: Restarting system" vs
+# "reboot: Power down", kernel/reboot.c).
+#
+# The image is copied (sparse) per run so the pristine one stays. Exit status: 0 iff
 # QEMU exited by itself before the timeout and the console contains every
 # --expect string; 2 on timeout; 1 otherwise. On a failure the last 50
 # console lines are printed. The wall time is printed as "boot: wall=S".
@@ -29,7 +43,7 @@ die() { echo "boot.sh: $*" >&2; exit 1; }
 
 kernel="" initrd="" image="" lun=1 iqn=iqn.2026-11.test:root chap="" mutual="" append=""
 timeout=120 console="" show=0 expects=() configd="" configd_bin="$here/../target/dist/netboot-configd" capture=""
-dhcp=0 dhcp_root=
+dhcp=0 dhcp_root="" panic_arg="panic=-1 " tgt_delay="" blackholes=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --kernel) kernel=$2; shift 2 ;;
@@ -49,6 +63,9 @@ while [ $# -gt 0 ]; do
         --capture) capture=$2; shift 2 ;;
         --dhcp) dhcp=1; shift ;;
         --dhcp-root-path) dhcp=1; dhcp_root=$2; shift 2 ;;
+        --no-panic-arg) panic_arg=""; shift ;;
+        --tgt-delay) tgt_delay=$2; shift 2 ;;
+        --blackhole) blackholes+=("$2"); shift 2 ;;
         *) die "unknown option '$1' (see the header of $0)" ;;
     esac
 done
@@ -73,7 +90,10 @@ trap 'exit 130' INT TERM
 
 cp --sparse=always "$image" "$rig_workdir/disk.img"
 rig_netns_up
-rig_tgt_start "$rig_workdir/disk.img" "$lun" "$iqn" "$chap" "$mutual"
+for a in "${blackholes[@]}"; do
+    rig_blackhole_add "$a" || die "--blackhole $a failed"
+done
+[ -n "$tgt_delay" ] || rig_tgt_start "$rig_workdir/disk.img" "$lun" "$iqn" "$chap" "$mutual"
 [ -z "$capture" ] || rig_capture_start "$capture"
 if [ -n "$configd" ]; then
     [ -x "$configd_bin" ] || die "--configd-bin '$configd_bin': not executable (bash scripts/build.sh)"
@@ -81,8 +101,13 @@ if [ -n "$configd" ]; then
 fi
 [ "$dhcp" = 0 ] || rig_dnsmasq_start "$dhcp_root"
 
+if [ -n "$tgt_delay" ]; then
+    rig_tgt_start_later "$tgt_delay" "$rig_workdir/disk.img" "$lun" "$iqn" "$chap" "$mutual" \
+        || die "--tgt-delay $tgt_delay failed"
+fi
+
 rc=0
-rig_qemu "$vmlinux" "$initrd" "console=ttyS0 panic=-1 $append" "$console" "$timeout" "$show" || rc=$?
+rig_qemu "$vmlinux" "$initrd" "console=ttyS0 $panic_arg$append" "$console" "$timeout" "$show" || rc=$?
 echo "boot: wall=$rig_wall"
 if [ "$rc" = 0 ]; then
     for e in "${expects[@]}"; do
@@ -95,6 +120,10 @@ if [ "$rc" != 0 ]; then
     if [ -n "$configd" ] && [ -s "$rig_configd_log" ]; then
         echo "boot: netboot-configd log ($rig_configd_log):" >&2
         tail -n 20 "$rig_configd_log" >&2
+    fi
+    if [ -n "$rig_tgt_later_log" ] && [ -s "$rig_tgt_later_log" ]; then
+        echo "boot: delayed tgtd start ($rig_tgt_later_log):" >&2
+        cat "$rig_tgt_later_log" >&2
     fi
     if [ -s "$rig_tgt_log" ]; then
         echo "boot: tgtd log ($rig_tgt_log), last 20 lines:" >&2

@@ -12,10 +12,19 @@
 #       only configd.rig and target.rig (= 198.18.0.1), forwarding nothing
 #     netboot-configd (optional) on 198.18.0.1:7260; tcpdump (optional) of
 #       the RxRPC port on br0
+#     black holes (optional): ADDR/32 on br0, whose TCP replies from port
+#       3260 are routed to a blackhole route (no process; see
+#       rig_blackhole_add)
 #   qemu-system-x86_64 (TCG, 1 vCPU, 512 MiB) under `ip netns exec`.
+#   probe netns <rig netns>-p (rig_probe only): eth0 198.18.0.3/24, a veth
+#     whose peer pv0 is on br0, as a second client on the guest's segment.
 #
 #   rig_netns_up
 #   rig_tgt_start IMAGE LUN IQN [USER:SECRET] [TUSER:TSECRET]
+#   rig_tgt_start_later DELAY IMAGE LUN IQN [USER:SECRET] [TUSER:TSECRET]
+#                        # the same, DELAY seconds from now, in the background
+#   rig_blackhole_add ADDR                                 # after rig_netns_up
+#   rig_probe ADDR PORT SECONDS   # prints open, refused, timeout or error:…
 #   rig_dnsmasq_start [ROOT_PATH]                          # after rig_netns_up
 #   rig_configd_start BIN DIR ; rig_capture_start FILE     # after rig_netns_up
 #   rig_qemu VMLINUX INITRD APPEND CONSOLE TIMEOUT SHOW   # 0 ok, 1 qemu failed, 2 timeout
@@ -38,6 +47,9 @@ rig_configd_pid=""
 rig_configd_log=""
 rig_capture_pid=""
 rig_port=3260
+rig_tgt_pidfile=""
+rig_tgt_later_pid=""
+rig_tgt_later_log=""
 
 rig_log() { echo "rig: $*" >&2; }
 
@@ -70,11 +82,14 @@ rig_tgt_start() {
     local image=$1 lun=$2 iqn=$3 chap=${4:-} mutual=${5:-} i log
     [ -n "$rig_ns" ] || { rig_log "rig_tgt_start before rig_netns_up"; return 1; }
     rig_tgt_ctl=$(rig_pick_ctl) || { rig_log "no free tgtd control port"; return 1; }
-    log="${rig_workdir:-/tmp}/tgtd.$rig_tgt_ctl.log"
+    log=${rig_tgt_log:-"${rig_workdir:-/tmp}/tgtd.$rig_tgt_ctl.log"}
     # shellcheck disable=SC2034 # read by the scripts that source this file
     rig_tgt_log=$log
     ip netns exec "$rig_ns" tgtd -f -C "$rig_tgt_ctl" --iscsi "portal=$rig_target_addr:$rig_port" >"$log" 2>&1 &
     rig_tgt_pid=$!
+    # Started from rig_tgt_start_later's job: tell the rig's own shell whom
+    # to stop (the job's variables die with it).
+    [ -z "$rig_tgt_pidfile" ] || echo "$rig_tgt_pid $rig_tgt_ctl" >"$rig_tgt_pidfile"
     for i in $(seq 100); do
         tgtadm -C "$rig_tgt_ctl" --lld iscsi --mode target --op show >/dev/null 2>&1 && break
         if [ "$i" = 100 ] || ! kill -0 "$rig_tgt_pid" 2>/dev/null; then
@@ -97,6 +112,43 @@ rig_tgt_start() {
         "${t[@]}" --mode account --op new --user "${mutual%%:*}" --password "${mutual#*:}" || return 1
         "${t[@]}" --mode account --op bind --tid 1 --user "${mutual%%:*}" --outgoing || return 1
     fi
+}
+
+# rig_tgt_start_later DELAY IMAGE LUN IQN [USER:SECRET] [TUSER:TSECRET]
+# rig_tgt_start DELAY seconds from now, in a background job, so that until
+# then nothing listens on the portal and the guest's connects are refused
+# (RST). Returns at once. The job writes "PID CTL" of its tgtd to
+# rig_tgt_pidfile right after launching it, and a TERM only sets a flag the
+# job checks between steps, so that write always happens: rig_tgt_stop
+# finds tgtd even when the job is stopped half-way. The job's own messages
+# go to rig_tgt_later_log.
+rig_tgt_start_later() {
+    local delay=$1 dir=${rig_workdir:-/tmp} end
+    shift
+    [ -n "$rig_ns" ] || { rig_log "rig_tgt_start_later before rig_netns_up"; return 1; }
+    case "$delay" in
+        '' | *[!0-9.]* | *.*.*) rig_log "rig_tgt_start_later: delay '$delay' is not a number of seconds"; return 1 ;;
+    esac
+    rig_tgt_pidfile="$dir/tgtd.$rig_ns.pid"
+    rig_tgt_later_log="$dir/tgtd-later.$rig_ns.log"
+    rig_tgt_log="$dir/tgtd.$rig_ns.log"
+    rm -f "$rig_tgt_pidfile"
+    # Microseconds (EPOCHREALTIME without its decimal point).
+    end=$((${EPOCHREALTIME/[.,]/} + $(awk -v d="$delay" 'BEGIN { printf "%d", d * 1000000 }')))
+    (
+        stop=0
+        trap 'stop=1' TERM
+        # Poll in 0.1 s steps: a TERM is then handled within 0.1 s and no
+        # sleep outlives the job.
+        until [ "$stop" = 1 ] || [ "${EPOCHREALTIME/[.,]/}" -ge "$end" ]; do
+            sleep 0.1
+        done
+        [ "$stop" = 0 ] || exit 0
+        rig_log "starting tgtd ${delay}s after the boot began"
+        rig_tgt_start "$@" || { rig_log "delayed tgtd start failed"; exit 1; }
+        rig_log "tgtd $rig_tgt_pid up (control port $rig_tgt_ctl)"
+    ) >"$rig_tgt_later_log" 2>&1 &
+    rig_tgt_later_pid=$!
 }
 
 # rig_dnsmasq_start [ROOT_PATH]
@@ -189,7 +241,29 @@ rig_configd_stop() {
     rig_capture_pid="" rig_configd_pid=""
 }
 
+# rig_tgt_later_stop: stop rig_tgt_start_later's job (if it has not fired
+# yet, no tgtd is ever started) and adopt the tgtd it started, if any, from
+# its PID file, for rig_tgt_stop. That tgtd is no child of ours (its parent,
+# the job, has exited): it is only signalled while /proc says it is tgtd.
+rig_tgt_later_stop() {
+    local pid ctl
+    [ -n "$rig_tgt_later_pid" ] || [ -n "$rig_tgt_pidfile" ] || return 0
+    rig_stop_pid "$rig_tgt_later_pid"
+    rig_tgt_later_pid=""
+    if [ -z "$rig_tgt_pid" ] && [ -s "$rig_tgt_pidfile" ] && read -r pid ctl <"$rig_tgt_pidfile"; then
+        if [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = tgtd ]; then
+            rig_tgt_pid=$pid rig_tgt_ctl=$ctl rig_tgt_tids=(1)
+        else
+            # Exited already; its control socket files may remain.
+            rm -f "/var/run/tgtd/socket.$ctl" "/var/run/tgtd/socket.$ctl.lock"
+        fi
+    fi
+    rm -f "$rig_tgt_pidfile"
+    rig_tgt_pidfile=""
+}
+
 rig_tgt_stop() {
+    rig_tgt_later_stop
     [ -n "$rig_tgt_pid" ] || return 0
     local tid _
     for tid in "${rig_tgt_tids[@]}"; do
@@ -197,7 +271,7 @@ rig_tgt_stop() {
     done
     tgtadm -C "$rig_tgt_ctl" --op delete --mode system >/dev/null 2>&1 || true
     for _ in $(seq 50); do kill -0 "$rig_tgt_pid" 2>/dev/null || break; sleep 0.1; done
-    if kill -0 "$rig_tgt_pid" 2>/dev/null; then
+    if kill -0 "$rig_tgt_pid" 2>/dev/null && [ "$(cat "/proc/$rig_tgt_pid/comm" 2>/dev/null)" = tgtd ]; then
         rig_log "tgtd $rig_tgt_pid did not exit; SIGKILL"
         kill -9 "$rig_tgt_pid" 2>/dev/null || true
     fi
@@ -205,6 +279,71 @@ rig_tgt_stop() {
     # tgtd leaves its control socket and lock file behind.
     rm -f "/var/run/tgtd/socket.$rig_tgt_ctl" "/var/run/tgtd/socket.$rig_tgt_ctl.lock"
     rig_tgt_pid="" rig_tgt_tids=()
+}
+
+# rig_blackhole_add ADDR
+# Make ADDR (inside br0's /24, not the portal or the guest) a black hole for
+# the iSCSI port: the guest's connects to ADDR:3260 get no answer at all, not
+# even an RST, so only its own timeout ends them. ADDR/32 goes on br0, so the
+# rig answers ARP for it (without that the guest would see "host
+# unreachable" after its ARP timeout, not a black hole); a policy rule sends
+# every TCP packet from ADDR port 3260 (the SYN-ACK or RST) to a routing
+# table whose only route is `blackhole` (ip-rule(8), ip-route(8) type
+# blackhole: "silently discarded"), so the reply dies in the output route
+# lookup. The host has no iptables/nft; this needs neither, nor a process:
+# deleting the netns removes it. Other ports of ADDR behave normally
+# (refused). Connects from inside the rig's own netns are not affected (they
+# are local, with ADDR as their source), hence rig_probe's second netns.
+rig_blackhole_add() {
+    local addr=$1 last
+    [ -n "$rig_ns" ] || { rig_log "rig_blackhole_add before rig_netns_up"; return 1; }
+    case "$addr" in
+        "${rig_target_addr%.*}".*) last=${addr##*.} ;;
+        *) rig_log "black hole '$addr' is not in ${rig_target_addr%.*}.0/24"; return 1 ;;
+    esac
+    case "$last" in
+        '' | *[!0-9]*) rig_log "black hole '$addr' is not an IPv4 address"; return 1 ;;
+    esac
+    if [ "$last" -lt 3 ] || [ "$last" -gt 254 ]; then
+        rig_log "black hole '$addr': want .3-.254 (.1 is the portal, .2 the guest)"
+        return 1
+    fi
+    ip -n "$rig_ns" addr add "$addr/32" dev br0 || return 1
+    ip -n "$rig_ns" route add blackhole default table "$rig_port" 2>/dev/null || true
+    ip -n "$rig_ns" rule add from "$addr" ipproto tcp sport "$rig_port" lookup "$rig_port" priority 100
+}
+
+# rig_probe ADDR PORT SECONDS
+# One TCP connect to ADDR:PORT from a second client on br0 (netns
+# <rig netns>-p, 198.18.0.3), as the guest would make it; prints `open`,
+# `refused`, `timeout` (no answer within SECONDS) or `error: …`. For the
+# rig's own tests: it shows a black hole is one and a delayed tgtd refuses
+# until it is up. Safe in $(…): the probe netns is found by its name, and
+# rig_probe_down / rig_cleanup delete it.
+rig_probe() {
+    local addr=$1 port=$2 secs=$3 rc=0 err ns="$rig_ns-p"
+    [ -n "$rig_ns" ] || { rig_log "rig_probe before rig_netns_up"; return 1; }
+    if [ ! -e "/run/netns/$ns" ]; then
+        ip netns add "$ns" || return 1
+        ip -n "$rig_ns" link add pv0 type veth peer name eth0 netns "$ns" || return 1
+        ip -n "$rig_ns" link set pv0 master br0
+        ip -n "$rig_ns" link set pv0 up
+        ip -n "$ns" link set lo up
+        ip -n "$ns" addr add "${rig_target_addr%.*}.3/24" dev eth0
+        ip -n "$ns" link set eth0 up
+    fi
+    err=$(ip netns exec "$ns" timeout "$secs" bash -c "exec 3<>/dev/tcp/$addr/$port" 2>&1) || rc=$?
+    case "$rc:$err" in
+        0:*) echo open ;;
+        124:*) echo timeout ;;
+        *"Connection refused"*) echo refused ;;
+        *) echo "error: rc=$rc ${err//$'\n'/ }" ;;
+    esac
+}
+
+rig_probe_down() {
+    [ -n "$rig_ns" ] && [ -e "/run/netns/$rig_ns-p" ] || return 0
+    ip netns del "$rig_ns-p" 2>/dev/null || rig_log "could not delete netns $rig_ns-p"
 }
 
 # rig_qemu VMLINUX INITRD APPEND CONSOLE TIMEOUT SHOW
@@ -261,6 +400,7 @@ rig_cleanup() {
     rig_configd_stop
     rig_dnsmasq_stop
     rig_tgt_stop
+    rig_probe_down
     if [ -n "$rig_ns" ]; then
         ip netns del "$rig_ns" 2>/dev/null || rig_log "could not delete netns $rig_ns"
         rig_ns=""

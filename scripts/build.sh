@@ -7,8 +7,9 @@
 # binary). We rebuild std for our target with the `immediate-abort` panic
 # strategy (-Zbuild-std; stable rustc accepts the unstable flags with
 # RUSTC_BOOTSTRAP=1, as the fuzz build does): a panic then aborts at once.
-# The shipped code has no unwrap/expect (clippy denies them) and every
-# decoder is fuzzed; PID 1 reports its failures itself, never by panic.
+# The shipped code has no unwrap/expect/panic! (Cargo.toml's [lints.clippy]
+# deny them outside tests) and every decoder is fuzzed; PID 1 reports its
+# failures itself, never by panic.
 # If rust-src is unavailable, fall back to the ordinary release build.
 #
 # Prints the path of the netboot binary on the last line.

@@ -21,6 +21,7 @@ use std::io::Write;
 use std::sync::{Mutex, OnceLock, RwLock};
 
 use crate::events::Redactor;
+use crate::plan::LogLevel;
 
 /// Longest kmsg record we write, prefix and newline included.
 pub const KMSG_LINE_MAX: usize = 976;
@@ -38,7 +39,7 @@ pub enum LogTarget {
     Stderr,
 }
 
-/// A `netboot.log=` value that is not a level.
+/// A `NETBOOT_LOG` value that is not a level.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogLevelError {
     pub value: String,
@@ -48,27 +49,24 @@ impl fmt::Display for LogLevelError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "netboot.log={:?}: expected off, error, warn, info, debug or trace",
-            self.value
+            "NETBOOT_LOG={:?} is not one of {}",
+            self.value,
+            LogLevel::ALLOWED
         )
     }
 }
 
 impl std::error::Error for LogLevelError {}
 
-/// Parse `netboot.log=LEVEL` (case-insensitive; `warning` accepted).
+/// `NETBOOT_LOG=LEVEL` for the tools: [`LogLevel::parse`], the parser of
+/// `netboot.log=` too, with surrounding white space ignored (a value from a
+/// shell or a unit file may carry some).
 pub fn parse_log_level(value: &str) -> Result<LevelFilter, LogLevelError> {
-    match value.trim().to_ascii_lowercase().as_str() {
-        "off" => Ok(LevelFilter::Off),
-        "error" => Ok(LevelFilter::Error),
-        "warn" | "warning" => Ok(LevelFilter::Warn),
-        "info" => Ok(LevelFilter::Info),
-        "debug" => Ok(LevelFilter::Debug),
-        "trace" => Ok(LevelFilter::Trace),
-        _ => Err(LogLevelError {
+    LogLevel::parse(value.trim())
+        .map(LevelFilter::from)
+        .ok_or_else(|| LogLevelError {
             value: value.to_string(),
-        }),
-    }
+        })
 }
 
 /// syslog priority for a level: err 3, warning 4, info 6, debug 7.
@@ -276,9 +274,10 @@ mod tests {
         assert_eq!(parse_log_level("DEBUG"), Ok(LevelFilter::Debug));
         assert_eq!(parse_log_level("warning"), Ok(LevelFilter::Warn));
         assert_eq!(parse_log_level("off"), Ok(LevelFilter::Off));
+        assert_eq!(parse_log_level(" trace\n"), Ok(LevelFilter::Trace));
         assert_eq!(
             parse_log_level("loud").unwrap_err().to_string(),
-            r#"netboot.log="loud": expected off, error, warn, info, debug or trace"#
+            r#"NETBOOT_LOG="loud" is not one of off, error, warn, warning, info, debug, trace"#
         );
     }
 

@@ -14,7 +14,9 @@ fn main() {
     if rustix::process::getpid().is_init() {
         netboot::boot::pid1_main();
     }
-    let args: Vec<String> = std::env::args().collect();
+    // OsString: an argument that is not UTF-8 is the command's to refuse
+    // (or to use as a path), never a panic in `std::env::args`.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let code = netboot::cli::main(&args);
     std::process::exit(code);
 }

@@ -14,9 +14,10 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::fs::File;
 use std::io;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+
+use rustix::io::Errno;
 
 /// Modules the boot needs although no table says so.
 ///
@@ -32,7 +33,7 @@ pub const BOOT_EXTRAS: &[&str] = &["crc32c"];
 
 /// `MODULE_INIT_COMPRESSED_FILE` (include/uapi/linux/module.h, Linux 5.17):
 /// the kernel decompresses the file itself (CONFIG_MODULE_DECOMPRESS).
-pub const MODULE_INIT_COMPRESSED_FILE: libc::c_uint = 4;
+pub const MODULE_INIT_COMPRESSED_FILE: libc::c_int = 4;
 
 /// Deepest directory nesting walked below `/sys/devices`. Real trees are
 /// about 12 deep (PCI bridge chains); the bound only stops a runaway walk.
@@ -85,15 +86,15 @@ impl fmt::Display for ModulesError {
                 write!(f, "opening module {}: {err}", path.display())
             }
             ModulesError::Load { path, errno } => {
-                let hint = match *errno {
-                    libc::ENOEXEC => " (hint: built for another kernel?)",
-                    libc::ENOENT => " (hint: unknown symbol — dependency missing?)",
-                    libc::EKEYREJECTED | libc::EBADMSG => {
+                let hint = match Errno::from_raw_os_error(*errno) {
+                    Errno::NOEXEC => " (hint: built for another kernel?)",
+                    Errno::NOENT => " (hint: unknown symbol — dependency missing?)",
+                    Errno::KEYREJECTED | Errno::BADMSG => {
                         " (hint: signature rejected — module.sig_enforce?)"
                     }
-                    libc::ENODEV => " (hint: no matching hardware or CPU feature)",
-                    libc::EPERM => " (hint: needs CAP_SYS_MODULE; modules_disabled set?)",
-                    libc::ENOSYS => " (hint: kernel without module support)",
+                    Errno::NODEV => " (hint: no matching hardware or CPU feature)",
+                    Errno::PERM => " (hint: needs CAP_SYS_MODULE; modules_disabled set?)",
+                    Errno::NOSYS => " (hint: kernel without module support)",
                     _ => "",
                 };
                 write!(
@@ -678,31 +679,14 @@ impl ModuleLoader for KernelLoader {
         } else {
             0
         };
-        // SAFETY: finit_module(2) reads the open fd and a NUL-terminated
-        // parameter string; both outlive the call (the fd is owned by
-        // `file`, the string is a static C literal). rustix has no wrapper.
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_finit_module,
-                file.as_raw_fd(),
-                c"".as_ptr(),
-                flags,
-            )
-        };
-        if rc == 0 {
-            return Ok(());
+        match rustix::system::finit_module(&file, c"", flags) {
+            // EEXIST: loaded meanwhile (e.g. by the kernel's own request_module).
+            Ok(()) | Err(Errno::EXIST) => Ok(()),
+            Err(errno) => Err(ModulesError::Load {
+                path: path.to_path_buf(),
+                errno: errno.raw_os_error(),
+            }),
         }
-        let errno = io::Error::last_os_error()
-            .raw_os_error()
-            .unwrap_or(libc::EINVAL);
-        if errno == libc::EEXIST {
-            // Loaded meanwhile (e.g. by the kernel's own request_module).
-            return Ok(());
-        }
-        Err(ModulesError::Load {
-            path: path.to_path_buf(),
-            errno,
-        })
     }
 }
 

@@ -1,7 +1,7 @@
 //! The boot plan: every input (command line, later DHCP, iBFT, RxRPC config)
 //! is parsed into these values before anything is executed.
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 
 /// A secret (CHAP password). It never prints: `Debug`, `Display` and JSON all
@@ -40,6 +40,14 @@ impl Serialize for Secret {
     }
 }
 
+/// A config document's passwords go straight into the type that never
+/// prints them (`config::schema`).
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(Secret::new)
+    }
+}
+
 /// CHAP credentials. `mutual` is the target's name and secret the initiator
 /// checks (RFC 7143 §12.1.3, "bidirectional" CHAP).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -68,8 +76,15 @@ pub struct RootPath {
     pub port: u16,
     pub lun: u64,
     pub target: String,
-    /// Target portal group tag (default 1, as iscsistart).
+    /// Target portal group tag (default 1, as iscsistart), as used: the
+    /// path's own if it gave one, else the plan's `iscsi.tpgt` (see
+    /// [`BootPlan::apply_tpgt`]).
     pub tpgt: u16,
+    /// `tpgt` is the path's own (a config `paths[i].tpgt`), so the
+    /// plan-wide TPGT does not replace it. Never set for command-line and
+    /// DHCP root paths: the RFC 4173 / dracut syntax has no TPGT field.
+    #[serde(skip)]
+    pub own_tpgt: bool,
     pub chap: Option<Chap>,
     /// dracut's optional iface / netdev fields, kept for information.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -102,12 +117,18 @@ use std::net::IpAddr;
 /// cmds_max / queue_depth defaults: iscsistart's and iscsid.conf's (128 / 32).
 pub const DEFAULT_CMDS_MAX: u32 = 128;
 pub const DEFAULT_QUEUE_DEPTH: u32 = 32;
-/// Login attempts per path: dracut's `rd.iscsi.login_retry_max` default.
-pub const DEFAULT_LOGIN_RETRY_MAX: u32 = 3;
+/// Login attempts per path (`rd.iscsi.login_retry_max`); 0 = retry until
+/// `netboot.timeout` passes (the default).
+pub const DEFAULT_LOGIN_RETRY_MAX: u32 = 0;
 /// Budget for "network up → root device present", all paths together.
 /// iscsistart's replacement_timeout is 120 s; a target that is back within
 /// that window should not cost a reboot.
 pub const DEFAULT_TIMEOUT_MS: u64 = 120_000;
+/// Pause before `netboot.on_fail=reboot` reboots: long enough to read the
+/// error on the console and to keep a deterministic failure (bad command
+/// line, wrong CHAP secret) from hammering DHCP and the target in a tight
+/// loop; short enough that a transient outage still costs little.
+pub const DEFAULT_REBOOT_DELAY_MS: u64 = 10_000;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BootPlan {
@@ -128,6 +149,9 @@ pub struct BootPlan {
     /// Milliseconds from network start until the root device must exist.
     pub timeout_ms: u64,
     pub on_fail: FailurePolicy,
+    /// `netboot.reboot_delay=`: milliseconds to wait before
+    /// `on_fail: reboot` reboots.
+    pub reboot_delay_ms: u64,
     pub log: LogLevel,
     /// `None` = `netboot.events=off`.
     pub events: Option<EventsTarget>,
@@ -139,7 +163,8 @@ pub struct IscsiSettings {
     /// `rd.iscsi.username`/`password` (+ `in.*`): used by every path that
     /// has no inline credentials (also DHCP-provided ones).
     pub chap: Option<Chap>,
-    /// `rd.iscsi.target.group`, already applied to `paths`.
+    /// `rd.iscsi.target.group` (or the config's `iscsi.tpgt`): the TPGT of
+    /// every path that gives none itself, already applied to `paths`.
     pub tpgt: u16,
     pub login_retry_max: u32,
     /// `rd.iscsi.firmware`: targets from iBFT. Not supported yet: the
@@ -363,6 +388,8 @@ impl FailurePolicy {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogLevel {
+    /// Nothing is logged (the step events and the report still are).
+    Off,
     Error,
     Warn,
     Info,
@@ -370,9 +397,30 @@ pub enum LogLevel {
     Trace,
 }
 
+impl LogLevel {
+    /// The accepted spellings, for messages.
+    pub const ALLOWED: &'static str = "off, error, warn, warning, info, debug, trace";
+
+    /// The one log-level parser, for `netboot.log=`, the config's `log` and
+    /// the tools' `NETBOOT_LOG`: [`Self::ALLOWED`], ASCII case-insensitive
+    /// (`warning` is syslog's word for `warn`).
+    pub fn parse(value: &str) -> Option<LogLevel> {
+        Some(match value.to_ascii_lowercase().as_str() {
+            "off" => LogLevel::Off,
+            "error" => LogLevel::Error,
+            "warn" | "warning" => LogLevel::Warn,
+            "info" => LogLevel::Info,
+            "debug" => LogLevel::Debug,
+            "trace" => LogLevel::Trace,
+            _ => return None,
+        })
+    }
+}
+
 impl From<LogLevel> for log::LevelFilter {
     fn from(l: LogLevel) -> log::LevelFilter {
         match l {
+            LogLevel::Off => log::LevelFilter::Off,
             LogLevel::Error => log::LevelFilter::Error,
             LogLevel::Warn => log::LevelFilter::Warn,
             LogLevel::Info => log::LevelFilter::Info,
@@ -443,6 +491,7 @@ impl Default for BootPlan {
             // best retried by a full reboot (fresh DHCP, firmware, link); a
             // shell on a headless console would wait forever.
             on_fail: FailurePolicy::Reboot,
+            reboot_delay_ms: DEFAULT_REBOOT_DELAY_MS,
             log: LogLevel::Info,
             // Group 26, idx 0x4e42 "NB", val 1: see the events module.
             events: Some(crate::events::DEFAULT_TARGET),
@@ -452,6 +501,18 @@ impl Default for BootPlan {
 }
 
 impl BootPlan {
+    /// The TPGT rule: a path that gave its own TPGT keeps it; every other
+    /// path gets the plan-wide `iscsi.tpgt` (`rd.iscsi.target.group=`, else
+    /// the config's `iscsi.tpgt`, else 1). Run again whenever
+    /// `iscsi.tpgt` or `paths` change (cmdline parsing, config merge).
+    pub fn apply_tpgt(&mut self) {
+        for p in &mut self.paths {
+            if !p.own_tpgt {
+                p.tpgt = self.iscsi.tpgt;
+            }
+        }
+    }
+
     /// Every credential in the plan (CHAP secrets of each path and the
     /// global ones, sensitive login parameters): the logger, the events and
     /// the report replace these with `***` wherever they would appear.

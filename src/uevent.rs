@@ -12,7 +12,7 @@
 //! the only code here that makes syscalls.
 
 use rustix::event::{poll, PollFd, PollFlags};
-use rustix::fd::{AsFd, AsRawFd, OwnedFd};
+use rustix::fd::{AsFd, OwnedFd};
 use rustix::io::Errno;
 use rustix::net::netlink::{self, SocketAddrNetlink};
 use rustix::net::{bind, recvfrom, socket_with, AddressFamily, RecvFlags, SocketFlags, SocketType};
@@ -266,19 +266,7 @@ impl UeventSocket {
     /// SO_RCVBUFFORCE (root may exceed `net.core.rmem_max`), else SO_RCVBUF.
     /// Best effort: a smaller queue only means we may see `Lost` and rescan.
     fn grow_recv_buffer(&self) {
-        let v: libc::c_int = RCVBUF as libc::c_int;
-        // SAFETY: the fd is our live socket; optval points to a c_int on the
-        // stack that outlives the call, optlen is its size (socket(7)).
-        let rc = unsafe {
-            libc::setsockopt(
-                self.fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_RCVBUFFORCE,
-                (&v as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        if rc != 0 {
+        if rustix::net::sockopt::set_socket_recv_buffer_size_force(&self.fd, RCVBUF).is_err() {
             let _ = rustix::net::sockopt::set_socket_recv_buffer_size(&self.fd, RCVBUF);
         }
     }

@@ -2,10 +2,14 @@
 //!
 //! Needs root (CAP_NET_ADMIN) in the initial network namespace, where the
 //! kernel's connector socket lives (reference §1.4). Without root each test
-//! prints why and passes, unless NETBOOT_REQUIRE_ROOT=1 (then it fails).
+//! prints `SKIPPED: <test>: <why>` and passes, unless NETBOOT_REQUIRE_ROOT=1
+//! (then it fails). The cost of emitting is measured by `bench/emit_cost.rs`.
 //!
 //! Tests run in parallel: each uses its own group and idx (see `chan`), so a
 //! listener only ever sees its own test's messages.
+#![allow(clippy::panic)] // a failing test panics (shipped code may not: Cargo.toml)
+
+mod support;
 
 use netboot::connector::{CbId, CnMsg, MAX_DATA_LEN};
 use netboot::events::listen::{Item, Listener};
@@ -23,22 +27,23 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_netboot");
 
-/// Root check; `false` means "skip" (reason printed).
-fn have_root(test: &str) -> bool {
-    let required = std::env::var("NETBOOT_REQUIRE_ROOT").is_ok_and(|v| v == "1");
-    let why = if !rustix::process::geteuid().is_root() {
-        Some("not root (joining a connector group needs CAP_NET_ADMIN)".to_string())
-    } else {
-        match CnSocket::open().and_then(|s| s.join(31)) {
-            Ok(()) => None,
-            Err(e) => Some(format!("connector unavailable: {e}")),
-        }
-    };
-    match why {
-        None => true,
-        Some(w) if required => panic!("{test}: NETBOOT_REQUIRE_ROOT=1 but {w}"),
-        Some(w) => {
-            eprintln!("SKIP {test}: {w}");
+/// Root and a working connector; `false` means "skip" (`SKIPPED: …`
+/// printed, or a failure under NETBOOT_REQUIRE_ROOT=1).
+fn have_root() -> bool {
+    if !support::root_or_skip(
+        "NETBOOT_REQUIRE_ROOT",
+        "joining a connector group: CAP_NET_ADMIN",
+    ) {
+        return false;
+    }
+    match CnSocket::open().and_then(|s| s.join(31)) {
+        Ok(()) => true,
+        Err(e) => {
+            support::skip_unless_required(
+                "NETBOOT_REQUIRE_ROOT",
+                "the connector tests",
+                &format!("connector unavailable: {e}"),
+            );
             false
         }
     }
@@ -166,7 +171,7 @@ fn kinds(lines: &[Value]) -> Vec<String> {
 
 #[test]
 fn subprocess_listener_sees_every_event_type_in_order() {
-    if !have_root("subprocess_listener_sees_every_event_type_in_order") {
+    if !have_root() {
         return;
     }
     let sub = listen(1, 7);
@@ -205,7 +210,7 @@ fn subprocess_listener_sees_every_event_type_in_order() {
 
 #[test]
 fn human_mode_prints_one_line_per_event() {
-    if !have_root("human_mode_prints_one_line_per_event") {
+    if !have_root() {
         return;
     }
     let (group, id) = chan(7);
@@ -279,9 +284,51 @@ fn joined(n: u32) -> (CnSocket, CbId) {
     (s, id)
 }
 
+/// `join` binds again with an `nl_groups` mask, and a bind replaces the
+/// groups bound before (af_netlink.c `netlink_bind`): a second join must
+/// keep the first group.
+#[test]
+fn a_second_join_keeps_the_first_group() {
+    if !have_root() {
+        return;
+    }
+    let ((g1, id1), (g2, id2)) = (chan(8), chan(9));
+    let rx = CnSocket::open().expect("socket");
+    rx.join(g1).expect("join first");
+    rx.join(g2).expect("join second");
+    // The kernel does not loop a multicast back to its sender: send from
+    // another socket.
+    let tx = CnSocket::open().expect("socket");
+    let msg = |id, seq| CnMsg {
+        id,
+        seq,
+        ack: 0,
+        flags: 0,
+        data: b"{}".to_vec(),
+    };
+    let sent = [
+        msg(id1, 1).encode_nl(tx.portid()).expect("encode"),
+        msg(id2, 2).encode_nl(tx.portid()).expect("encode"),
+    ];
+    send_dgram(&tx, g1, &sent[0]);
+    send_dgram(&tx, g2, &sent[1]);
+    let mut buf = [0u8; 512];
+    let mut got = Vec::new();
+    while got.len() < 2 {
+        match rx
+            .recv(&mut buf, Some(Duration::from_secs(2)))
+            .expect("recv")
+        {
+            Some((n, _)) => got.push(buf[..n].to_vec()),
+            None => panic!("timed out; got {} of 2 datagrams: {got:?}", got.len()),
+        }
+    }
+    assert_eq!(got, sent, "one datagram per group, in order");
+}
+
 #[test]
 fn in_process_listener_and_redaction_everywhere() {
-    if !have_root("in_process_listener_and_redaction_everywhere") {
+    if !have_root() {
         return;
     }
     let secret = "Sup3r\"S3cret!";
@@ -343,7 +390,7 @@ fn send_raw(n: u32, seqs: &[u32], ack: u32) {
 
 #[test]
 fn gaps_in_seq_are_reported_exactly() {
-    if !have_root("gaps_in_seq_are_reported_exactly") {
+    if !have_root() {
         return;
     }
     let sub = listen(3, 5);
@@ -376,7 +423,7 @@ fn gaps_in_seq_are_reported_exactly() {
 
 #[test]
 fn garbage_on_the_group_is_skipped() {
-    if !have_root("garbage_on_the_group_is_skipped") {
+    if !have_root() {
         return;
     }
     let (group, id) = chan(4);
@@ -448,7 +495,7 @@ fn garbage_on_the_group_is_skipped() {
 
 #[test]
 fn oversized_event_arrives_truncated_and_valid() {
-    if !have_root("oversized_event_arrives_truncated_and_valid") {
+    if !have_root() {
         return;
     }
     let (sock, id) = joined(5);
@@ -564,36 +611,4 @@ fn report_write_is_atomic_and_redacted() {
     assert_eq!(r.steps[0].facts["fstype"], "ext4");
     assert_eq!(r.steps[1].result, "error", "open step closed as error");
     let _ = std::fs::remove_dir_all(dir);
-}
-
-/// `cargo test --release --test connector -- --ignored --nocapture emit_cost`
-#[test]
-#[ignore]
-fn emit_cost() {
-    if !have_root("emit_cost") {
-        return;
-    }
-    const N: usize = 10_000;
-    for with_listener in [false, true] {
-        let _l = if with_listener { Some(joined(6)) } else { None };
-        let mut e = Emitter::new(target(6), vec!["some-secret".into()]);
-        let facts = Facts::new()
-            .str("portal", "198.18.0.1:3260")
-            .str("target", "iqn.2026-01.test:root")
-            .u64("lun", 0);
-        let mut times = Vec::with_capacity(N);
-        for _ in 0..N {
-            let t = Instant::now();
-            e.step_end(step::ISCSI_LOGIN, 812_000, Ok(()), &facts);
-            times.push(t.elapsed().as_nanos() as u64);
-        }
-        times.sort_unstable();
-        let mean = times.iter().sum::<u64>() as f64 / N as f64 / 1000.0;
-        let median = times[N / 2] as f64 / 1000.0;
-        let p99 = times[N * 99 / 100] as f64 / 1000.0;
-        println!(
-            "emit step_end x{N} (listener: {with_listener}): median {median:.2} us, mean {mean:.2} us, p99 {p99:.2} us; stats {:?}",
-            e.stats()
-        );
-    }
 }

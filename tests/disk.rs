@@ -13,8 +13,9 @@
 //!
 //! Tools needed: sfdisk, partx, blkid, mkfs.ext4, mkswap, mkfs.xfs
 //! (xfsprogs), mkfs.btrfs (btrfs-progs); `scripts/setup.sh` installs them.
-//! Missing tools or root print `skipped: …` (a failure with
+//! Missing tools or root print `SKIPPED: <test>: …` (a failure with
 //! `NETBOOT_REQUIRE_TARGETS=1`).
+#![allow(clippy::panic)] // a failing test panics (shipped code may not: Cargo.toml)
 
 mod support;
 
@@ -51,7 +52,7 @@ impl Drop for TempDir {
     }
 }
 
-fn have_tools(test: &str, tools: &[&str]) -> bool {
+fn have_tools(tools: &[&str]) -> bool {
     for t in tools {
         let ok = Command::new("sh")
             .args(["-c", &format!("command -v {t}")])
@@ -59,15 +60,11 @@ fn have_tools(test: &str, tools: &[&str]) -> bool {
             .status()
             .is_ok_and(|s| s.success());
         if !ok {
-            support::skip::<()>(&format!("{test}: {t} not installed (run scripts/setup.sh)"));
+            support::skip::<()>(&format!("{t} not installed (run scripts/setup.sh)"));
             return false;
         }
     }
     true
-}
-
-fn is_root() -> bool {
-    rustix::process::geteuid().is_root()
 }
 
 /// Run a tool, feeding `stdin`; panic with its output if it fails.
@@ -268,18 +265,14 @@ fn gpt_image(dir: &Path) -> PathBuf {
 
 #[test]
 fn gpt_image_matches_partx_and_blkid() {
-    let t0 = "gpt_image_matches_partx_and_blkid";
-    if !have_tools(
-        t0,
-        &[
-            "sfdisk",
-            "partx",
-            "blkid",
-            "mkfs.ext4",
-            "mkfs.xfs",
-            "mkfs.btrfs",
-        ],
-    ) {
+    if !have_tools(&[
+        "sfdisk",
+        "partx",
+        "blkid",
+        "mkfs.ext4",
+        "mkfs.xfs",
+        "mkfs.btrfs",
+    ]) {
         return;
     }
     let dir = TempDir::new("gpt");
@@ -337,18 +330,14 @@ fn gpt_image_matches_partx_and_blkid() {
 
 #[test]
 fn mbr_image_with_logicals_matches_partx_and_blkid() {
-    let t0 = "mbr_image_with_logicals_matches_partx_and_blkid";
-    if !have_tools(
-        t0,
-        &[
-            "sfdisk",
-            "partx",
-            "blkid",
-            "mkfs.ext4",
-            "mkfs.ext2",
-            "mkswap",
-        ],
-    ) {
+    if !have_tools(&[
+        "sfdisk",
+        "partx",
+        "blkid",
+        "mkfs.ext4",
+        "mkfs.ext2",
+        "mkswap",
+    ]) {
         return;
     }
     let dir = TempDir::new("mbr");
@@ -459,8 +448,7 @@ fn image_as_sda(dir: &Path, img: &Path, t: &Table) -> (PathBuf, PathBuf, ScsiDis
 
 #[test]
 fn resolve_on_a_gpt_image() {
-    let t0 = "resolve_on_a_gpt_image";
-    if !have_tools(t0, &["sfdisk", "mkfs.ext4", "mkfs.xfs", "mkfs.btrfs"]) {
+    if !have_tools(&["sfdisk", "mkfs.ext4", "mkfs.xfs", "mkfs.btrfs"]) {
         return;
     }
     let dir = TempDir::new("resolve");
@@ -779,11 +767,9 @@ fn wait_for_disk_settles_times_out_and_sees_late_disks() {
     let t = Instant::now();
     let d = block::wait_for_disk(&sys, 7, 1, t + Duration::from_secs(5), &mut sock).unwrap();
     assert_eq!(d.name, "sdb");
+    // No upper bound: how long a loaded host takes says nothing about the code.
     let took = t.elapsed();
-    assert!(
-        took >= block::SETTLE && took < Duration::from_secs(3),
-        "{took:?}"
-    );
+    assert!(took >= block::SETTLE, "{took:?}");
 
     // LUN 2 never comes.
     let t = Instant::now();
@@ -791,17 +777,20 @@ fn wait_for_disk_settles_times_out_and_sees_late_disks() {
         .unwrap_err()
         .to_string();
     assert!(t.elapsed() >= Duration::from_millis(200));
-    assert!(
-        e.starts_with("LUN 2 of session 7 (iqn.2026-11.test:disk) did not appear within 0."),
-        "{e}"
-    );
-    assert!(
-        e.ends_with(" s; the session has LUNs 0 (no block device, e.g. sg only), 1 (sdb)"),
-        "{e}"
-    );
+    // The message states the time waited: at least the 200 ms, however
+    // late a loaded host noticed the deadline.
+    let waited = e
+        .strip_prefix("LUN 2 of session 7 (iqn.2026-11.test:disk) did not appear within ")
+        .and_then(|r| {
+            r.strip_suffix(" s; the session has LUNs 0 (no block device, e.g. sg only), 1 (sdb)")
+        })
+        .and_then(|secs| secs.parse::<f32>().ok());
+    assert!(waited.is_some_and(|s| s >= 0.2), "{e}");
 
-    // LUN 2 appears 150 ms into the wait.
+    // LUN 2 appears 150 ms into the wait. `t` is taken before the maker
+    // starts its sleep, so the disk appears no sooner than t + 150 ms.
     let lun2 = sys.join("devices/platform/host3/session7/target3:0:0/3:0:0:2");
+    let t = Instant::now();
     let maker = {
         let lun2 = lun2.clone();
         std::thread::spawn(move || {
@@ -811,7 +800,6 @@ fn wait_for_disk_settles_times_out_and_sees_late_disks() {
             fs::write(lun2.join("block/sdc/dev"), "8:32\n").unwrap();
         })
     };
-    let t = Instant::now();
     let d = block::wait_for_disk(&sys, 7, 2, t + Duration::from_secs(5), &mut sock).unwrap();
     maker.join().unwrap();
     assert_eq!(
@@ -834,8 +822,7 @@ fn dev_path_uses_devtmpfs_node_or_makes_one() {
         e.ends_with("/class/block/sdz/dev: No such file or directory (os error 2)"),
         "{e}"
     );
-    if !is_root() {
-        support::skip::<()>("dev_path mknod: not root");
+    if !support::root_or_skip("NETBOOT_REQUIRE_TARGETS", "mknod") {
         return;
     }
     let p = block::dev_path(&sys, &dev, "sdb1").unwrap();
@@ -981,10 +968,7 @@ fn tuning_on_a_fake_sysfs() {
 
 #[test]
 fn uevent_socket_receives_a_synthetic_add() {
-    if !is_root() {
-        support::skip::<()>(
-            "uevent_socket_receives_a_synthetic_add: not root (writing /sys/…/uevent)",
-        );
+    if !support::root_or_skip("NETBOOT_REQUIRE_TARGETS", "writing /sys/…/uevent") {
         return;
     }
     let mut sock = UeventSocket::open().unwrap();

@@ -9,31 +9,33 @@
 //! (the network namespace is per thread); the result is read back with
 //! `ip -n NS -j`, an independent implementation.
 //!
-//! Needs root; skipped otherwise, failed if NETBOOT_REQUIRE_ROOT=1.
+//! Needs root; skipped otherwise (`SKIPPED: …` on stderr), failed if
+//! NETBOOT_REQUIRE_ROOT=1.
+#![allow(clippy::panic)] // a failing test panics (shipped code may not: Cargo.toml)
+
+mod support;
 
 use netboot::cmdline::parse_plan;
 use netboot::net::{bring_up, LinkReport, NetError};
 use netboot::plan::Network;
+use rustix::event::{poll, PollFd, PollFlags};
+use rustix::process::{kill_process, Pid, Signal};
 use serde_json::Value;
 use std::fs::File;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
+/// How long the tap relay waits for a packet before looking at its stop flag.
+const TICK: rustix::time::Timespec = rustix::time::Timespec {
+    tv_sec: 0,
+    tv_nsec: 100_000_000,
+};
 
 fn root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let is_root = unsafe { libc::geteuid() } == 0;
-    if !is_root {
-        assert!(
-            std::env::var("NETBOOT_REQUIRE_ROOT").as_deref() != Ok("1"),
-            "not root but NETBOOT_REQUIRE_ROOT=1"
-        );
-        eprintln!("skipped: needs root (netns, tap)");
-    }
-    is_root
+    support::root_or_skip("NETBOOT_REQUIRE_ROOT", "network namespaces and taps")
 }
 
 /// A network namespace deleted on drop, even when the test panics.
@@ -68,10 +70,11 @@ impl Netns {
         let path = format!("/run/netns/{}", self.0);
         std::thread::spawn(move || {
             let ns = File::open(&path).unwrap();
-            // SAFETY: ns is an open nsfs file; setns only changes this
-            // thread's network namespace.
-            let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
+            rustix::thread::move_into_link_name_space(
+                ns.as_fd(),
+                Some(rustix::thread::LinkNameSpaceType::Network),
+            )
+            .unwrap_or_else(|e| panic!("setns {path}: {e}"));
             f()
         })
         .join()
@@ -110,14 +113,19 @@ fn open_tap(name: &str) -> File {
         flags: libc::c_short,
         pad: [u8; 22],
     }
+    const _: () = assert!(std::mem::size_of::<IfReq>() == 40);
     let mut req = IfReq {
         name: [0; 16],
         flags: (libc::IFF_TAP | libc::IFF_NO_PI) as libc::c_short,
         pad: [0; 22],
     };
     req.name[..name.len()].copy_from_slice(name.as_bytes());
-    // SAFETY: TUNSETIFF reads a struct ifreq (40 bytes on x86_64), which
-    // IfReq is, and the fd is /dev/net/tun.
+    // SAFETY: the fd is /dev/net/tun, open for the call. TUNSETIFF reads
+    // and writes back one struct ifreq (drivers/net/tun.c `__tun_chr_ioctl`:
+    // copy_from_user/copy_to_user of sizeof(struct ifreq), 40 bytes on
+    // x86_64): IfReq is repr(C), 40 bytes (asserted above) with the name
+    // and ifr_flags at their offsets 0 and 16, and `req` is exclusively
+    // borrowed for the call. rustix has no TUNSETIFF wrapper.
     let rc = unsafe { libc::ioctl(f.as_raw_fd(), libc::TUNSETIFF, &mut req) };
     assert_eq!(
         rc,
@@ -489,29 +497,23 @@ impl Wire {
             let (mut a, mut b) = (a, b);
             let mut buf = vec![0u8; 65536];
             while !flag.load(Ordering::SeqCst) {
-                let mut fds = [
-                    libc::pollfd {
-                        fd: a.as_raw_fd(),
-                        events: libc::POLLIN,
-                        revents: 0,
-                    },
-                    libc::pollfd {
-                        fd: b.as_raw_fd(),
-                        events: libc::POLLIN,
-                        revents: 0,
-                    },
-                ];
-                // SAFETY: fds is a valid array of 2 pollfd.
-                let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, 100) };
-                if n <= 0 {
-                    continue;
-                }
-                if fds[0].revents & libc::POLLIN != 0 {
+                let (a_in, b_in) = {
+                    let mut fds = [
+                        PollFd::new(&a, PollFlags::IN),
+                        PollFd::new(&b, PollFlags::IN),
+                    ];
+                    if !matches!(poll(&mut fds, Some(&TICK)), Ok(n) if n > 0) {
+                        continue;
+                    }
+                    let ready = |fd: &PollFd<'_>| fd.revents().contains(PollFlags::IN);
+                    (ready(&fds[0]), ready(&fds[1]))
+                };
+                if a_in {
                     if let Ok(n) = a.read(&mut buf) {
                         let _ = b.write(&buf[..n]);
                     }
                 }
-                if fds[1].revents & libc::POLLIN != 0 {
+                if b_in {
                     if let Ok(n) = b.read(&mut buf) {
                         let _ = a.write(&buf[..n]);
                     }
@@ -645,8 +647,8 @@ fn dhcp_lease_from_dnsmasq_is_configured() {
         );
     }
     if let Some(mut t) = tcpdump {
-        // SAFETY: kill(2) on the PID of our own child; SIGTERM makes tcpdump flush and exit.
-        unsafe { libc::kill(t.id() as i32, libc::SIGTERM) };
+        // SIGTERM, not Child::kill's SIGKILL: tcpdump flushes the pcap and exits.
+        let _ = kill_process(Pid::from_child(&t), Signal::TERM);
         let _ = t.wait();
     }
 }

@@ -15,7 +15,10 @@
 //! DIR/interop.pcap (see tests/fixtures/rxrpc/capture.sh).
 //!
 //! Skips with a printed reason without root, ip, apt-get download access or
-//! the binaries — unless NETBOOT_REQUIRE_ROOT=1.
+//! the binaries (`SKIPPED: …` on stderr) — unless NETBOOT_REQUIRE_ROOT=1.
+#![allow(clippy::panic)] // a failing test panics (shipped code may not: Cargo.toml)
+
+mod support;
 
 use netboot::rxrpc::call::CallError;
 use netboot::rxrpc::udp::UdpTransport;
@@ -30,11 +33,7 @@ const CONFIGD: &str = env!("CARGO_BIN_EXE_netboot-configd");
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/rxrpc");
 
 fn skip(why: &str) {
-    assert!(
-        std::env::var("NETBOOT_REQUIRE_ROOT").as_deref() != Ok("1"),
-        "NETBOOT_REQUIRE_ROOT=1 but {why}"
-    );
-    eprintln!("SKIP: {why}");
+    support::skip_unless_required("NETBOOT_REQUIRE_ROOT", "this test", why);
 }
 
 fn openafs() -> Result<PathBuf, String> {
@@ -59,8 +58,10 @@ impl Drop for Guard {
     fn drop(&mut self) {
         if let Some(mut c) = self.tcpdump.take() {
             // SIGTERM, not SIGKILL: tcpdump flushes the pcap on exit.
-            // SAFETY: c.id() is our own live child.
-            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            let _ = rustix::process::kill_process(
+                rustix::process::Pid::from_child(&c),
+                rustix::process::Signal::TERM,
+            );
             let _ = c.wait();
         }
         for c in &mut self.children {
@@ -86,10 +87,13 @@ fn in_ns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) ->
     let path = format!("/var/run/netns/{ns}");
     std::thread::spawn(move || {
         let fd = std::fs::File::open(&path).expect("open netns");
-        use std::os::fd::AsRawFd;
-        // SAFETY: fd is an open netns file; setns changes only this thread.
-        let r = unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(r, 0, "setns: {}", std::io::Error::last_os_error());
+        use std::os::fd::AsFd;
+        // setns changes only this thread's namespace.
+        rustix::thread::move_into_link_name_space(
+            fd.as_fd(),
+            Some(rustix::thread::LinkNameSpaceType::Network),
+        )
+        .unwrap_or_else(|e| panic!("setns {path}: {e}"));
         f()
     })
     .join()
@@ -113,8 +117,7 @@ fn write_afs_config(dir: &Path) {
 
 #[test]
 fn openafs_interop() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !support::is_root() {
         return skip("not root (network namespace needed)");
     }
     let root = match openafs() {
@@ -387,7 +390,7 @@ fn fixtures_match_reference_exchange() {
 /// reason PING with REQUEST_ACK), which configd answers with PING_RESPONSE.
 #[test]
 fn kernel_af_rxrpc_fixtures() {
-    use netboot::rxrpc::proto::{self, Request};
+    use netboot::config::proto::{self, Request};
     let all = fixtures();
     for kernel in ["kernel61", "kernel612"] {
         let pkts: Vec<Packet> = all
@@ -433,7 +436,7 @@ fn kernel_af_rxrpc_fixtures() {
         );
         let Body::Data(r) = &reply.body else { panic!() };
         let json = proto::decode_reply(r).expect("XDR opaque");
-        netboot::rxrpc::Config::from_json(json).expect("served config is valid");
+        netboot::config::Config::from_json(json).expect("served config is valid");
         let fin = pkts
             .iter()
             .rev()

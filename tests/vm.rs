@@ -29,147 +29,23 @@
 //! e2fsprogs, fdisk, cpio, kmod, the kernels (`qemu/kernel.sh 6.1`, `qemu/kernel.sh 6.12`) and
 //! the shipped binary `target/dist/netboot` (scripts/build.sh). Without them a test
 //! prints `skipped: …`; with `NETBOOT_REQUIRE_VM=1` (CI) that is a failure instead.
+#![allow(clippy::panic)] // a failing test panics (shipped code may not: Cargo.toml)
 
-use std::collections::HashMap;
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::Mutex;
+use std::path::PathBuf;
 
 mod support;
+mod vm_support;
 
-const REPO: &str = env!("CARGO_MANIFEST_DIR");
-const IQN: &str = "iqn.2026-11.test:root";
-const CHAP_USER: &str = "chapuser";
-const CHAP_SECRET: &str = "chapsecret1234";
+use vm_support::*;
+
 const TGT_USER: &str = "tgtuser";
 const TGT_SECRET: &str = "tgtsecret5678";
-const WRONG_SECRET: &str = "wrongsecret999";
-/// The part of the command line every netboot scenario shares (issue 3).
-const BASE_CMDLINE: &str = "ip=198.18.0.2::198.18.0.1:255.255.255.0::eth0:off \
-     netboot.on_fail=halt netboot.timeout=60";
-const ROOT_PATH: &str = "198.18.0.1::3260:1:iqn.2026-11.test:root";
-/// Per-boot limit enforced by boot.sh; a good boot takes 6–10 s of wall time under TCG.
-const BOOT_TIMEOUT_S: u32 = 120;
 /// A failing login with `netboot.on_fail=halt` must power off well before this.
 const FAIL_FAST_S: f64 = 60.0;
 
-/// One VM at a time, across all tests of this binary.
-static VM_LOCK: Mutex<()> = Mutex::new(());
-/// Artifacts (initramfs, root images) built by this process, by name.
-static BUILT: Mutex<Option<HashMap<String, PathBuf>>> = Mutex::new(None);
-
 // ---------------------------------------------------------------------------------------------
-// gate and artifacts
-
-/// Print `skipped: reason` past libtest's capture, or panic when `NETBOOT_REQUIRE_VM=1`.
-fn skip(reason: &str) {
-    support::skip_unless_required("NETBOOT_REQUIRE_VM", "the VM rig", reason);
-}
-
-fn on_path(tool: &str) -> bool {
-    support::which(tool).is_some()
-}
-
-/// What is missing for a VM boot, if anything.
-fn missing_prerequisite(reference: bool) -> Option<String> {
-    if !support::is_root() {
-        return Some("the VM rig needs root (network namespaces, tap, tgtd)".into());
-    }
-    let mut tools = vec![
-        "qemu-system-x86_64",
-        "tgtd",
-        "tgtadm",
-        "ip",
-        "cpio",
-        "depmod",
-        "modprobe",
-        "mkfs.ext4",
-        "sfdisk",
-        "apt-get",
-    ];
-    if reference {
-        tools.push("iscsistart");
-    }
-    for t in tools {
-        if !on_path(t) {
-            return Some(format!("{t} not found (run scripts/setup.sh)"));
-        }
-    }
-    if !Path::new("/usr/bin/busybox").is_file() {
-        return Some("/usr/bin/busybox not found (apt-get install busybox-static)".into());
-    }
-    None
-}
-
-fn netboot_bin() -> PathBuf {
-    Path::new(REPO).join("target/dist/netboot")
-}
-
-fn work_dir() -> PathBuf {
-    let d = Path::new(REPO).join("target/vm/test");
-    fs::create_dir_all(&d).unwrap_or_else(|e| panic!("cannot create {}: {e}", d.display()));
-    d
-}
-
-/// Run a rig script; Err carries its exit status and output.
-fn script(args: &[&str]) -> Result<String, String> {
-    let out = Command::new(Path::new(REPO).join(args[0]))
-        .args(&args[1..])
-        .current_dir(REPO)
-        .output()
-        .map_err(|e| format!("cannot run {}: {e}", args[0]))?;
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    if out.status.success() {
-        Ok(stdout)
-    } else {
-        Err(format!(
-            "{} failed ({}):\n{stdout}{}",
-            args.join(" "),
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        ))
-    }
-}
-
-/// Build `name` once per process with `build(path)`.
-fn artifact(name: &str, build: impl FnOnce(&str) -> Result<String, String>) -> PathBuf {
-    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
-    let map = built.get_or_insert_with(HashMap::new);
-    if let Some(p) = map.get(name) {
-        return p.clone();
-    }
-    let path = work_dir().join(name);
-    let path_s = path.to_string_lossy().into_owned();
-    if let Err(e) = build(&path_s) {
-        panic!("building {name}: {e}");
-    }
-    map.insert(name.to_string(), path.clone());
-    path
-}
-
-/// Check the kernel is fetchable (kernel.sh caches it; CI fetches both before the tests).
-fn kernel_ready(version: &str) -> Option<String> {
-    script(&["qemu/kernel.sh", version])
-        .err()
-        .map(|e| format!("kernel {version} unavailable: {e}"))
-}
-
-fn netboot_initrd(kernel: &str) -> PathBuf {
-    netboot_initrd_with(kernel, "netboot", &[])
-}
-
-/// The agent's initramfs for `kernel`, built once per `name` with `extra` builder options.
-fn netboot_initrd_with(kernel: &str, name: &str, extra: &[&str]) -> PathBuf {
-    let bin = netboot_bin();
-    artifact(&format!("{name}-{kernel}.cpio.gz"), |out| {
-        let bin = bin.to_string_lossy();
-        let mut args = vec!["initramfs/build.sh", "--kernel", kernel, "--netboot", &bin];
-        args.extend_from_slice(extra);
-        args.extend_from_slice(&["--out", out]);
-        script(&args)
-    })
-}
+// artifacts only this file uses (the shared gate, artifacts and boot: tests/vm_support)
 
 fn reference_initrd(kernel: &str) -> PathBuf {
     artifact(&format!("iscsistart-{kernel}.cpio.gz"), |out| {
@@ -180,12 +56,6 @@ fn reference_initrd(kernel: &str) -> PathBuf {
             "--out",
             out,
         ])
-    })
-}
-
-fn plain_image() -> PathBuf {
-    artifact("plain.img", |out| {
-        script(&["qemu/mkroot.sh", out, "--label", "nbroot"])
     })
 }
 
@@ -200,139 +70,6 @@ fn gpt_image() -> PathBuf {
             "gpt",
         ])
     })
-}
-
-// ---------------------------------------------------------------------------------------------
-// one boot
-
-struct Vm<'a> {
-    name: &'a str,
-    kernel: &'a str,
-    initrd: PathBuf,
-    image: PathBuf,
-    chap: Option<String>,
-    mutual: Option<String>,
-    append: String,
-    /// Serve this directory with netboot-configd on the bridge (198.18.0.1:7260).
-    configd: Option<PathBuf>,
-}
-
-struct Booted {
-    name: String,
-    /// boot.sh's exit code: 0 = QEMU exited by itself, 2 = timeout, 1 = anything else.
-    code: Option<i32>,
-    wall: Option<f64>,
-    console: String,
-    stderr: String,
-}
-
-impl Booted {
-    fn tail(&self) -> String {
-        let lines: Vec<&str> = self.console.lines().collect();
-        let from = lines.len().saturating_sub(50);
-        format!(
-            "scenario {}: boot.sh exit {:?}, wall {:?} s\n--- boot.sh stderr ---\n{}\n--- last 50 console lines ---\n{}",
-            self.name,
-            self.code,
-            self.wall,
-            self.stderr,
-            lines.get(from..).unwrap_or_default().join("\n")
-        )
-    }
-
-    /// QEMU powered off by itself and the root's init ran.
-    fn assert_root_ok(&self) {
-        assert_eq!(self.code, Some(0), "boot failed\n{}", self.tail());
-        assert!(
-            self.console.contains("NETBOOT-ROOT-OK"),
-            "no NETBOOT-ROOT-OK on the console\n{}",
-            self.tail()
-        );
-    }
-
-    /// The lines between `--- NAME ---` and the next `--- end ---`.
-    fn section(&self, name: &str) -> Vec<&str> {
-        let head = format!("--- {name} ---");
-        self.console
-            .lines()
-            .skip_while(|l| l.trim_end() != head)
-            .skip(1)
-            .take_while(|l| l.trim_end() != "--- end ---")
-            .collect()
-    }
-
-    /// `key=value` lines of the iscsi section (one session, one connection).
-    fn iscsi(&self) -> HashMap<String, String> {
-        self.section("iscsi")
-            .iter()
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-            .collect()
-    }
-
-    /// Console lines other than the kernel's own echo of its command line, which carries
-    /// whatever the operator typed (init/main.c prints "Kernel command line:" and the
-    /// "Unknown kernel command line parameters" it hands to init).
-    fn agent_lines(&self) -> impl Iterator<Item = &str> {
-        self.console.lines().filter(|l| {
-            // The kernel itself echoes its command line ("Command line:",
-            // "Kernel command line:", "Unknown kernel command line
-            // parameters"); everything else must be free of secrets.
-            !l.contains("Command line:")
-                && !l.contains("Kernel command line:")
-                && !l.contains("Unknown kernel command line")
-        })
-    }
-
-    fn assert_no_secret(&self, secrets: &[&str]) {
-        for l in self.agent_lines() {
-            for s in secrets {
-                assert!(
-                    !l.contains(s),
-                    "secret {s:?} on the console: {l}\n{}",
-                    self.tail()
-                );
-            }
-        }
-    }
-}
-
-fn boot(vm: Vm) -> Booted {
-    boot_with(vm, &[])
-}
-
-/// Take the VM lock and check every prerequisite; `None` = skipped.
-fn prepare(kernel: &str, reference: bool) -> Option<std::sync::MutexGuard<'static, ()>> {
-    let guard = VM_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(r) = missing_prerequisite(reference) {
-        skip(&r);
-        return None;
-    }
-    if !reference && !netboot_bin().is_file() {
-        skip(&format!(
-            "{} missing: run `bash scripts/build.sh` first",
-            netboot_bin().display()
-        ));
-        return None;
-    }
-    if let Some(r) = kernel_ready(kernel) {
-        skip(&r);
-        return None;
-    }
-    Some(guard)
-}
-
-fn netboot_vm<'a>(name: &'a str, kernel: &'a str, extra: &str) -> Vm<'a> {
-    Vm {
-        name,
-        kernel,
-        initrd: netboot_initrd(kernel),
-        image: plain_image(),
-        chap: None,
-        mutual: None,
-        append: format!("{BASE_CMDLINE} {extra}"),
-        configd: None,
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -372,50 +109,6 @@ fn assert_root_mount(b: &Booted, source_prefix: &str) {
         "root mounted with {opts:?}, want ro (the default)\n{}",
         b.tail()
     );
-}
-
-/// A key anywhere in a JSON document (boot.json's layout belongs to the agent).
-fn find_key<'v>(v: &'v serde_json::Value, key: &str) -> Option<&'v serde_json::Value> {
-    match v {
-        serde_json::Value::Object(m) => m
-            .get(key)
-            .or_else(|| m.values().find_map(|x| find_key(x, key))),
-        serde_json::Value::Array(a) => a.iter().find_map(|x| find_key(x, key)),
-        _ => None,
-    }
-}
-
-fn assert_iscsi_report(b: &Booted, user: Option<&str>) {
-    let kv = b.iscsi();
-    let get = |k: &str| kv.get(k).map(String::as_str).unwrap_or("<missing>");
-    assert_eq!(get("targetname"), IQN, "targetname\n{}", b.tail());
-    assert_eq!(get("tpgt"), "1", "tpgt\n{}", b.tail());
-    assert_eq!(get("persistent_address"), "198.18.0.1", "{}", b.tail());
-    assert_eq!(get("persistent_port"), "3260", "{}", b.tail());
-    if let Some(u) = user {
-        assert_eq!(get("username"), u, "session username\n{}", b.tail());
-    }
-    let mrdsl: u64 = get("max_recv_dlength")
-        .parse()
-        .unwrap_or_else(|_| panic!("max_recv_dlength not a number\n{}", b.tail()));
-    assert!(mrdsl > 0, "max_recv_dlength = 0\n{}", b.tail());
-    let json = b.section("boot.json").join("\n");
-    if !json.trim().is_empty() {
-        let v: serde_json::Value = serde_json::from_str(&json)
-            .unwrap_or_else(|e| panic!("boot.json does not parse: {e}\n{}", b.tail()));
-        if let Some(n) = find_key(&v, "MaxRecvDataSegmentLength") {
-            let agent = n
-                .as_u64()
-                .or_else(|| n.as_str().and_then(|s| s.parse().ok()))
-                .unwrap_or_else(|| panic!("MaxRecvDataSegmentLength = {n}\n{}", b.tail()));
-            assert_eq!(
-                mrdsl,
-                agent,
-                "kernel max_recv_dlength vs the agent's negotiated MaxRecvDataSegmentLength\n{}",
-                b.tail()
-            );
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -665,14 +358,6 @@ fn section_and_mountinfo_parsing() {
 // Boot events (issue 4): the initramfs's /init is initramfs/events-wrapper.sh, which starts
 // `netboot events --json` (writing /run/netboot/events.jsonl) before it execs the agent as PID 1.
 
-fn events_initrd(kernel: &str) -> PathBuf {
-    netboot_initrd_with(
-        kernel,
-        "netboot-events",
-        &["--busybox", "--extra-init", "initramfs/events-wrapper.sh"],
-    )
-}
-
 /// Every boot step appears in order, each start followed by its end, with no sequence gap and
 /// no secret; `boot.json` (moved into the new root with /run) lists the same steps.
 #[test]
@@ -786,23 +471,6 @@ fn h_boot_events_recorded_in_order() {
     assert_eq!(report_steps, event_steps);
 }
 
-/// Section lines without the kernel's own `[   5.123456] …` messages.
-fn kernel_lines_removed(lines: &[&str]) -> String {
-    lines
-        .iter()
-        .filter(|l| {
-            let t = l.trim_start();
-            !(t.starts_with('[')
-                && t.contains("] ")
-                && t[1..]
-                    .trim_start()
-                    .starts_with(|c: char| c.is_ascii_digit()))
-        })
-        .copied()
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 // ---------------------------------------------------------------------------------------------
 // issue 5: the whole config fetched over RxRPC from netboot-configd on the rig's bridge
 
@@ -838,19 +506,6 @@ fn config_dir(name: &str) -> PathBuf {
     });
     fs::write(d.join("default.json"), wrong.to_string()).expect("write default");
     d
-}
-
-fn boot_json(b: &Booted) -> serde_json::Value {
-    serde_json::from_str(&kernel_lines_removed(&b.section("boot.json")))
-        .unwrap_or_else(|e| panic!("boot.json does not parse: {e}\n{}", b.tail()))
-}
-
-/// The facts of `step` in boot.json and its result.
-fn step_of<'v>(report: &'v serde_json::Value, step: &str) -> Option<&'v serde_json::Value> {
-    report["steps"]
-        .as_array()?
-        .iter()
-        .find(|s| s["step"].as_str() == Some(step))
 }
 
 /// Boot with the whole config from configd; `transport` is the one the agent must have
@@ -1019,54 +674,6 @@ fn m_configd_down_required_applies_the_policy() {
 
 // i. DHCP (issue 5): the guest gets its address from dnsmasq on br0 (`boot.sh --dhcp`, rig
 // `rig_dnsmasq_start`: one lease, 198.18.0.2/24, router 198.18.0.1, lease 1 h), same target.
-
-/// [`boot`] with extra `qemu/boot.sh` options (`--dhcp`, `--dhcp-root-path`).
-fn boot_with(vm: Vm, extra: &[&str]) -> Booted {
-    let console = work_dir().join(format!("console-{}.log", vm.name));
-    let _ = fs::remove_file(&console);
-    let timeout = BOOT_TIMEOUT_S.to_string();
-    let mut c = Command::new(Path::new(REPO).join("qemu/boot.sh"));
-    c.current_dir(REPO)
-        .args(["--kernel", vm.kernel, "--initrd"])
-        .arg(&vm.initrd)
-        .arg("--image")
-        .arg(&vm.image)
-        .args([
-            "--target",
-            IQN,
-            "--append",
-            &vm.append,
-            "--timeout",
-            &timeout,
-        ])
-        .arg("--console")
-        .arg(&console)
-        .args(extra);
-    if let Some(chap) = &vm.chap {
-        c.args(["--chap", chap]);
-    }
-    if let Some(m) = &vm.mutual {
-        c.args(["--mutual-chap", m]);
-    }
-    if let Some(d) = &vm.configd {
-        c.arg("--configd").arg(d);
-    }
-    let out = c
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run qemu/boot.sh: {e}"));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let wall = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("boot: wall="))
-        .and_then(|w| w.trim().parse().ok());
-    Booted {
-        name: vm.name.to_string(),
-        code: out.status.code(),
-        wall,
-        console: fs::read_to_string(&console).unwrap_or_default(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
 
 /// The `net.link` step's facts in boot.json show the lease from the rig's dnsmasq.
 fn assert_dhcp_lease(b: &Booted) {

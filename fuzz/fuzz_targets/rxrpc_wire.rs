@@ -4,7 +4,8 @@
 //! control-message parser are total.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use netboot::rxrpc::{config::Config, proto, wire};
+use netboot::config::{proto, Config};
+use netboot::rxrpc::wire;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(p) = wire::Packet::decode(data) {

@@ -2,21 +2,115 @@
 //!
 //! usage: netboot-configd --dir DIR [--listen ADDR:PORT]... [--max-calls N]
 //!
-//! Service 20034, opcode 1 `GetConfig` (src/rxrpc/proto.rs); file naming in
-//! src/rxrpc/store.rs. Default listeners: `0.0.0.0:7260` and `[::]:7260`
+//! Service 20034, opcode 1 `GetConfig` (src/config/proto.rs); file naming in
+//! src/config/store.rs. Default listeners: `0.0.0.0:7260` and `[::]:7260`
 //! (the IPv6 one with IPV6_V6ONLY so both can bind). One log line per call
 //! on stderr; the bound addresses are printed first (`listening on A`).
 
-use netboot::rxrpc::proto::{self, Request};
+use netboot::cli::common::{self, quote, unexpected, Arg, ArgError, Opt, Spec};
+use netboot::cli::{Exit, VERSION};
+use netboot::config::proto::{self, Request};
+use netboot::config::store::{describe, Lookup, Store};
 use netboot::rxrpc::server::{AppReply, Server, ServerConfig};
-use netboot::rxrpc::store::{describe, Lookup, Store};
 use netboot::rxrpc::udp;
+use std::ffi::OsString;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 
-const USAGE: &str = "usage: netboot-configd --dir DIR [--listen ADDR:PORT]... [--max-calls N]";
 const DEFAULT_MAX_CALLS: usize = 64;
+const MAX_CALLS_MAX: usize = 100_000;
+
+static SPEC: Spec = Spec {
+    prog: "netboot-configd",
+    synopsis: "--dir DIR [--listen ADDR:PORT]... [--max-calls N]",
+    summary: "serve netboot configs over RxRPC (service 20034, GetConfig)",
+    about: "\
+Each GetConfig call names a MAC, an initiator name and a host name; the
+reply is the first of these files in DIR that exists:
+  mac-52-54-00-12-34-56.json   the MAC, lowercase, '-' separated
+  iqn-IQN.json                 the initiator name, lowercased
+  host-NAME.json               the host name, lowercased
+  default.json
+Every file is checked against the config schema at start (problems are
+warnings on stderr) and again when it changes; an invalid file is an
+error to the caller, never a fall-through to default.json. Each bound
+address is printed as \"listening on ADDR\", then one line per call.
+
+The exchange is neither authenticated nor encrypted (security index 0):
+whoever can send a MAC gets that machine's config, CHAP secrets included.
+Serve it on a trusted boot network only.
+
+exit codes: 1 DIR unreadable, an address cannot be bound, or a socket
+error; 2 bad usage.
+",
+    opts: &[
+        Opt {
+            name: "--dir",
+            value: Some("DIR"),
+            help: "directory of config files (required)",
+        },
+        Opt {
+            name: "--listen",
+            value: Some("ADDR:PORT"),
+            help: "UDP address to serve on, repeatable, e.g. 0.0.0.0:7260 or [::1]:7260\n\
+                   (default 0.0.0.0:7260 and [::]:7260)",
+        },
+        Opt {
+            name: "--max-calls",
+            value: Some("N"),
+            help: "calls in progress at once before BUSY, 1..100000 (default 64)",
+        },
+        Opt {
+            name: "--version",
+            value: None,
+            help: "print the version and exit",
+        },
+    ],
+};
+
+struct Opts {
+    dir: PathBuf,
+    listen: Vec<SocketAddr>,
+    max_calls: usize,
+}
+
+/// `Ok(None)`: `--version` was printed.
+fn parse(args: &[OsString]) -> Result<Option<Opts>, ArgError> {
+    let mut dir = None;
+    let mut listen = Vec::new();
+    let mut max_calls = DEFAULT_MAX_CALLS;
+    for a in SPEC.parse(args) {
+        match a? {
+            Arg::Flag("--version") => return Ok(None),
+            Arg::Value("--dir", d) => dir = Some(PathBuf::from(d)),
+            Arg::Value("--listen", v) => {
+                let t = common::text("--listen", v)?;
+                let a = t.parse::<SocketAddr>().map_err(|_| {
+                    format!(
+                        "--listen {}: expected ADDR:PORT, e.g. 0.0.0.0:7260 or [::1]:7260",
+                        quote(t)
+                    )
+                })?;
+                listen.push(a);
+            }
+            Arg::Value("--max-calls", v) => {
+                max_calls = common::number("--max-calls", v, 1, MAX_CALLS_MAX)?;
+            }
+            a => return Err(unexpected(a)),
+        }
+    }
+    let dir = dir.ok_or("--dir is required")?;
+    if listen.is_empty() {
+        listen.push(SocketAddr::from(([0, 0, 0, 0], proto::DEFAULT_PORT)));
+        listen.push(SocketAddr::from(([0u16; 8], proto::DEFAULT_PORT)));
+    }
+    Ok(Some(Opts {
+        dir,
+        listen,
+        max_calls,
+    }))
+}
 
 fn bind(addr: SocketAddr) -> std::io::Result<UdpSocket> {
     use rustix::net::{bind, socket, sockopt, AddressFamily, SocketType};
@@ -34,60 +128,34 @@ fn bind(addr: SocketAddr) -> std::io::Result<UdpSocket> {
 }
 
 fn main() {
-    std::process::exit(run(&std::env::args().collect::<Vec<_>>()));
+    let args: Vec<OsString> = std::env::args_os().collect();
+    std::process::exit(run(args.get(1..).unwrap_or(&[])));
 }
 
-fn run(args: &[String]) -> i32 {
-    let mut dir: Option<PathBuf> = None;
-    let mut listen: Vec<SocketAddr> = Vec::new();
-    let mut max_calls = DEFAULT_MAX_CALLS;
-    let mut it = args.iter().skip(1);
-    let usage = |m: String| {
-        eprintln!("netboot-configd: {m}\n{USAGE}");
-        2
+/// `args` without the program name.
+fn run(args: &[OsString]) -> i32 {
+    let Opts {
+        dir,
+        listen,
+        max_calls,
+    } = match parse(args) {
+        Ok(Some(o)) => o,
+        Ok(None) => return common::print_stdout(&format!("{VERSION}\n")),
+        Err(e) => return SPEC.exit(e),
     };
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--dir" => match it.next() {
-                Some(d) => dir = Some(PathBuf::from(d)),
-                None => return usage("--dir needs a directory".into()),
-            },
-            "--listen" => match it.next().map(|s| s.parse::<SocketAddr>()) {
-                Some(Ok(a)) => listen.push(a),
-                Some(Err(_)) | None => {
-                    return usage(
-                        "--listen needs ADDR:PORT, e.g. 0.0.0.0:7260 or [::1]:7260".into(),
-                    )
-                }
-            },
-            "--max-calls" => match it.next().and_then(|s| s.parse::<usize>().ok()) {
-                Some(n) if (1..=100_000).contains(&n) => max_calls = n,
-                _ => return usage("--max-calls needs a number 1..100000".into()),
-            },
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                return 0;
-            }
-            other => return usage(format!("unknown argument {other:?}")),
-        }
-    }
-    let Some(dir) = dir else {
-        return usage("--dir is required".into());
-    };
-    if listen.is_empty() {
-        listen.push(SocketAddr::from(([0, 0, 0, 0], proto::DEFAULT_PORT)));
-        listen.push(SocketAddr::from(([0u16; 8], proto::DEFAULT_PORT)));
-    }
     let mut store = Store::new(&dir);
     match store.check_all() {
         Ok(msgs) => {
             for m in msgs {
-                eprintln!("netboot-configd: warning: {m}");
+                eprintln!("netboot-configd: warning: {}", common::escape_controls(&m));
             }
         }
         Err(e) => {
-            eprintln!("netboot-configd: cannot read --dir {}: {e}", dir.display());
-            return 1;
+            eprintln!(
+                "netboot-configd: cannot read --dir {}: {e}",
+                common::quote_os(dir.as_os_str())
+            );
+            return Exit::Failure as i32;
         }
     }
     let mut sockets = Vec::new();
@@ -102,7 +170,7 @@ fn run(args: &[String]) -> i32 {
                 eprintln!(
                     "netboot-configd: cannot listen on {a}: {e}; hint: another configd running?"
                 );
-                return 1;
+                return Exit::Failure as i32;
             }
         }
     }
@@ -111,6 +179,8 @@ fn run(args: &[String]) -> i32 {
         service_id: proto::SERVICE_ID,
         max_calls,
         max_request: proto::MAX_REQUEST,
+        too_large_abort: proto::NBCONF_TOO_LARGE,
+        abort_name: proto::abort_name,
         version,
     });
     let mut app = |req: &[u8], _from: SocketAddr| -> AppReply {
@@ -142,10 +212,10 @@ fn run(args: &[String]) -> i32 {
     let mut log = |l: &str| eprintln!("netboot-configd: {l}");
     let stop = AtomicBool::new(false);
     match udp::serve(&sockets, &mut server, &mut app, &mut log, &stop) {
-        Ok(()) => 0,
+        Ok(()) => Exit::Ok as i32,
         Err(e) => {
             eprintln!("netboot-configd: socket error: {e}");
-            1
+            Exit::Failure as i32
         }
     }
 }

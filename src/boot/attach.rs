@@ -1,20 +1,23 @@
 //! The iSCSI attach step: one kernel session per root path, in failover
 //! order, logged in with the same state machine as the userspace tools.
 
+use super::error::{Classify, ErrorKind};
 use crate::events::Facts;
+use crate::iscsi::channel::ChannelError;
 use crate::iscsi::connect::{establish, EstablishError, RetryPolicy};
-use crate::iscsi::kernel::{
-    CommittedSession, IscsiNl, KernelConnector, KernelError, SessionSetup, RECOVERY_TMO_SECS,
-};
-use crate::iscsi::login::{AuthUsed, LoginConfig, LoginOutcome, Portal, SessionType};
+use crate::iscsi::kernel::{CommittedSession, IscsiNl, KernelConnector, KernelError, SessionSetup};
+use crate::iscsi::login::{AuthUsed, LoginConfig, LoginError, LoginOutcome, Portal, SessionType};
+use crate::iscsi::node::NodeSettings;
 use crate::plan::{BootPlan, Chap, RootPath};
 use std::fmt;
 use std::rc::Rc;
 use std::time::Duration;
 
-/// Per-PDU and TCP connect timeout during login (iscsid.conf's
-/// login_timeout is 15 s; one round trip on a LAN takes milliseconds).
-const LOGIN_PDU_TIMEOUT: Duration = Duration::from_secs(15);
+/// TCP connect timeout of one attempt. A portal on the boot LAN answers a
+/// SYN in milliseconds; one that has not answered in 5 s is black-holed
+/// (or down behind a switch), and the next path deserves its turn: a dead
+/// first path delays the boot by at most this per round.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug)]
 pub enum AttachError {
@@ -76,13 +79,16 @@ pub fn initiator_name(plan: &BootPlan, mac: Option<&str>) -> String {
     }
 }
 
-/// Log in to one path through the kernel and start the session.
+/// Log in to one path through the kernel and start the session: one
+/// attempt (redirects followed), bounded by `timeout`; the caller retries
+/// under the boot's deadline ([`super::failover`]).
 pub fn attach(
     nl: &Rc<IscsiNl>,
     plan: &BootPlan,
+    node: &NodeSettings,
     initiator: &str,
     path: &RootPath,
-    sleep: &mut dyn FnMut(Duration),
+    timeout: Duration,
 ) -> Result<Attached, AttachError> {
     let initiator = initiator.to_string();
     let chap = chap_for(plan, path).cloned();
@@ -93,11 +99,17 @@ pub fn attach(
         error,
     };
     cfg.random_isid().map_err(|e| cfg_err(e.to_string()))?;
-    let overrides: Vec<(String, String)> = plan
-        .iscsi
-        .login_params
+    // rd.iscsi.param's login keys first, netboot.param.KEY on top.
+    let overrides: Vec<(String, String)> = node
+        .login_keys
         .iter()
-        .map(|p| (p.key.clone(), p.value.clone()))
+        .cloned()
+        .chain(
+            plan.iscsi
+                .login_params
+                .iter()
+                .map(|p| (p.key.clone(), p.value.clone())),
+        )
         .collect();
     cfg.apply_overrides(&overrides)
         .map_err(|e| cfg_err(e.to_string()))?;
@@ -109,23 +121,23 @@ pub fn attach(
             chap,
             cmds_max: clamp_u16(plan.tuning.cmds_max),
             queue_depth: clamp_u16(plan.tuning.queue_depth),
-            recovery_tmo: RECOVERY_TMO_SECS,
-            timeout: LOGIN_PDU_TIMEOUT,
+            node: node.clone(),
+            timeout: node.pdu_timeout(timeout),
+            connect_timeout: CONNECT_TIMEOUT.min(timeout),
+            until: std::time::Instant::now() + timeout,
         },
     };
-    // At boot the target or the network may still be coming up: connect
-    // failures are retried too (dracut's rd.iscsi.login_retry_max).
     let policy = RetryPolicy {
-        attempts: plan.iscsi.login_retry_max.max(1),
-        retry_connect: true,
+        attempts: 1,
+        retry_connect: false,
         ..RetryPolicy::default()
     };
     let portal = Portal {
         host: path.server.clone(),
         port: path.port,
     };
-    let est =
-        establish(&mut connector, &portal, &cfg, &policy, sleep).map_err(AttachError::Login)?;
+    let est = establish(&mut connector, &portal, &cfg, &policy, &mut |_| {})
+        .map_err(AttachError::Login)?;
     let session = est
         .channel
         .commit(&est.outcome, path.tpgt)
@@ -141,6 +153,46 @@ pub fn attach(
         redirects: est.redirects,
         attempts: est.attempts,
     })
+}
+
+/// Transient: the portal is not reachable or not answering yet, or the
+/// target says "try later" (0x03xx). Fatal: the target answered and said
+/// no (authentication, authorization, unknown target), or what it said
+/// cannot be negotiated — trying again changes nothing.
+impl Classify for AttachError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            AttachError::Config { .. } | AttachError::Start { .. } => ErrorKind::Fatal,
+            AttachError::Login(e) => establish_kind(e),
+        }
+    }
+}
+
+fn establish_kind(e: &EstablishError) -> ErrorKind {
+    match e {
+        EstablishError::Channel { error, .. } => match error {
+            ChannelError::Resolve { .. }
+            | ChannelError::Connect { .. }
+            | ChannelError::ConnectTimeout { .. }
+            | ChannelError::Send { .. }
+            | ChannelError::Recv { .. }
+            | ChannelError::RecvTimeout { .. }
+            | ChannelError::Closed => ErrorKind::Transient,
+            ChannelError::TooLarge { .. } | ChannelError::Pdu(_) | ChannelError::Other(_) => {
+                ErrorKind::Fatal
+            }
+        },
+        EstablishError::Login { error, .. } => login_kind(error),
+        EstablishError::TooManyRedirects { .. } => ErrorKind::Fatal,
+    }
+}
+
+fn login_kind(e: &LoginError) -> ErrorKind {
+    if e.is_transient() {
+        ErrorKind::Transient
+    } else {
+        ErrorKind::Fatal
+    }
 }
 
 fn clamp_u16(v: u32) -> u16 {

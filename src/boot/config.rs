@@ -7,13 +7,14 @@
 //! client over UDP: a missing or blacklisted rxrpc.ko, or a kernel without
 //! AF_RXRPC (Debian's cloud kernels), is not an error.
 
-use super::{Exec, StepFailed};
+use super::{Exec, StepError};
+use crate::config::{fetch_config_until, proto, Fetched, Identity};
 use crate::events::{step, Facts};
 use crate::modules::{self, KernelLoader, ModuleIndex};
 use crate::plan::BootPlan;
 use crate::rxrpc::kernel::KernelTransport;
 use crate::rxrpc::udp::UdpTransport;
-use crate::rxrpc::{fetch_config_from, proto, Fetched, Identity, RxTransport};
+use crate::rxrpc::RxTransport;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -65,14 +66,14 @@ pub fn fetch(
     index: &ModuleIndex,
     id: &Identity,
     deadline: Instant,
-) -> Result<Option<Fetched>, StepFailed> {
+) -> Result<Option<Fetched>, StepError> {
     let servers = &plan.config.servers;
     if servers.is_empty() {
         return Ok(None);
     }
     let list = servers
         .iter()
-        .map(crate::rxrpc::server_label)
+        .map(crate::config::server_label)
         .collect::<Vec<_>>()
         .join(",");
     let facts = Facts::new()
@@ -86,7 +87,7 @@ pub fn fetch(
         let (mut tr, name, why) = transport(index);
         let left = deadline.saturating_duration_since(Instant::now());
         let timeout = CALL_TIMEOUT.min(left).max(Duration::from_millis(100));
-        let f = fetch_config_from(tr.as_mut(), servers, id, timeout, RETRIES)?;
+        let f = fetch_config_until(tr.as_mut(), servers, id, timeout, RETRIES, Some(deadline))?;
         let mut facts = Facts::new()
             .str("server", f.server.clone())
             .str("transport", name)
@@ -96,7 +97,7 @@ pub fn fetch(
         if let Some(w) = why {
             facts = facts.str("af_rxrpc_unavailable", w);
         }
-        Ok::<_, crate::rxrpc::FetchError>((f, facts))
+        Ok::<_, crate::config::FetchError>((f, facts))
     });
     match res {
         Ok(f) => {
@@ -111,10 +112,14 @@ pub fn fetch(
         Err(e) if !plan.config.required => {
             log::warn!(
                 "{}; netboot.config.required=0: booting from the command line alone",
-                e.error
+                e.chain()
             );
             Ok(None)
         }
         Err(e) => Err(e),
     }
 }
+
+/// No server answered within the fetch's bounds: the network or the
+/// servers may come back, but the fetch already used its rounds.
+impl super::Classify for crate::config::FetchError {}

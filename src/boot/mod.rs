@@ -1,47 +1,41 @@
-//! The executor: PID 1 walks the plan step by step. Every step is recorded
-//! (events on the connector, `/run/netboot/boot.json`) and a failing step
-//! ends the boot with one error that names the step and the value; `run`
-//! then applies the failure policy — PID 1 never just exits.
+//! The executor: PID 1 walks the plan step by step under one deadline.
+//! Every step is recorded (events on the connector, `/run/netboot/boot.json`)
+//! and a failing step returns a typed [`StepError`] (transient or fatal);
+//! `run` retries transient login failures over every root path until the
+//! deadline ([`failover`]) and hands the rest to the failure policy — PID 1
+//! never just exits.
 
 pub mod attach;
 mod config;
+pub mod error;
+pub mod failover;
 pub mod pid1;
+
+pub use error::{BootError, Classify, ErrorKind, StepError};
 
 use crate::events::{step, BootOutcome, Emitter, Facts, Recorder};
 use crate::iscsi::kernel::IscsiNl;
+use crate::iscsi::node::NodeSettings;
 use crate::plan::{BootPlan, FailurePolicy};
+use failover::{Secs, SystemClock};
 use pid1::RealSys;
-use std::fmt;
 use std::path::Path;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-/// A failed step: its name and the whole error chain as text.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StepFailed {
-    pub step: &'static str,
-    pub error: String,
-}
-
-impl fmt::Display for StepFailed {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "step {} failed: {}", self.step, self.error)
-    }
-}
-
 /// Runs one step: emits its start, runs `f`, records the outcome with the
-/// facts `f` returned, and turns an error into a [`StepFailed`].
+/// facts `f` returned, and turns an error into a [`StepError`].
 pub struct Exec {
     pub rec: Recorder,
 }
 
 impl Exec {
-    pub fn step<T, E: fmt::Display>(
+    pub fn step<T, E: std::error::Error + Classify + 'static>(
         &mut self,
         name: &'static str,
         facts: Facts,
         f: impl FnOnce() -> Result<(T, Facts), E>,
-    ) -> Result<T, StepFailed> {
+    ) -> Result<T, StepError> {
         let h = self.rec.start(name, facts);
         match f() {
             Ok((v, facts)) => {
@@ -49,9 +43,10 @@ impl Exec {
                 Ok(v)
             }
             Err(e) => {
-                let error = e.to_string();
-                self.rec.finish(h, Err(error.as_str()));
-                Err(StepFailed { step: name, error })
+                let e = StepError::new(name, e);
+                let text = e.chain();
+                self.rec.finish(h, Err(text.as_str()));
+                Err(e)
             }
         }
     }
@@ -65,19 +60,32 @@ pub struct BootOptions {
     pub started_uptime: f64,
 }
 
-/// Pre-scan for `netboot.on_fail=` when the full command line does not
-/// parse: the operator's policy still applies to that failure.
-pub fn fallback_policy(cmdline: &str) -> FailurePolicy {
-    let mut p = BootPlan::default().on_fail;
+/// Pre-scan for `netboot.on_fail=` and `netboot.reboot_delay=` before the full command line is parsed: the operator's
+/// policy applies even when the line does not parse, and to a crash.
+pub fn fallback_policy(cmdline: &str) -> (FailurePolicy, u64) {
+    let d = BootPlan::default();
+    let (mut p, mut delay) = (d.on_fail, d.reboot_delay_ms);
     for arg in crate::cmdline::tokenize::tokenize(cmdline).args {
         // Keys come normalised (`-` folded to `_`) from the tokenizer.
-        if arg.key == "netboot.on_fail" {
-            if let Some(v) = arg.value.as_deref().and_then(FailurePolicy::parse) {
-                p = v;
+        let v = arg.value.as_deref();
+        match arg.key.as_str() {
+            "netboot.on_fail" => {
+                if let Some(v) = v.and_then(FailurePolicy::parse) {
+                    p = v;
+                }
             }
+            "netboot.reboot_delay" => {
+                if let Some(ms) = v.and_then(|v| {
+                    crate::cmdline::keys::reboot_delay_ms(crate::cmdline::keys::Dur::Seconds(v))
+                        .ok()
+                }) {
+                    delay = ms;
+                }
+            }
+            _ => {}
         }
     }
-    p
+    (p, delay)
 }
 
 /// PID 1 entry: never returns.
@@ -87,24 +95,47 @@ pub fn pid1_main() -> ! {
     let pseudo_t0 = Instant::now();
     let pseudo = pid1::mount_pseudofs(&mut RealSys);
     let pseudo_us = pseudo_t0.elapsed().as_micros() as u64;
-    let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
-    let mut plan = match crate::cmdline::parse_plan(cmdline.trim_end()) {
-        Ok(p) => p,
+    let early_log = || {
+        crate::klog::init(
+            crate::klog::LogTarget::Kmsg,
+            log::LevelFilter::Info,
+            Vec::new(),
+        )
+    };
+    let cmdline = match std::fs::read_to_string("/proc/cmdline") {
+        Ok(c) => c,
         Err(e) => {
-            crate::klog::init(
-                crate::klog::LogTarget::Kmsg,
-                log::LevelFilter::Info,
-                Vec::new(),
+            // Booting an empty line would silently drop the operator's
+            // root path and policy: say so and apply the default policy.
+            early_log();
+            pid1::crash_guard(
+                BootPlan::default().on_fail,
+                BootPlan::default().reboot_delay_ms,
             );
-            log::error!("kernel command line: {e}");
-            let policy = fallback_policy(&cmdline);
-            log::error!(
-                "boot failed: cannot parse the command line; applying netboot.on_fail={}",
-                policy.name()
-            );
-            pid1::fail_policy(policy);
+            log::error!("boot failed: cannot read /proc/cmdline: {e}");
+            let d = BootPlan::default();
+            pid1::fail_policy(d.on_fail, d.reboot_delay_ms);
         }
     };
+    let cmdline = cmdline.trim_end().to_string();
+    // The policy holds from here on, even for a crash of this process
+    // (a dead PID 1 is a kernel panic, which with panic=0 hangs forever).
+    let pre = fallback_policy(&cmdline);
+    pid1::crash_guard(pre.0, pre.1);
+    pid1::kernel_panic_policy(&cmdline, pre.0, pre.1);
+    let mut plan = match plan_from(&cmdline) {
+        Ok(p) => p,
+        Err(e) => {
+            early_log();
+            log::error!("kernel command line: {e}");
+            log::error!(
+                "boot failed: cannot use the command line; applying netboot.on_fail={}",
+                pre.0.name()
+            );
+            pid1::fail_policy(pre.0, pre.1);
+        }
+    };
+    pid1::crash_guard(plan.on_fail, plan.reboot_delay_ms);
     let secrets = plan.secrets();
     crate::klog::init(
         crate::klog::LogTarget::Kmsg,
@@ -112,29 +143,23 @@ pub fn pid1_main() -> ! {
         secrets.clone(),
     );
     log::info!("netboot {} starting as PID 1", env!("CARGO_PKG_VERSION"));
+    pid1::test_crash_route();
     let plan_json = serde_json::to_value(&plan).unwrap_or(serde_json::Value::Null);
     let mut exec = Exec {
         rec: Recorder::new(Emitter::new(plan.events, secrets), plan_json),
     };
     // The pseudo-fs step happened before the recorder existed; record it.
-    let _ = exec.step(step::PSEUDOFS, Facts::new(), || match &pseudo {
+    let recorded = exec.step(step::PSEUDOFS, Facts::new(), || match &pseudo {
         Ok(done) => Ok((
             (),
             Facts::new()
                 .str("mounted", done.join(","))
                 .u64("took_us", pseudo_us),
         )),
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(e.clone()),
     });
-    if let Err(e) = &pseudo {
-        fail(
-            &mut exec,
-            &plan,
-            StepFailed {
-                step: step::PSEUDOFS,
-                error: e.to_string(),
-            },
-        );
+    if let Err(e) = recorded {
+        fail(&mut exec, &plan, e);
     }
     let opts = BootOptions {
         cmdline,
@@ -150,41 +175,55 @@ pub fn pid1_main() -> ! {
             let e = pid1::switch_root(&root, &plan.init);
             // switch_root returns only on failure, and by then the old
             // root may be gone: log, then apply the policy.
-            fail(
-                &mut exec,
-                &plan,
-                StepFailed {
-                    step: step::SWITCH_ROOT,
-                    error: e.to_string(),
-                },
-            );
+            fail(&mut exec, &plan, StepError::new(step::SWITCH_ROOT, e));
         }
         Err(failed) => fail(&mut exec, &plan, failed),
     }
 }
 
-/// Log the failure (one line with the whole chain), close the report and
-/// apply the policy.
-fn fail(exec: &mut Exec, plan: &BootPlan, failed: StepFailed) -> ! {
+/// The plan from the command line and, with `netboot.secrets=FILE`, the
+/// credentials in that file (the command line's own keys win).
+pub fn plan_from(cmdline: &str) -> Result<BootPlan, String> {
+    let plan = crate::cmdline::parse_plan(cmdline).map_err(|e| e.to_string())?;
+    let Some(file) = plan.config.credentials_file.clone() else {
+        return Ok(plan);
+    };
+    let text = std::fs::read_to_string(&file)
+        .map_err(|e| format!("netboot.secrets={}: {e}", crate::cmdline::quote(&file)))?;
+    let extra = crate::cmdline::secrets::file_args(&text, &file).map_err(|e| e.to_string())?;
+    crate::cmdline::parse_plan_with(cmdline, &extra).map_err(|e| e.to_string())
+}
+
+/// Log the failure (one line with the whole chain and its kind), close the
+/// report and apply the policy.
+fn fail(exec: &mut Exec, plan: &BootPlan, failed: StepError) -> ! {
+    // The failure line is written whatever `netboot.log` says (even `off`):
+    // an operator must see why the machine stops.
+    let level: log::LevelFilter = plan.log.into();
+    crate::klog::update(level.max(log::LevelFilter::Error), plan.secrets());
+    let chain = failed.chain();
     log::error!(
-        "boot failed at {}: {}; netboot.on_fail={}",
+        "boot failed at {}: {chain} [{}]; netboot.on_fail={}",
         failed.step,
-        failed.error,
+        failed.kind.name(),
         plan.on_fail.name()
     );
     if let Err(e) = exec
         .rec
-        .finish_boot(BootOutcome::failed(failed.step, &failed.error))
+        .finish_boot(BootOutcome::failed(failed.step, &chain))
     {
         log::warn!("boot report: {e}");
     }
-    pid1::fail_policy(plan.on_fail)
+    pid1::fail_policy(plan.on_fail, plan.reboot_delay_ms)
 }
 
 /// Everything between the pseudo file systems and switch_root. Returns the
 /// directory where the root is mounted. A fetched config is merged into
 /// `plan`, so the caller's failure policy is the merged one.
-pub fn run(exec: &mut Exec, plan: &mut BootPlan, opts: &BootOptions) -> Result<String, StepFailed> {
+///
+/// One deadline, `netboot.timeout` from here, bounds the network, the
+/// config fetch, every login attempt on every path and the disk wait.
+pub fn run(exec: &mut Exec, plan: &mut BootPlan, opts: &BootOptions) -> Result<String, StepError> {
     let started = Instant::now();
     let mut deadline = started + Duration::from_millis(plan.timeout_ms);
     // Without a root path, a config server or DHCP nothing can supply one:
@@ -192,36 +231,37 @@ pub fn run(exec: &mut Exec, plan: &mut BootPlan, opts: &BootOptions) -> Result<S
     if plan.paths.is_empty() && plan.config.servers.is_empty() && !plan.network.uses_dhcp() {
         return Err(no_root_path());
     }
-    if plan.iscsi.firmware || plan.iscsi.ibft {
-        return Err(StepFailed {
-            step: step::ISCSI_LOGIN,
-            error: "rd.iscsi.firmware / rd.iscsi.ibft (iBFT) are not supported yet; give the root path on the command line".into(),
-        });
-    }
+    check_supported(plan)?;
     let release = rustix::system::uname()
         .release()
         .to_string_lossy()
         .into_owned();
     let moddir = Path::new("/lib/modules").join(&release);
     let index = steps::modules(exec, &moddir, &plan.network)?;
-    let links = steps::network(exec, plan, deadline)?;
-    write_resolv_conf(plan, &links);
+    let mut links = steps::network(exec, plan, deadline)?;
     let mac = links.first().map(|l| l.mac.clone());
     let dhcp_host = links.iter().find_map(|l| l.hostname.clone());
     let id = config::identity(plan, mac.as_deref(), dhcp_host.as_deref());
+    // Name servers known before the fetch, so a config server given by
+    // host name resolves; rewritten below once the config is merged.
+    write_resolv_conf(plan, &links);
     if let Some(f) = config::fetch(exec, plan, &index, &id, deadline)? {
         let network = plan.network.clone();
-        crate::rxrpc::apply(
+        crate::config::apply(
             &f.config,
             plan,
-            &crate::rxrpc::config::explicit_keys(&opts.cmdline),
+            &crate::config::explicit_keys(&opts.cmdline),
         );
+        check_supported(plan)?;
         adopt(exec, plan);
         deadline = started + Duration::from_millis(plan.timeout_ms);
-        // The config's `ip=` entries come on top of the bootstrap network.
+        // The config's `ip=` entries come on top of the bootstrap network;
+        // what the second pass reports replaces the first pass's links.
         if plan.network != network {
-            steps::network(exec, plan, deadline)?;
+            let again = steps::network(exec, plan, deadline)?;
+            merge_links(&mut links, again);
         }
+        write_resolv_conf(plan, &links);
     }
     dhcp_root_path(exec, plan, &links)?;
     if plan.paths.is_empty() {
@@ -229,84 +269,194 @@ pub fn run(exec: &mut Exec, plan: &mut BootPlan, opts: &BootOptions) -> Result<S
     }
     let plan = &*plan;
     let initiator = attach::initiator_name(plan, mac.as_deref());
+    let mut node = NodeSettings::default();
+    node.apply(
+        plan.iscsi
+            .node_params
+            .iter()
+            .map(|p| (p.key.as_str(), p.value.as_str())),
+    )
+    .map_err(|e| {
+        StepError::new(
+            step::ISCSI_LOGIN,
+            BootError::fatal(format!("rd.iscsi.param: {e}")),
+        )
+    })?;
     let sys = Path::new("/sys");
     // The kernel sockets: NETLINK_ISCSI for the sessions, and the uevent
     // socket, opened before any SCSI scan so that no disk event is missed.
     let (nl, mut uevents) = exec.step(step::ISCSI_CONNECT, Facts::new(), || {
-        let nl = IscsiNl::open(sys).map_err(|e| e.to_string())?;
-        let ue = crate::uevent::UeventSocket::open().map_err(|e| e.to_string())?;
-        Ok::<_, String>(((Rc::new(nl), ue), Facts::new()))
+        let nl = IscsiNl::open(sys).map_err(OpenError::Iscsi)?;
+        let ue = crate::uevent::UeventSocket::open().map_err(OpenError::Uevent)?;
+        Ok::<_, OpenError>(((Rc::new(nl), ue), Facts::new()))
     })?;
-    let mut last = None;
-    for (i, path) in plan.paths.iter().enumerate() {
+    let policy = failover::Policy {
+        initial_backoff: failover::INITIAL_BACKOFF,
+        max_backoff: failover::MAX_BACKOFF,
+        // One attempt: connect (≤ CONNECT_TIMEOUT) plus the login PDUs.
+        attempt_timeout: attach::CONNECT_TIMEOUT + node.login_timeout,
+        max_attempts: (plan.iscsi.login_retry_max > 0).then_some(plan.iscsi.login_retry_max),
+    };
+    let mut clock = SystemClock;
+    let res = failover::run(plan.paths.len(), &policy, deadline, &mut clock, |a| {
+        let Some(path) = plan.paths.get(a.path) else {
+            return Err((
+                ErrorKind::Fatal,
+                StepError::new(step::ISCSI_LOGIN, BootError::fatal("no such path")),
+            ));
+        };
         let chap = attach::chap_for(plan, path);
         let facts = attach::login_facts(path, chap)
-            .u64("path", i as u64)
+            .u64("path", a.path as u64)
+            .u64("attempt", a.number.into())
             .str("initiator", initiator.clone());
-        let res = exec.step(step::ISCSI_LOGIN, facts, || {
-            attach::attach(&nl, plan, &initiator, path, &mut std::thread::sleep).map(|a| {
-                let f = attach::attached_facts(&a);
-                (a, f)
+        let attached = exec
+            .step(step::ISCSI_LOGIN, facts, || {
+                attach::attach(&nl, plan, &node, &initiator, path, a.timeout).map(|at| {
+                    let f = attach::attached_facts(&at);
+                    (at, f)
+                })
             })
-        });
-        match res {
-            Ok(a) => {
-                log::info!(
-                    "logged in to {} at {} (session {}, host {})",
-                    path.target,
-                    a.portal,
-                    a.session.sid,
-                    a.session.host_no
-                );
-                match steps::disk(exec, plan, path, &a, &mut uevents, deadline) {
-                    Ok((disk, root)) => {
-                        steps::tune(exec, plan, &disk)?;
-                        let dir = steps::mount(exec, plan, &index, &root)?;
-                        // The benchmark's marks (qemu/bench reads them off
-                        // the console): agent start and root mounted.
-                        log::info!(
-                            "BENCH init={:.3} mounted={:.3}",
-                            opts.started_uptime,
-                            pid1::uptime()
-                        );
-                        return Ok(dir);
-                    }
-                    Err(e) => {
-                        log::warn!("{e}; trying the next root path");
-                        last = Some(e);
-                    }
+            .map_err(|e| {
+                // A transient failure is retried: say so. A fatal one ends
+                // this path; with a single path the final line says it all.
+                match e.kind {
+                    ErrorKind::Transient => log::warn!(
+                        "path {} attempt {}: {}; retrying within netboot.timeout",
+                        a.path,
+                        a.number,
+                        e.chain()
+                    ),
+                    ErrorKind::Fatal if plan.paths.len() > 1 => log::warn!(
+                        "path {}: {} [fatal]; this path is not tried again",
+                        a.path,
+                        e.chain()
+                    ),
+                    ErrorKind::Fatal => {}
                 }
-            }
-            Err(e) => {
-                if i + 1 < plan.paths.len() {
-                    log::warn!("{}; trying the next root path", e.error);
-                }
-                last = Some(e);
-            }
+                (e.kind, e)
+            })?;
+        log::info!(
+            "logged in to {} at {} (session {}, host {})",
+            path.target,
+            attached.portal,
+            attached.session.sid,
+            attached.session.host_no
+        );
+        let (disk, root) = steps::disk(exec, plan, path, &attached, &mut uevents, deadline)
+            .map_err(|e| {
+                log::warn!("{}; trying the next root path", e.chain());
+                (ErrorKind::Fatal, e)
+            })?;
+        Ok((path, disk, root))
+    });
+    let (_, (_path, disk, root)) = res.map_err(|e| login_exhausted(plan, e))?;
+    steps::tune(exec, plan, &disk)?;
+    let dir = steps::mount(exec, plan, &index, &root)?;
+    // The benchmark's marks (qemu/bench reads them off the console): agent
+    // start and root mounted.
+    log::info!(
+        "BENCH init={:.3} mounted={:.3}",
+        opts.started_uptime,
+        pid1::uptime()
+    );
+    Ok(dir)
+}
+
+/// The kernel sockets of the `iscsi.connect` step.
+#[derive(Debug)]
+enum OpenError {
+    Iscsi(crate::iscsi::kernel::KernelError),
+    Uevent(crate::uevent::UeventError),
+}
+
+impl std::fmt::Display for OpenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OpenError::Iscsi(e) => write!(f, "{e}"),
+            OpenError::Uevent(e) => write!(f, "{e}"),
         }
     }
-    Err(last.unwrap_or(StepFailed {
-        step: step::ISCSI_LOGIN,
-        error: "no root path".into(),
-    }))
+}
+
+impl std::error::Error for OpenError {}
+impl Classify for OpenError {}
+
+/// Settings the plan may hold that this build cannot honour: refused, not
+/// ignored.
+fn check_supported(plan: &BootPlan) -> Result<(), StepError> {
+    if plan.iscsi.firmware || plan.iscsi.ibft {
+        return Err(StepError::new(
+            step::ISCSI_LOGIN,
+            BootError::fatal(
+                "rd.iscsi.firmware / rd.iscsi.ibft (iBFT) are not supported yet; give the root path on the command line",
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The one line when no path logged in: every path, its attempts and its
+/// last error, and why the loop stopped.
+fn login_exhausted(plan: &BootPlan, e: failover::Exhausted<StepError>) -> StepError {
+    let per_path: Vec<String> = e
+        .paths
+        .iter()
+        .zip(&plan.paths)
+        .enumerate()
+        .map(|(i, (rec, path))| {
+            let last = rec
+                .last
+                .as_ref()
+                .map_or("not tried".to_string(), |(k, err)| {
+                    // With one path the line's own kind says it.
+                    if plan.paths.len() == 1 {
+                        err.chain()
+                    } else {
+                        format!("{} [{}]", err.chain(), k.name())
+                    }
+                });
+            format!(
+                "path {i} {} {}: {last} ({} attempt{})",
+                path.portal(),
+                path.target,
+                rec.attempts,
+                if rec.attempts == 1 { "" } else { "s" }
+            )
+        })
+        .collect();
+    let why = match e.why {
+        failover::GaveUp::Deadline => format!(
+            "no root path logged in within netboot.timeout={} (login ran {})",
+            Secs(Duration::from_millis(plan.timeout_ms)),
+            Secs(e.after)
+        ),
+        failover::GaveUp::NoPathLeft => "no root path can log in".to_string(),
+    };
+    StepError::new(
+        step::ISCSI_LOGIN,
+        BootError {
+            text: format!("{why}: {}", per_path.join("; ")),
+            kind: e.kind(),
+        },
+    )
+}
+
+/// Links from a second network pass replace the ones of the same name.
+fn merge_links(links: &mut Vec<crate::net::LinkReport>, again: Vec<crate::net::LinkReport>) {
+    for l in again {
+        match links.iter_mut().find(|o| o.iface == l.iface) {
+            Some(slot) => *slot = l,
+            None => links.push(l),
+        }
+    }
 }
 
 /// Name servers from `nameserver=`, `ip=` and DHCP go to /etc/resolv.conf,
 /// so host names in `netboot.config=` and root paths resolve (musl reads
 /// it; the initramfs has none). Best effort: a failure is logged.
 fn write_resolv_conf(plan: &BootPlan, links: &[crate::net::LinkReport]) {
-    let mut servers: Vec<std::net::IpAddr> = Vec::new();
-    let all = plan
-        .network
-        .nameservers
-        .iter()
-        .chain(plan.network.ip.iter().flat_map(|ip| ip.dns.iter()))
-        .chain(links.iter().flat_map(|l| l.dns.iter()));
-    for a in all {
-        if !servers.contains(a) {
-            servers.push(*a);
-        }
-    }
+    let servers = resolv_servers(plan, links);
     if servers.is_empty() {
         return;
     }
@@ -319,6 +469,24 @@ fn write_resolv_conf(plan: &BootPlan, links: &[crate::net::LinkReport]) {
     if let Err(e) = res {
         log::warn!("/etc/resolv.conf: {e}; host names will not resolve");
     }
+}
+
+/// The resolver list: the plan's `nameserver=` (command line and config),
+/// then `ip=` DNS, then what DHCP sent; each once, in that order.
+fn resolv_servers(plan: &BootPlan, links: &[crate::net::LinkReport]) -> Vec<std::net::IpAddr> {
+    let mut servers: Vec<std::net::IpAddr> = Vec::new();
+    let all = plan
+        .network
+        .nameservers
+        .iter()
+        .chain(plan.network.ip.iter().flat_map(|ip| ip.dns.iter()))
+        .chain(links.iter().flat_map(|l| l.dns.iter()));
+    for a in all {
+        if !servers.contains(a) {
+            servers.push(*a);
+        }
+    }
+    servers
 }
 
 /// The plan changed after the start (fetched config, DHCP root path): the
@@ -338,14 +506,11 @@ fn dhcp_root_path(
     exec: &mut Exec,
     plan: &mut BootPlan,
     links: &[crate::net::LinkReport],
-) -> Result<(), StepFailed> {
+) -> Result<(), StepError> {
     if !plan.root_path_from_dhcp && !plan.paths.is_empty() {
         return Ok(());
     }
-    let fail = |error: String| StepFailed {
-        step: step::NET_LINK,
-        error,
-    };
+    let fail = |text: String| StepError::new(step::NET_LINK, BootError::fatal(text));
     let Some((iface, value)) = links
         .iter()
         .find_map(|l| l.root_path.as_ref().map(|r| (l.iface.as_str(), r.as_str())))
@@ -375,16 +540,117 @@ fn dhcp_root_path(
     );
     if plan.paths.is_empty() {
         plan.paths.push(path);
+        // rd.iscsi.target.group= / the config's iscsi.tpgt apply to it too.
+        plan.apply_tpgt();
         adopt(exec, plan);
     }
     Ok(())
 }
 
-fn no_root_path() -> StepFailed {
-    StepFailed {
-        step: step::ISCSI_LOGIN,
-        error: "no iSCSI root path: give iscsi=, root=iscsi:… or netroot=iscsi:… on the kernel command line, or paths in the config from netboot.config=".into(),
-    }
+fn no_root_path() -> StepError {
+    StepError::new(
+        step::ISCSI_LOGIN,
+        BootError::fatal("no iSCSI root path: give iscsi=, root=iscsi:… or netroot=iscsi:… on the kernel command line, or paths in the config from netboot.config="),
+    )
 }
 
 mod steps;
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn link(iface: &str, dns: &[&str]) -> crate::net::LinkReport {
+        crate::net::LinkReport {
+            iface: iface.into(),
+            mac: "52:54:00:12:34:56".into(),
+            address: "198.18.0.2".parse().unwrap(),
+            prefix_len: 24,
+            gateway: None,
+            mtu: None,
+            carrier_ms: 0,
+            dhcp_server: None,
+            lease_s: None,
+            root_path: None,
+            hostname: None,
+            dns: dns.iter().map(|d| d.parse().unwrap()).collect(),
+            dhcp_ms: None,
+        }
+    }
+
+    #[test]
+    fn fallback_policy_reads_on_fail_and_whole_second_delays() {
+        assert_eq!(
+            fallback_policy("netboot.on-fail=halt netboot.reboot_delay=3 iscsi=\"x"),
+            (FailurePolicy::Halt, 3000)
+        );
+        assert_eq!(fallback_policy("netboot.reboot_delay=0.5").1, 500);
+        let d = BootPlan::default();
+        assert_eq!(
+            fallback_policy("netboot.on_fail=nonsense netboot.reboot_delay=99999"),
+            (d.on_fail, d.reboot_delay_ms)
+        );
+    }
+
+    #[test]
+    fn exhausted_login_names_every_path_with_its_last_error() {
+        let plan = crate::cmdline::parse_plan(
+            "iscsi=198.18.0.9::3260:1:iqn.2026-11.test:root iscsi=198.18.0.1::3999:1:iqn.2026-11.test:root netboot.timeout=20",
+        )
+        .unwrap();
+        let err = |t: &str, k| {
+            Some((
+                k,
+                StepError::new(
+                    step::ISCSI_LOGIN,
+                    BootError {
+                        text: t.into(),
+                        kind: k,
+                    },
+                ),
+            ))
+        };
+        let e = failover::Exhausted {
+            why: failover::GaveUp::Deadline,
+            paths: vec![
+                failover::PathRecord {
+                    attempts: 4,
+                    last: err(
+                        "connect to 198.18.0.9:3260 timed out after 5 s",
+                        ErrorKind::Transient,
+                    ),
+                },
+                failover::PathRecord {
+                    attempts: 1,
+                    last: err("refused", ErrorKind::Transient),
+                },
+            ],
+            after: Duration::from_secs(20),
+        };
+        let got = login_exhausted(&plan, e).chain();
+        assert_eq!(
+            got,
+            "no root path logged in within netboot.timeout=20 s (login ran 20 s): \
+             path 0 198.18.0.9:3260 iqn.2026-11.test:root: connect to 198.18.0.9:3260 timed out after 5 s [transient] (4 attempts); \
+             path 1 198.18.0.1:3999 iqn.2026-11.test:root: refused [transient] (1 attempt)"
+        );
+    }
+
+    #[test]
+    fn second_network_pass_replaces_links_and_config_nameservers_come_first() {
+        let mut links = vec![link("eth0", &["198.18.0.1"])];
+        merge_links(
+            &mut links,
+            vec![link("eth0", &["198.18.0.53"]), link("eth1", &[])],
+        );
+        assert_eq!(links.len(), 2);
+        let mut plan = BootPlan::default();
+        plan.network.nameservers.push("192.0.2.53".parse().unwrap());
+        let got: Vec<String> = resolv_servers(&plan, &links)
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        assert_eq!(got, ["192.0.2.53", "198.18.0.53"]);
+    }
+}

@@ -11,6 +11,7 @@ use rustix::mount::{MountFlags, UnmountFlags};
 use std::ffi::CString;
 use std::fmt;
 use std::path::Path;
+use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 
 /// statfs f_type of an initramfs root (include/uapi/linux/magic.h).
 pub const RAMFS_MAGIC: i64 = 0x8584_58f6;
@@ -106,6 +107,17 @@ pub enum Call {
         to: String,
     },
     Detach(String),
+    Sync,
+    Chdir(String),
+    /// The initramfs contents deleted (the new root below it skipped).
+    CleanInitramfs {
+        skip: String,
+    },
+    Chroot(String),
+    Exec {
+        path: String,
+        args: Vec<String>,
+    },
 }
 
 pub trait Sys {
@@ -123,6 +135,18 @@ pub trait Sys {
     /// Is `path` a mount point (a different device than its parent)?
     fn is_mountpoint(&self, path: &str) -> bool;
     fn exists(&self, path: &str) -> bool;
+    /// `lstat` succeeds: a dangling absolute symlink counts (it resolves
+    /// only after chroot).
+    fn lexists(&self, path: &str) -> bool;
+    fn sync(&mut self);
+    fn chdir(&mut self, path: &str) -> Result<(), Errno>;
+    /// statfs(2) `f_type` of `path`.
+    fn fs_magic(&self, path: &str) -> Option<i64>;
+    /// Delete everything on the root's device except `skip` (the new root).
+    fn clean_initramfs(&mut self, skip: &str);
+    fn chroot(&mut self, path: &str) -> Result<(), Errno>;
+    /// execve(2); returns only on failure.
+    fn exec(&mut self, path: &str, args: &[String]) -> Errno;
 }
 
 pub struct RealSys;
@@ -167,6 +191,35 @@ impl Sys for RealSys {
     fn exists(&self, path: &str) -> bool {
         Path::new(path).exists()
     }
+    fn lexists(&self, path: &str) -> bool {
+        rustix::fs::lstat(path).is_ok()
+    }
+    fn sync(&mut self) {
+        rustix::fs::sync();
+    }
+    fn chdir(&mut self, path: &str) -> Result<(), Errno> {
+        rustix::process::chdir(path)
+    }
+    fn fs_magic(&self, path: &str) -> Option<i64> {
+        #[allow(clippy::unnecessary_cast)] // f_type is i64 on x86_64 musl, not everywhere
+        rustix::fs::statfs(path).ok().map(|st| st.f_type as i64)
+    }
+    fn clean_initramfs(&mut self, skip: &str) {
+        if let Some(root_dev) = dev_of("/") {
+            remove_tree(Path::new("/"), root_dev, Path::new(skip), 0);
+        }
+    }
+    fn chroot(&mut self, path: &str) -> Result<(), Errno> {
+        rustix::process::chroot(path)
+    }
+    fn exec(&mut self, path: &str, args: &[String]) -> Errno {
+        use std::os::unix::process::CommandExt;
+        let err = std::process::Command::new(path)
+            .arg0(path)
+            .args(args)
+            .exec();
+        Errno::from_io_error(&err).unwrap_or(Errno::NOEXEC)
+    }
 }
 
 /// Records every call; mounts succeed unless listed in `fail`.
@@ -176,6 +229,8 @@ pub struct Recording {
     pub fail: Vec<(String, Errno)>,
     pub mountpoints: Vec<String>,
     pub existing: Vec<String>,
+    /// What `fs_magic` reports for the old root.
+    pub root_magic: i64,
 }
 
 impl Recording {
@@ -226,15 +281,57 @@ impl Sys for Recording {
     fn exists(&self, path: &str) -> bool {
         self.existing.iter().any(|m| m == path)
     }
+    fn lexists(&self, path: &str) -> bool {
+        self.exists(path)
+    }
+    fn sync(&mut self) {
+        self.calls.push(Call::Sync);
+    }
+    fn chdir(&mut self, path: &str) -> Result<(), Errno> {
+        self.calls.push(Call::Chdir(path.into()));
+        self.check(&format!("chdir:{path}"))
+    }
+    fn fs_magic(&self, _path: &str) -> Option<i64> {
+        Some(self.root_magic)
+    }
+    fn clean_initramfs(&mut self, skip: &str) {
+        self.calls.push(Call::CleanInitramfs { skip: skip.into() });
+    }
+    fn chroot(&mut self, path: &str) -> Result<(), Errno> {
+        self.calls.push(Call::Chroot(path.into()));
+        self.check(&format!("chroot:{path}"))
+    }
+    fn exec(&mut self, path: &str, args: &[String]) -> Errno {
+        self.calls.push(Call::Exec {
+            path: path.into(),
+            args: args.to_vec(),
+        });
+        Errno::NOEXEC
+    }
 }
 
 /// The API file systems every boot needs, in order. devtmpfs gives device
 /// nodes without udev; /run carries the boot report across switch_root.
-const PSEUDO: [(&str, &str, &str, u32, &str); 4] = [
-    ("proc", "/proc", "proc", 0x2 | 0x4 | 0x8, ""), // nosuid nodev noexec
-    ("sysfs", "/sys", "sysfs", 0x2 | 0x4 | 0x8, ""),
-    ("devtmpfs", "/dev", "devtmpfs", 0x2, "mode=0755"), // nosuid
-    ("tmpfs", "/run", "tmpfs", 0x2 | 0x4, "mode=0755"), // nosuid nodev
+const NOSUID_NODEV_NOEXEC: MountFlags = MountFlags::NOSUID
+    .union(MountFlags::NODEV)
+    .union(MountFlags::NOEXEC);
+const PSEUDO: [(&str, &str, &str, MountFlags, &str); 4] = [
+    ("proc", "/proc", "proc", NOSUID_NODEV_NOEXEC, ""),
+    ("sysfs", "/sys", "sysfs", NOSUID_NODEV_NOEXEC, ""),
+    (
+        "devtmpfs",
+        "/dev",
+        "devtmpfs",
+        MountFlags::NOSUID,
+        "mode=0755",
+    ),
+    (
+        "tmpfs",
+        "/run",
+        "tmpfs",
+        MountFlags::NOSUID.union(MountFlags::NODEV),
+        "mode=0755",
+    ),
 ];
 
 /// Mount /proc, /sys, /dev, /run. Already mounted (EBUSY) is fine: a
@@ -249,13 +346,7 @@ pub fn mount_pseudofs(sys: &mut dyn Sys) -> Result<Vec<&'static str>, Pid1Error>
         if sys.is_mountpoint(target) {
             continue;
         }
-        match sys.mount(
-            src,
-            target,
-            fstype,
-            MountFlags::from_bits_retain(flags),
-            data,
-        ) {
+        match sys.mount(src, target, fstype, flags, data) {
             Ok(()) => done.push(target),
             Err(Errno::BUSY) => {}
             Err(errno) => {
@@ -354,20 +445,15 @@ pub fn init_candidates(init: &Init) -> Vec<String> {
 /// Delete the initramfs contents (they would pin RAM forever), but only if
 /// the old root really is ramfs/tmpfs, never crossing into another mount
 /// (the new root is mounted below it) — systemd switch-root.c's rule.
-fn clean_initramfs(new_root: &str) {
-    let Ok(st) = rustix::fs::statfs("/") else {
+fn clean_initramfs(sys: &mut dyn Sys, new_root: &str) {
+    let Some(ftype) = sys.fs_magic("/") else {
         return;
     };
-    #[allow(clippy::unnecessary_cast)] // f_type is i64 on x86_64 musl, not everywhere
-    let ftype = st.f_type as i64;
     if ftype != RAMFS_MAGIC && ftype != TMPFS_MAGIC {
         log::info!("old root is not ramfs/tmpfs (f_type {ftype:#x}); leaving it alone");
         return;
     }
-    let Some(root_dev) = dev_of("/") else {
-        return;
-    };
-    remove_tree(Path::new("/"), root_dev, Path::new(new_root), 0);
+    sys.clean_initramfs(new_root);
 }
 
 fn remove_tree(dir: &Path, dev: u64, skip: &Path, depth: u32) {
@@ -388,7 +474,8 @@ fn remove_tree(dir: &Path, dev: u64, skip: &Path, depth: u32) {
         if st.st_dev != dev {
             continue; // another mount: not ours to delete
         }
-        let is_dir = (st.st_mode & 0o170000) == 0o040000;
+        let is_dir =
+            rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory;
         if is_dir {
             remove_tree(&p, dev, skip, depth + 1);
             let _ = std::fs::remove_dir(&p);
@@ -401,16 +488,19 @@ fn remove_tree(dir: &Path, dev: u64, skip: &Path, depth: u32) {
 /// Switch to the root mounted at `new_root` and exec its init. Returns only
 /// on failure.
 pub fn switch_root(new_root: &str, init: &Init) -> Pid1Error {
-    // Make sure the new root has an init before we burn any bridge.
+    switch_root_with(&mut RealSys, new_root, init)
+}
+
+/// The switch_root sequence over the syscall seam, in systemd
+/// switch-root.c's order: check the new init exists (before any bridge is
+/// burnt), sync, move /dev /proc /sys /run into the new root, chdir there,
+/// delete the old initramfs (ramfs/tmpfs only), move the new root onto `/`,
+/// chroot, chdir `/`, exec init.
+pub fn switch_root_with(sys: &mut dyn Sys, new_root: &str, init: &Init) -> Pid1Error {
     let candidates = init_candidates(init);
     let Some(path) = candidates
         .iter()
-        .find(|c| {
-            let p = format!("{new_root}{c}");
-            // A dangling absolute symlink (/sbin/init -> /lib/systemd/systemd)
-            // resolves only after chroot: accept any link.
-            rustix::fs::lstat(p.as_str()).is_ok()
-        })
+        .find(|c| sys.lexists(&format!("{new_root}{c}")))
         .cloned()
     else {
         return Pid1Error::NoInit {
@@ -420,57 +510,48 @@ pub fn switch_root(new_root: &str, init: &Init) -> Pid1Error {
                 .collect(),
         };
     };
-    rustix::fs::sync();
-    if let Err(e) = move_api_mounts(&mut RealSys, new_root) {
+    sys.sync();
+    if let Err(e) = move_api_mounts(sys, new_root) {
         return e;
     }
-    if let Err(errno) = rustix::process::chdir(new_root) {
+    if let Err(errno) = sys.chdir(new_root) {
         return Pid1Error::Chdir {
             path: new_root.into(),
             errno,
         };
     }
-    clean_initramfs(new_root);
-    if let Err(errno) = rustix::mount::mount_move(".", "/") {
+    clean_initramfs(sys, new_root);
+    if let Err(errno) = sys.mount_move(".", "/") {
         return Pid1Error::MoveMount {
             from: new_root.into(),
             to: "/".into(),
             errno,
         };
     }
-    if let Err(errno) = rustix::process::chroot(".") {
+    if let Err(errno) = sys.chroot(".") {
         return Pid1Error::Chroot { errno };
     }
-    if let Err(errno) = rustix::process::chdir("/") {
+    if let Err(errno) = sys.chdir("/") {
         return Pid1Error::Chdir {
             path: "/".into(),
             errno,
         };
     }
-    exec_init(&path, &init.args)
+    let errno = sys.exec(&path, &init.args);
+    Pid1Error::Exec { path, errno }
 }
 
-fn exec_init(path: &str, args: &[String]) -> Pid1Error {
-    use std::os::unix::process::CommandExt;
-    let err = std::process::Command::new(path)
-        .arg0(path)
-        .args(args)
-        .exec();
-    Pid1Error::Exec {
-        path: path.into(),
-        errno: Errno::from_io_error(&err).unwrap_or(Errno::NOEXEC),
-    }
-}
-
-/// Seconds since boot (CLOCK_BOOTTIME, the clock of /proc/uptime), for the
-/// in-guest benchmark marks; needs no /proc, so it works before pseudofs.
 pub fn uptime() -> f64 {
     crate::events::boottime_us() as f64 / 1e6
 }
 
 /// The failure policy. Never returns: PID 1 must not exit (the kernel
 /// would panic with "Attempted to kill init").
-pub fn fail_policy(policy: FailurePolicy) -> ! {
+///
+/// `reboot` waits `delay_ms` first (`netboot.reboot_delay`): a failure that
+/// repeats on every boot (a wrong secret, a typo) then stays readable on
+/// the console, and DHCP and the target are not hammered in a tight loop.
+pub fn fail_policy(policy: FailurePolicy, delay_ms: u64) -> ! {
     let mut policy = policy;
     if policy == FailurePolicy::Shell {
         if let Some(sh) = ["/bin/sh", "/bin/busybox"]
@@ -489,19 +570,149 @@ pub fn fail_policy(policy: FailurePolicy) -> ! {
             policy = FailurePolicy::Halt;
         }
     }
-    rustix::fs::sync();
     let cmd = match policy {
-        FailurePolicy::Reboot => rustix::system::RebootCommand::Restart,
+        FailurePolicy::Reboot => {
+            if delay_ms > 0 {
+                log::error!(
+                    "rebooting in {} (netboot.reboot_delay)",
+                    crate::boot::failover::Secs(std::time::Duration::from_millis(delay_ms))
+                );
+                std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+            }
+            rustix::system::RebootCommand::Restart
+        }
         // Power off rather than RB_HALT_SYSTEM: a halted machine that keeps
         // its power on is indistinguishable from a hang for whoever waits on
         // it (a VM host, a BMC), and needs a hand to restart anyway.
         _ => rustix::system::RebootCommand::PowerOff,
     };
-    let _ = rustix::system::reboot(cmd);
-    // reboot(2) only fails without CAP_SYS_BOOT (not PID 1 in the init
-    // namespace): wait forever rather than exit.
+    rustix::fs::sync();
+    if let Err(errno) = rustix::system::reboot(cmd) {
+        // reboot(2) only fails without CAP_SYS_BOOT (not PID 1 in the init
+        // namespace): say so, then wait forever rather than exit.
+        log::error!("reboot(2) failed: {errno}; waiting forever");
+    }
     loop {
         std::thread::sleep(std::time::Duration::from_secs(3600));
+    }
+}
+
+/// What the fatal-signal handler does, set by [`crash_guard`]: 0 = power
+/// off, 1 = reboot; and the reboot delay in seconds.
+static CRASH_REBOOT: AtomicU8 = AtomicU8::new(0);
+static CRASH_DELAY_S: AtomicU32 = AtomicU32::new(0);
+
+/// The signals a crash of this process raises: a panic in the shipped build
+/// is `ud2` (SIGILL, `-Cpanic=immediate-abort`), `abort()` is SIGABRT, bad
+/// memory SIGSEGV/SIGBUS.
+const FATAL_SIGNALS: [libc::c_int; 6] = [
+    libc::SIGILL,
+    libc::SIGABRT,
+    libc::SIGSEGV,
+    libc::SIGBUS,
+    libc::SIGFPE,
+    libc::SIGSYS,
+];
+
+/// Async-signal-safe end of a crashed PID 1: one line on the console,
+/// sync, the delay, then reboot(2) per the policy. Only raw syscalls here
+/// (signal-safety(7)): no allocation, no locks, no logger.
+extern "C" fn on_fatal_signal(_sig: libc::c_int) {
+    const MSG: &[u8] = b"netboot: PID 1 crashed (fatal signal); applying netboot.on_fail\n";
+    let reboot = CRASH_REBOOT.load(Ordering::Relaxed) == 1;
+    let delay = CRASH_DELAY_S.load(Ordering::Relaxed);
+    // SAFETY: write(2), sync(2), sleep(3)/nanosleep(2) and reboot(2) are
+    // async-signal-safe; MSG is a static buffer of the given length.
+    unsafe {
+        libc::write(2, MSG.as_ptr().cast(), MSG.len());
+        libc::sync();
+        if reboot && delay > 0 {
+            libc::sleep(delay);
+        }
+        libc::reboot(if reboot {
+            libc::LINUX_REBOOT_CMD_RESTART
+        } else {
+            libc::LINUX_REBOOT_CMD_POWER_OFF
+        });
+    }
+    // reboot(2) failed (no CAP_SYS_BOOT): returning would re-run the
+    // faulting instruction; with SA_RESETHAND the default action now ends
+    // the process, and the kernel's panic setting takes over.
+}
+
+/// Install the fatal-signal handler (once) and set what it does: a crash of
+/// PID 1 reboots or powers off per `netboot.on_fail` (shell cannot be
+/// offered from a signal handler: it powers off, like halt) instead of
+/// killing init into a kernel panic that, with the kernel's default
+/// `panic=0`, hangs the machine. systemd's `crash_reboot` does the same.
+pub fn crash_guard(policy: FailurePolicy, delay_ms: u64) {
+    CRASH_REBOOT.store(u8::from(policy == FailurePolicy::Reboot), Ordering::Relaxed);
+    CRASH_DELAY_S.store(
+        u32::try_from(delay_ms / 1000).unwrap_or(u32::MAX),
+        Ordering::Relaxed,
+    );
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        for sig in FATAL_SIGNALS {
+            // SAFETY: a zeroed sigaction is a valid "no flags, empty mask"
+            // value; the handler is an extern "C" fn that only makes
+            // async-signal-safe calls; sigaction copies the struct.
+            unsafe {
+                let mut sa: libc::sigaction = std::mem::zeroed();
+                sa.sa_sigaction = on_fatal_signal as extern "C" fn(libc::c_int) as usize;
+                // SA_ONSTACK: a stack overflow's SIGSEGV runs on the
+                // alternate stack std installs; SA_RESETHAND: a second
+                // fault inside the handler takes the default action.
+                sa.sa_flags = libc::SA_ONSTACK | libc::SA_RESETHAND;
+                libc::sigemptyset(&mut sa.sa_mask);
+                if libc::sigaction(sig, &sa, std::ptr::null_mut()) != 0 {
+                    log::warn!(
+                        "sigaction({sig}) failed: {}",
+                        std::io::Error::last_os_error()
+                    );
+                }
+            }
+        }
+    });
+}
+
+/// The value for /proc/sys/kernel/panic that matches the policy: `reboot`
+/// → reboot that many seconds after a kernel panic (at least 1, so the
+/// panic message reaches the console); `halt`/`shell` → `None`, the
+/// kernel's default stays (0: stop at the panic message — a halted machine).
+pub fn panic_timeout_for(policy: FailurePolicy, delay_ms: u64) -> Option<u64> {
+    (policy == FailurePolicy::Reboot).then_some((delay_ms / 1000).max(1))
+}
+
+/// Set the kernel's panic behaviour from the policy, unless the operator
+/// gave `panic=` on the command line (theirs wins). Covers what the signal
+/// handler cannot: an oops in a driver, a panic before our handler.
+pub fn kernel_panic_policy(cmdline: &str, policy: FailurePolicy, delay_ms: u64) {
+    let given = crate::cmdline::tokenize::tokenize(cmdline)
+        .args
+        .iter()
+        .any(|a| a.key == "panic");
+    if given {
+        return;
+    }
+    if let Some(secs) = panic_timeout_for(policy, delay_ms) {
+        if let Err(e) = std::fs::write("/proc/sys/kernel/panic", format!("{secs}\n")) {
+            log::warn!("/proc/sys/kernel/panic: {e}");
+        }
+    }
+}
+
+/// Test-only crash route (the VM test of the crash guard): when the
+/// initramfs holds [`TEST_CRASH_FILE`], PID 1 panics on purpose right after
+/// reading its command line. Only an initramfs built for that test has the
+/// file; whoever can add files to the initramfs controls the boot anyway.
+pub const TEST_CRASH_FILE: &str = "/etc/netboot/test-crash";
+
+#[allow(clippy::panic)]
+pub fn test_crash_route() {
+    if Path::new(TEST_CRASH_FILE).exists() {
+        log::error!("test-crash: {TEST_CRASH_FILE} exists; PID 1 panics now");
+        panic!("test-crash");
     }
 }
 
@@ -511,6 +722,15 @@ pub const NEW_ROOT: &str = "/newroot";
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kernel_panic_timeout_follows_the_policy() {
+        assert_eq!(panic_timeout_for(FailurePolicy::Reboot, 10_000), Some(10));
+        assert_eq!(panic_timeout_for(FailurePolicy::Reboot, 0), Some(1));
+        assert_eq!(panic_timeout_for(FailurePolicy::Reboot, 1_500), Some(1));
+        assert_eq!(panic_timeout_for(FailurePolicy::Halt, 10_000), None);
+        assert_eq!(panic_timeout_for(FailurePolicy::Shell, 10_000), None);
+    }
 
     #[test]
     fn pseudofs_order_and_flags() {
@@ -528,6 +748,95 @@ mod tests {
         assert_eq!(
             mounts,
             ["proc:/proc", "sysfs:/sys", "devtmpfs:/dev", "tmpfs:/run"]
+        );
+    }
+
+    fn mv(from: &str, to: &str) -> Call {
+        Call::Move {
+            from: from.into(),
+            to: to.into(),
+        }
+    }
+
+    #[test]
+    fn switch_root_order_is_systemds() {
+        let mut r = Recording {
+            mountpoints: vec!["/dev".into(), "/proc".into(), "/sys".into(), "/run".into()],
+            existing: vec![
+                "/newroot/sbin/init".into(),
+                "/newroot/dev".into(),
+                "/newroot/proc".into(),
+                "/newroot/sys".into(),
+            ],
+            root_magic: RAMFS_MAGIC,
+            ..Default::default()
+        };
+        let init = Init {
+            path: None,
+            args: vec!["single".into()],
+        };
+        let e = switch_root_with(&mut r, "/newroot", &init);
+        assert_eq!(
+            r.calls,
+            [
+                Call::Sync,
+                mv("/dev", "/newroot/dev"),
+                mv("/proc", "/newroot/proc"),
+                mv("/sys", "/newroot/sys"),
+                // /newroot/run is missing: detached rather than moved.
+                Call::Detach("/run".into()),
+                Call::Chdir("/newroot".into()),
+                Call::CleanInitramfs {
+                    skip: "/newroot".into()
+                },
+                mv(".", "/"),
+                Call::Chroot(".".into()),
+                Call::Chdir("/".into()),
+                Call::Exec {
+                    path: "/sbin/init".into(),
+                    args: vec!["single".into()]
+                },
+            ]
+        );
+        assert_eq!(
+            e,
+            Pid1Error::Exec {
+                path: "/sbin/init".into(),
+                errno: Errno::NOEXEC
+            }
+        );
+    }
+
+    #[test]
+    fn switch_root_keeps_a_root_that_is_not_an_initramfs_and_stops_at_the_first_error() {
+        let mut r = Recording {
+            existing: vec!["/newroot/bin/sh".into()],
+            root_magic: 0xef53, // ext4: never deleted
+            fail: vec![("chroot:.".into(), Errno::PERM)],
+            ..Default::default()
+        };
+        let e = switch_root_with(&mut r, "/newroot", &Init::default());
+        assert_eq!(
+            r.calls,
+            [
+                Call::Sync,
+                Call::Chdir("/newroot".into()),
+                mv(".", "/"),
+                Call::Chroot(".".into()),
+            ]
+        );
+        assert_eq!(e, Pid1Error::Chroot { errno: Errno::PERM });
+        let mut r = Recording::default();
+        let e = switch_root_with(&mut r, "/newroot", &Init::default());
+        assert!(r.calls.is_empty(), "nothing is touched without an init");
+        assert_eq!(
+            e.to_string(),
+            Pid1Error::NoInit {
+                tried: ["/sbin/init", "/etc/init", "/bin/init", "/bin/sh"]
+                    .map(|c| format!("/newroot{c}"))
+                    .to_vec()
+            }
+            .to_string()
         );
     }
 

@@ -3,7 +3,7 @@
 
 use super::attach::Attached;
 use super::pid1::{self, RealSys};
-use super::{Exec, StepFailed};
+use super::{Exec, StepError};
 use crate::disk::resolve::{self, Root};
 use crate::disk::scsi as block;
 use crate::events::{step, Facts};
@@ -24,7 +24,7 @@ pub fn modules(
     exec: &mut Exec,
     dir: &Path,
     net: &crate::plan::Network,
-) -> Result<ModuleIndex, StepFailed> {
+) -> Result<ModuleIndex, StepError> {
     exec.step(
         step::MODULES,
         Facts::new().str("dir", dir.display().to_string()),
@@ -72,7 +72,7 @@ pub fn network(
     exec: &mut Exec,
     plan: &BootPlan,
     deadline: Instant,
-) -> Result<Vec<crate::net::LinkReport>, StepFailed> {
+) -> Result<Vec<crate::net::LinkReport>, StepError> {
     exec.step(step::NET_LINK, Facts::new(), || {
         let links = crate::net::bring_up(&plan.network, deadline)?;
         let mut f = Facts::new();
@@ -103,8 +103,11 @@ pub fn network(
             if let Some(ms) = l.dhcp_ms {
                 f = f.u64(&format!("{p}dhcp_ms"), ms);
             }
+            // Option 17 may carry CHAP credentials (RFC 4173 user:pass@):
+            // masked here, before the step's event leaves on the connector
+            // (the redactor learns the secret only once the path is used).
             if let Some(r) = &l.root_path {
-                f = f.str(&format!("{p}root_path"), r.clone());
+                f = f.str(&format!("{p}root_path"), crate::cmdline::rootpath::mask(r));
             }
             if let Some(h) = &l.hostname {
                 f = f.str(&format!("{p}hostname"), h.clone());
@@ -127,7 +130,7 @@ pub fn disk(
     a: &Attached,
     uevents: &mut UeventSocket,
     deadline: Instant,
-) -> Result<(String, Root), StepFailed> {
+) -> Result<(String, Root), StepError> {
     let sys = Path::new("/sys");
     let host = a.session.host_no;
     exec.step(
@@ -192,7 +195,7 @@ fn root_spec(d: &crate::plan::RootDevice) -> String {
     }
 }
 
-pub fn tune(exec: &mut Exec, plan: &BootPlan, disk: &str) -> Result<(), StepFailed> {
+pub fn tune(exec: &mut Exec, plan: &BootPlan, disk: &str) -> Result<(), StepError> {
     let disk = disk.to_string();
     exec.step(
         step::QUEUE_TUNE,
@@ -239,7 +242,7 @@ pub fn mount(
     plan: &BootPlan,
     index: &ModuleIndex,
     root: &Root,
-) -> Result<String, StepFailed> {
+) -> Result<String, StepError> {
     let dir = pid1::NEW_ROOT.to_string();
     let dev = root.dev_path.display().to_string();
     exec.step(

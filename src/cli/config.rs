@@ -6,75 +6,144 @@
 //! plan, 1 when no server gave a valid config (one line on stderr, with the
 //! abort code of each attempt), 2 on bad usage.
 
+use super::common::{self, quote, unexpected, Arg, ArgError, Opt, Spec};
 use super::{fail, Exit};
-use crate::plan::BootPlan;
+use crate::config::proto::MAX_IDENTITY_LEN;
+use crate::config::{apply, fetch_config, Identity};
+use crate::plan::{BootPlan, ConfigServer};
 use crate::rxrpc::kernel::KernelTransport;
-use crate::rxrpc::{apply, fetch_config, udp::UdpTransport, Identity, RxTransport};
+use crate::rxrpc::{udp::UdpTransport, RxTransport};
+use std::ffi::{OsStr, OsString};
 use std::time::Duration;
 
 const CMD: &str = "config-fetch";
-const USAGE: &str = "usage: netboot config-fetch rxrpc:HOST[:PORT] [--mac M] [--iqn I] [--hostname H] [--timeout S] [--retries N] [--transport udp|kernel]";
+pub(super) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+const RETRIES_MAX: u32 = 100;
 
-pub fn run(args: &[String]) -> i32 {
-    let mut servers = Vec::new();
-    let mut id = Identity::default();
-    let mut timeout = Duration::from_secs(5);
-    let mut retries = 0u32;
-    let mut kernel = false;
-    let mut it = args.iter();
-    let usage = |m: &str| fail(CMD, Exit::Usage, format!("{m}\n{USAGE}"));
-    while let Some(a) = it.next() {
-        let mut val = |name: &str| it.next().cloned().ok_or(format!("{name} needs a value"));
-        let r = match a.as_str() {
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                return Exit::Ok as i32;
+pub static SPEC: Spec = Spec {
+    prog: "netboot config-fetch",
+    synopsis: "rxrpc:HOST[:PORT]... [--mac M] [--iqn I] [--hostname H] [--timeout S] [--retries N] [--transport udp|kernel]",
+    summary: "fetch this machine's config from netboot-configd, print the plan",
+    about: "\
+Asks each server in turn (rxrpc:HOST[:PORT], port default 7260, the same
+syntax as netboot.config= on the kernel command line) for the config of
+the identity given, and prints the boot plan it yields (defaults + config)
+as JSON, secrets as \"***\". Each identity value is at most 255 bytes.
+
+exit codes: 0 the plan was printed, 1 no server gave a valid config (one
+line on stderr, with the abort code of each attempt), 2 bad usage.
+",
+    opts: &[
+        Opt {
+            name: "--mac",
+            value: Some("M"),
+            help: "MAC address to ask for, e.g. 52:54:00:12:34:56 (default empty)",
+        },
+        Opt {
+            name: "--iqn",
+            value: Some("I"),
+            help: "initiator name to ask for (default empty)",
+        },
+        Opt {
+            name: "--hostname",
+            value: Some("H"),
+            help: "host name to ask for (default empty)",
+        },
+        Opt {
+            name: "--timeout",
+            value: Some("S"),
+            help: "per attempt, in seconds, 0.001..86400, fractions allowed (default 5)",
+        },
+        Opt {
+            name: "--retries",
+            value: Some("N"),
+            help: "further rounds over all servers after the first, 0..100 (default 0)",
+        },
+        Opt {
+            name: "--transport",
+            value: Some("udp|kernel"),
+            help: "udp: our userspace RxRPC client (default); kernel: AF_RXRPC",
+        },
+    ],
+};
+
+pub(super) struct Opts {
+    servers: Vec<ConfigServer>,
+    id: Identity,
+    timeout: Duration,
+    retries: u32,
+    kernel: bool,
+}
+
+/// An identity value: text of at most [`MAX_IDENTITY_LEN`] bytes, which is
+/// what the server accepts.
+fn identity(name: &str, v: &OsStr) -> Result<String, String> {
+    let t = common::text(name, v)?;
+    if t.len() > MAX_IDENTITY_LEN {
+        return Err(format!(
+            "{name} {}: longer than {MAX_IDENTITY_LEN} bytes",
+            quote(t)
+        ));
+    }
+    Ok(t.to_string())
+}
+
+pub(super) fn parse(args: &[OsString]) -> Result<Opts, ArgError> {
+    let mut o = Opts {
+        servers: Vec::new(),
+        id: Identity::default(),
+        timeout: DEFAULT_TIMEOUT,
+        retries: 0,
+        kernel: false,
+    };
+    for a in SPEC.parse(args) {
+        match a? {
+            Arg::Value("--mac", v) => o.id.mac = identity("--mac", v)?,
+            Arg::Value("--iqn", v) => o.id.iqn = identity("--iqn", v)?,
+            Arg::Value("--hostname", v) => o.id.hostname = identity("--hostname", v)?,
+            Arg::Value("--timeout", v) => o.timeout = common::seconds("--timeout", v)?,
+            Arg::Value("--retries", v) => {
+                o.retries = common::number("--retries", v, 0, RETRIES_MAX)?;
             }
-            "--mac" => val("--mac").map(|v| id.mac = v),
-            "--iqn" => val("--iqn").map(|v| id.iqn = v),
-            "--hostname" => val("--hostname").map(|v| id.hostname = v),
-            "--timeout" => val("--timeout").and_then(|v| {
-                v.parse::<f64>()
-                    .ok()
-                    .filter(|s| (0.001..=3600.0).contains(s))
-                    .map(|s| timeout = Duration::from_secs_f64(s))
-                    .ok_or(format!("--timeout {v:?} is not 0.001..3600 seconds"))
-            }),
-            "--retries" => val("--retries").and_then(|v| {
-                v.parse::<u32>()
-                    .ok()
-                    .filter(|&n| n <= 100)
-                    .map(|n| retries = n)
-                    .ok_or(format!("--retries {v:?} is not 0..100"))
-            }),
-            "--transport" => val("--transport").and_then(|v| {
-                kernel = match v.as_str() {
+            Arg::Value("--transport", v) => {
+                o.kernel = match common::text("--transport", v)? {
                     "udp" => false,
                     "kernel" => true,
-                    _ => return Err(format!("--transport {v:?} is not udp or kernel")),
-                };
-                Ok(())
-            }),
-            s if s.starts_with("rxrpc:") => {
-                // The same parser as netboot.config= on the kernel cmdline.
-                match crate::cmdline::parse_plan(&format!("netboot.config={s}")) {
-                    Ok(p) => {
-                        servers.extend(p.config.servers);
-                        Ok(())
+                    t => {
+                        return Err(
+                            format!("--transport {}: expected udp or kernel", quote(t)).into()
+                        )
                     }
-                    Err(e) => Err(e.to_string()),
-                }
+                };
             }
-            other => Err(format!("unexpected argument {other:?}")),
-        };
-        if let Err(m) = r {
-            return usage(&m);
+            Arg::Pos(p) if p.as_encoded_bytes().starts_with(b"rxrpc:") => {
+                let s = common::text("server", p)?;
+                // The same parser as netboot.config= on the kernel cmdline.
+                let plan = crate::cmdline::parse_plan(&format!("netboot.config={s}"))
+                    .map_err(|e| e.to_string())?;
+                o.servers.extend(plan.config.servers);
+            }
+            a => return Err(unexpected(a)),
         }
     }
-    if servers.is_empty() {
-        return usage("give at least one rxrpc:HOST[:PORT]");
+    if o.servers.is_empty() {
+        return Err("give at least one rxrpc:HOST[:PORT]".into());
     }
-    let max = crate::rxrpc::proto::MAX_REPLY + 8;
+    Ok(o)
+}
+
+pub fn run(args: &[OsString]) -> i32 {
+    let Opts {
+        servers,
+        id,
+        timeout,
+        retries,
+        kernel,
+    } = match parse(args) {
+        Ok(o) => o,
+        Err(e) => return SPEC.exit(e),
+    };
+    let max = crate::config::proto::MAX_REPLY + 8;
     let mut t: Box<dyn RxTransport> = if kernel {
         match KernelTransport::open(max) {
             Ok(k) => Box::new(k),
@@ -86,12 +155,9 @@ pub fn run(args: &[String]) -> i32 {
     match fetch_config(t.as_mut(), &servers, &id, timeout, retries) {
         Ok(c) => {
             let mut plan = BootPlan::default();
-            apply(&c, &mut plan, &[]);
+            apply(&c, &mut plan, &Default::default());
             match serde_json::to_string_pretty(&plan) {
-                Ok(j) => {
-                    println!("{j}");
-                    Exit::Ok as i32
-                }
+                Ok(j) => common::print_stdout(&format!("{j}\n")),
                 Err(e) => fail(CMD, Exit::Failure, e),
             }
         }

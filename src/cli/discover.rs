@@ -1,25 +1,44 @@
 //! `netboot discover PORTAL`: SendTargets=All over a discovery session.
 
-use super::common;
+use super::common::{self, Spec};
 use super::{fail, Exit};
 use crate::cmdline::rootpath;
 use crate::iscsi::client::Session;
 use crate::iscsi::login::parse_portal;
 use crate::plan::DEFAULT_PORT;
+use std::ffi::OsString;
 
 const CMD: &str = "discover";
 
-pub fn run(args: &[String]) -> i32 {
-    let a = match common::parse(args) {
+pub static SPEC: Spec = Spec {
+    prog: "netboot discover",
+    synopsis: "[--timeout S] [--initiator IQN] [--json] [USER:SECRET[:TUSER:TSECRET]@]HOST[:PORT]",
+    summary: "list the targets a portal offers (SendTargets discovery)",
+    about: "\
+HOST[:PORT] is the portal: a name, an IPv4 address or [IPv6], port 1..65535
+(default 3260). Discovery CHAP credentials go before '@' in the root-path
+spelling: USER:SECRET, or USER:SECRET:TUSER:TSECRET for mutual CHAP.
+
+Text output: one line per target portal, as iscsiadm prints them:
+HOST:PORT,TPGT TARGET (TPGT -1 when the target gave none).
+
+exit codes: 0 the targets were listed, 1 connect, login or discovery failed
+(one line on stderr), 2 bad usage.
+",
+    opts: common::TOOL_OPTS,
+};
+
+pub fn run(args: &[OsString]) -> i32 {
+    let a = match common::parse(&SPEC, args) {
         Ok(a) => a,
-        Err(e) => return fail(CMD, Exit::Usage, e),
+        Err(e) => return SPEC.exit(e),
     };
     let [portal_arg] = a.positional.as_slice() else {
-        return fail(
-            CMD,
-            Exit::Usage,
-            "usage: netboot discover [--timeout S] [--initiator IQN] [--json] [USER:SECRET[:TUSER:TSECRET]@]HOST[:PORT]",
-        );
+        return SPEC.usage_error("give one portal, [USER:SECRET@]HOST[:PORT]");
+    };
+    let portal_arg = match common::text_secret("portal", portal_arg) {
+        Ok(p) => p,
+        Err(e) => return SPEC.usage_error(e),
     };
     // Discovery CHAP rides on the portal argument, in the root-path
     // spelling: USER:SECRET[:TUSER:TSECRET]@HOST[:PORT]. Host names never
@@ -28,21 +47,22 @@ pub fn run(args: &[String]) -> i32 {
         Some((creds, rest)) => match rootpath::parse_auth(creds) {
             Some(c) => (Some(c), rest),
             None => {
-                return fail(
-                    CMD,
-                    Exit::Usage,
+                return SPEC.usage_error(
                     "invalid credentials before '@' (expected USER:SECRET or USER:SECRET:TUSER:TSECRET)",
                 )
             }
         },
-        None => (None, portal_arg.as_str()),
+        None => (None, portal_arg),
     };
-    let Some(portal) = parse_portal(host_port, DEFAULT_PORT) else {
-        return fail(
-            CMD,
-            Exit::Usage,
-            format!("invalid portal {host_port:?} (expected HOST[:PORT] or [IPv6][:PORT])"),
-        );
+    // parse_portal checks the port and an [IPv6] literal; a name must also
+    // be one (RFC 1123), so a typo fails here rather than in the resolver.
+    let portal = parse_portal(host_port, DEFAULT_PORT)
+        .filter(|p| p.host.contains(':') || rootpath::valid_host(&p.host));
+    let Some(portal) = portal else {
+        return SPEC.usage_error(format!(
+            "invalid portal {} (expected HOST[:PORT] or [IPv6][:PORT])",
+            common::quote(host_port)
+        ));
     };
     let est = match common::login(&a, &common::initiator(&a), &portal, None, chap) {
         Ok(e) => e,

@@ -1,23 +1,13 @@
 //! `netboot events [--json] [--group G] [--id IDX.VAL] [--count N] [--timeout S]`:
-//! subscribe to the connector group and print boot events live.
-//!
-//! - human mode (default): one line per event on stdout; losses and skipped
-//!   garbage on stderr.
-//! - `--json`: one JSON object per line on stdout — the event payload plus
-//!   `seq`; a gap in a sender's seq prints
-//!   `{"event":"lost","reason":"gap","count":N,"first_seq":A,"last_seq":B}`, a
-//!   receive-queue overflow (ENOBUFS) `{"event":"lost","reason":"overflow"}`.
-//! - `--count N`: exit 0 after N events. `--timeout S`: total wall time
-//!   (not idle time), fractional seconds allowed; when it runs out the exit
-//!   code is 0, or 1 if `--count` was given and not reached.
-//!
-//! Once subscribed it prints `netboot events: listening on group G, id I.V`
-//! on stderr, so a script can wait for that before starting an emitter.
+//! subscribe to the connector group and print boot events live. Output
+//! formats, the "listening" line and exit codes: [`SPEC`] (`--help`).
 
 use rustix::io::Errno;
+use std::ffi::{OsStr, OsString};
 use std::io::Write;
 use std::time::{Duration, Instant};
 
+use super::common::{self, quote, unexpected, Arg, ArgError, Opt, Spec};
 use super::{fail, Exit};
 use crate::connector::CbId;
 use crate::events::listen::{human_line, json_line, lost_json, lost_text, Item, Listener};
@@ -25,8 +15,60 @@ use crate::events::sock::CnSocket;
 use crate::events::{DEFAULT_GROUP, DEFAULT_ID};
 
 const CMD: &str = "events";
+/// `--count` bound: a billion events is days of a busy boot; the cap only
+/// keeps the number an honest one.
+const COUNT_MAX: u64 = 1_000_000_000;
 
-struct Opts {
+pub static SPEC: Spec = Spec {
+    prog: "netboot events",
+    synopsis: "[--json] [--group G] [--id IDX.VAL] [--count N] [--timeout S]",
+    summary: "print boot events live, as the agent emits them (kernel connector)",
+    about: "\
+Text mode prints one line per event on stdout; losses and skipped garbage
+go to stderr. With --json, losses are JSON lines on stdout too:
+{\"event\":\"lost\",\"reason\":\"gap\",\"count\":N,\"first_seq\":A,\"last_seq\":B}
+for a gap in a sender's seq, {\"event\":\"lost\",\"reason\":\"overflow\"} for a
+full receive queue (ENOBUFS).
+
+Once subscribed it prints \"netboot events: listening on group G, id I.V\"
+on stderr, so a script can wait for that before starting an emitter.
+Joining a connector group needs CAP_NET_ADMIN.
+
+exit codes: 0 after N events, at the timeout, or when stdout closes; 1 the
+socket failed, or the timeout came before --count events; 2 bad usage.
+",
+    opts: &[
+        Opt {
+            name: "--json",
+            value: None,
+            help: "one JSON object per line: the event and its seq (default text)",
+        },
+        Opt {
+            name: "--group",
+            value: Some("G"),
+            help: "connector multicast group, 1..32, decimal or 0x hex (default 26)",
+        },
+        Opt {
+            name: "--id",
+            value: Some("IDX.VAL"),
+            help: "connector id of the sender, two u32, decimal or 0x hex\n\
+                   (default 0x4e42.1)",
+        },
+        Opt {
+            name: "--count",
+            value: Some("N"),
+            help: "exit 0 after N events, 0..1000000000 (default: no limit)",
+        },
+        Opt {
+            name: "--timeout",
+            value: Some("S"),
+            help: "total wall time (not idle time), in seconds, 0.001..86400,\n\
+                   fractions allowed (default: no limit)",
+        },
+    ],
+};
+
+pub(super) struct Opts {
     json: bool,
     group: u32,
     id: CbId,
@@ -34,6 +76,7 @@ struct Opts {
     timeout: Option<Duration>,
 }
 
+/// A u32 in decimal or `0x` hex.
 fn num(text: &str) -> Option<u32> {
     match text.strip_prefix("0x") {
         Some(h) => u32::from_str_radix(h, 16).ok(),
@@ -41,7 +84,7 @@ fn num(text: &str) -> Option<u32> {
     }
 }
 
-fn parse(args: &[String]) -> Result<Opts, String> {
+pub(super) fn parse(args: &[OsString]) -> Result<Opts, ArgError> {
     let mut o = Opts {
         json: false,
         group: DEFAULT_GROUP,
@@ -49,57 +92,40 @@ fn parse(args: &[String]) -> Result<Opts, String> {
         count: None,
         timeout: None,
     };
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut val = |name: &str| it.next().cloned().ok_or(format!("{name} needs a value"));
-        match a.as_str() {
-            "--json" => o.json = true,
-            "--group" => {
-                let v = val("--group")?;
-                o.group = num(&v)
-                    .filter(|g| (1..=32).contains(g))
-                    .ok_or(format!("--group {v:?}: expected a group number 1..=32"))?;
+    let text = |name: &str, v: &OsStr| common::text(name, v).map(str::to_string);
+    for a in SPEC.parse(args) {
+        match a? {
+            Arg::Flag("--json") => o.json = true,
+            Arg::Value("--group", v) => {
+                let v = text("--group", v)?;
+                o.group = num(&v).filter(|g| (1..=32).contains(g)).ok_or(format!(
+                    "--group {}: expected a group number 1..32",
+                    quote(&v)
+                ))?;
             }
-            "--id" => {
-                let v = val("--id")?;
-                let (i, l) = v
+            Arg::Value("--id", v) => {
+                let v = text("--id", v)?;
+                let (idx, val) = v
                     .split_once('.')
                     .and_then(|(i, l)| Some((num(i)?, num(l)?)))
-                    .ok_or(format!("--id {v:?}: expected IDX.VAL, e.g. 0x4e42.1"))?;
-                o.id = CbId { idx: i, val: l };
+                    .ok_or(format!(
+                        "--id {}: expected IDX.VAL, two numbers 0..4294967295, e.g. 0x4e42.1",
+                        quote(&v)
+                    ))?;
+                o.id = CbId { idx, val };
             }
-            "--count" => {
-                let v = val("--count")?;
-                o.count = Some(
-                    v.parse()
-                        .map_err(|_| format!("--count {v:?}: expected a number"))?,
-                );
-            }
-            "--timeout" => {
-                let v = val("--timeout")?;
-                let s: f64 = v
-                    .parse()
-                    .ok()
-                    .filter(|s: &f64| s.is_finite() && *s >= 0.0)
-                    .ok_or(format!("--timeout {v:?}: expected seconds"))?;
-                o.timeout = Some(Duration::from_secs_f64(s));
-            }
-            other => return Err(format!("unknown argument {other:?}")),
+            Arg::Value("--count", v) => o.count = Some(common::number("--count", v, 0, COUNT_MAX)?),
+            Arg::Value("--timeout", v) => o.timeout = Some(common::seconds("--timeout", v)?),
+            a => return Err(unexpected(a)),
         }
     }
     Ok(o)
 }
 
-pub fn run(args: &[String]) -> i32 {
+pub fn run(args: &[OsString]) -> i32 {
     let o = match parse(args) {
         Ok(o) => o,
-        Err(e) => {
-            return fail(
-                CMD,
-                Exit::Usage,
-                format!("{e}\nusage: netboot events [--json] [--group G] [--id IDX.VAL] [--count N] [--timeout S]"),
-            )
-        }
+        Err(e) => return SPEC.exit(e),
     };
     let sock = match CnSocket::open() {
         Ok(s) => s,

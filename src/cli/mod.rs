@@ -1,5 +1,7 @@
-//! Command dispatch. Each command parses its own arguments and returns an
-//! exit code from [`Exit`]; errors are printed as `netboot CMD: message`.
+//! Command dispatch. Each command declares its interface as a
+//! [`common::Spec`] (which also answers `-h`/`--help`), parses its own
+//! arguments with it and returns an exit code from [`Exit`]; errors are
+//! printed as `netboot CMD: message`, one line.
 
 pub mod common;
 pub mod config;
@@ -8,6 +10,10 @@ pub mod events;
 pub mod plan;
 pub mod probe;
 pub mod report;
+
+use common::{print_stdout, quote_os, Spec};
+use std::ffi::OsString;
+use std::fmt::Write as _;
 
 /// Enumerated exit codes, so scripts can tell a usage error from a failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,29 +26,109 @@ pub enum Exit {
     Usage = 2,
 }
 
-const USAGE: &str = "\
-usage: netboot COMMAND [ARGS]
+/// What `--version` prints, for both binaries.
+pub const VERSION: &str = concat!("netboot ", env!("CARGO_PKG_VERSION"));
 
-commands:
-  plan          [--cmdline STRING | --cmdline-file FILE]       print the boot plan as JSON
-  discover      [--timeout S] [--initiator IQN] [--json] [USER:SECRET@]HOST[:PORT]
-                                                               SendTargets discovery
-  probe         [--timeout S] [--initiator IQN] [--json] ROOT-PATH
-                                                               log in, list LUNs, log out
-  events        [--json] [--group G] [--id IDX.VAL] [--count N] [--timeout S]
-                                                               print boot events live
-  report        [FILE]                                         print the boot report
-  config-fetch  rxrpc:HOST[:PORT]... [--mac M] [--iqn I] [--hostname H] [--timeout S] [--retries N]
-                                                               fetch the boot configuration
+/// One command: its name, interface and entry point.
+pub struct Command {
+    pub name: &'static str,
+    pub spec: &'static Spec,
+    pub run: fn(&[OsString]) -> i32,
+}
+
+/// Every command, in the order `netboot --help` lists them.
+pub const COMMANDS: &[Command] = &[
+    Command {
+        name: "plan",
+        spec: &plan::SPEC,
+        run: plan::run,
+    },
+    Command {
+        name: "discover",
+        spec: &discover::SPEC,
+        run: discover::run,
+    },
+    Command {
+        name: "probe",
+        spec: &probe::SPEC,
+        run: probe::run,
+    },
+    Command {
+        name: "events",
+        spec: &events::SPEC,
+        run: events::run,
+    },
+    Command {
+        name: "report",
+        spec: &report::SPEC,
+        run: report::run,
+    },
+    Command {
+        name: "config-fetch",
+        spec: &config::SPEC,
+        run: config::run,
+    },
+];
+
+const SYNOPSIS: &str = "\
+usage: netboot COMMAND [OPTIONS] [ARGS]
+       netboot COMMAND --help    (or: netboot help COMMAND)
+       netboot --version";
+
+const ABOUT: &str = "\
+Run as /init (PID 1) of an initramfs, netboot ignores its arguments and
+boots: it reads the kernel command line (see `netboot plan`), brings up the
+network, logs in to the iSCSI target and switches to the root on it.
+
+environment:
+  NETBOOT_LOG=error|warn|info|debug|trace|off   how much the commands log
+                                                to stderr (default warn)
+
+exit codes: 0 success, 1 the operation failed, 2 bad usage.
 ";
 
-/// Print `netboot CMD: message` to stderr and return the exit code.
+/// `netboot --help`: the commands with their one-line summaries.
+pub fn help() -> String {
+    let width = COMMANDS.iter().map(|c| c.name.len()).max().unwrap_or(0);
+    let mut s = format!(
+        "netboot: boot a machine whose root file system is on iSCSI; tools to check\n\
+         a target, a config server and a boot\n\n{SYNOPSIS}\n\ncommands:\n"
+    );
+    for c in COMMANDS {
+        let _ = writeln!(s, "  {:<width$}  {}", c.name, c.spec.summary);
+    }
+    let _ = write!(
+        s,
+        "\noptions:\n  -h, --help     print this help and exit\n  \
+         -V, --version  print the version and exit\n\n{ABOUT}"
+    );
+    s
+}
+
+/// Print `netboot CMD: message` to stderr and return the exit code. The
+/// message is one line: control characters in it are escaped.
 pub fn fail(cmd: &str, code: Exit, msg: impl std::fmt::Display) -> i32 {
-    eprintln!("netboot {cmd}: {msg}");
+    eprintln!(
+        "netboot {cmd}: {}",
+        common::escape_controls(&msg.to_string())
+    );
     code as i32
 }
 
-pub fn main(args: &[String]) -> i32 {
+fn find(name: &std::ffi::OsStr) -> Option<&'static Command> {
+    COMMANDS.iter().find(|c| name == c.name)
+}
+
+fn unknown_command(name: &std::ffi::OsStr) -> i32 {
+    eprintln!(
+        "netboot: unknown command {}\nusage: netboot COMMAND [ARGS]; netboot --help lists the commands",
+        quote_os(name)
+    );
+    Exit::Usage as i32
+}
+
+/// `args` as from `std::env::args_os()`, program name first.
+pub fn main(args: &[OsString]) -> i32 {
     // Tools log warnings (retries, redirects, fallbacks) to stderr;
     // NETBOOT_LOG=info|debug|trace shows more. Errors are printed by `fail`.
     let level = std::env::var("NETBOOT_LOG")
@@ -51,24 +137,30 @@ pub fn main(args: &[String]) -> i32 {
         .unwrap_or(log::LevelFilter::Warn);
     crate::klog::init(crate::klog::LogTarget::Stderr, level, Vec::new());
     let rest = args.get(2..).unwrap_or(&[]);
-    match args.get(1).map(String::as_str) {
-        Some("plan") => plan::run(rest),
-        Some("config-fetch") => config::run(rest),
-        Some("discover") => discover::run(rest),
-        Some("probe") => probe::run(rest),
-        Some("events") => events::run(rest),
-        Some("report") => report::run(rest),
-        Some("-h" | "--help" | "help") => {
-            print!("{USAGE}");
-            Exit::Ok as i32
-        }
-        Some(other) => {
-            eprint!("netboot: unknown command {other:?}\n{USAGE}");
-            Exit::Usage as i32
-        }
-        None => {
-            eprint!("{USAGE}");
-            Exit::Usage as i32
-        }
+    let Some(first) = args.get(1) else {
+        eprintln!("{SYNOPSIS}\nnetboot --help lists the commands");
+        return Exit::Usage as i32;
+    };
+    match first.to_str() {
+        Some("-h" | "--help") => print_stdout(&help()),
+        Some("-V" | "--version") => print_stdout(&format!("{VERSION}\n")),
+        Some("help") => match rest {
+            [] => print_stdout(&help()),
+            [name] => match find(name) {
+                Some(c) => print_stdout(&c.spec.help()),
+                None => unknown_command(name),
+            },
+            [_, extra, ..] => {
+                eprintln!(
+                    "netboot help: unexpected argument {}\nusage: netboot help [COMMAND]",
+                    quote_os(extra)
+                );
+                Exit::Usage as i32
+            }
+        },
+        _ => match find(first) {
+            Some(c) => (c.run)(rest),
+            None => unknown_command(first),
+        },
     }
 }

@@ -3,65 +3,95 @@
 //! JSON. Exit 0 with the plan, 1 on an invalid value or unreadable file
 //! (one line on stderr), 2 on bad usage. Secrets print as `***`.
 
+use super::common::{unexpected, Arg, ArgError, Opt, Spec};
 use super::{fail, Exit};
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 
 const CMD: &str = "plan";
-const USAGE: &str = "usage: netboot plan [--cmdline STRING | --cmdline-file FILE]";
+const DEFAULT_CMDLINE: &str = "/proc/cmdline";
 
-pub fn run(args: &[String]) -> i32 {
-    let mut line: Option<String> = None;
-    let mut file: Option<&str> = None;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                return Exit::Ok as i32;
+pub static SPEC: Spec = Spec {
+    prog: "netboot plan",
+    synopsis: "[--cmdline STRING | --cmdline-file FILE]",
+    summary: "print the boot plan a kernel command line yields, as JSON",
+    about: "\
+The plan is what netboot as PID 1 would do with that command line: root
+paths in failover order, network, initiator, timeouts, failure policy.
+Secrets (CHAP passwords) print as \"***\". The line is read as bytes, like
+/proc/cmdline: bytes that are not UTF-8 become U+FFFD.
+
+exit codes: 0 the plan was printed, 1 an invalid value or an unreadable
+file (one line on stderr), 2 bad usage.
+",
+    opts: &[
+        Opt {
+            name: "--cmdline",
+            value: Some("STRING"),
+            help: "parse this command line",
+        },
+        Opt {
+            name: "--cmdline-file",
+            value: Some("FILE"),
+            help: "parse the command line in FILE (default /proc/cmdline)",
+        },
+    ],
+};
+
+pub(super) enum Source<'a> {
+    Line(&'a OsStr),
+    File(&'a OsStr),
+}
+
+pub(super) fn parse(args: &[OsString]) -> Result<Option<Source<'_>>, ArgError> {
+    let mut src = None;
+    for a in SPEC.parse(args) {
+        let next = match a? {
+            Arg::Value("--cmdline", v) => Source::Line(v),
+            Arg::Value("--cmdline-file", v) => Source::File(v),
+            // Never echo a positional: it may be a command line with a CHAP
+            // secret given without --cmdline.
+            Arg::Pos(_) => {
+                return Err("unexpected argument (not shown: it may hold a secret; \
+                            give a command line with --cmdline)"
+                    .into())
             }
-            "--cmdline" | "--cmdline-file" if line.is_some() || file.is_some() => {
-                return fail(
-                    CMD,
-                    Exit::Usage,
-                    format!("give one of --cmdline, --cmdline-file\n{USAGE}"),
-                );
-            }
-            "--cmdline" => match it.next() {
-                Some(v) => line = Some(v.clone()),
-                None => {
-                    return fail(
-                        CMD,
-                        Exit::Usage,
-                        format!("--cmdline needs a value\n{USAGE}"),
-                    )
-                }
-            },
-            "--cmdline-file" => match it.next() {
-                Some(v) => file = Some(v),
-                None => {
-                    return fail(
-                        CMD,
-                        Exit::Usage,
-                        format!("--cmdline-file needs a value\n{USAGE}"),
-                    )
-                }
-            },
-            // Never echo an unknown argument verbatim: it may be a cmdline
-            // with a CHAP secret given without --cmdline.
-            other if other.starts_with('-') => {
-                return fail(CMD, Exit::Usage, format!("unknown option\n{USAGE}"))
-            }
-            _ => return fail(CMD, Exit::Usage, format!("unexpected argument\n{USAGE}")),
+            a => return Err(unexpected(a)),
+        };
+        if src.replace(next).is_some() {
+            return Err("give one of --cmdline, --cmdline-file".into());
         }
     }
-    let text = match line {
-        Some(l) => l,
-        None => {
-            let path = file.unwrap_or("/proc/cmdline");
+    Ok(src)
+}
+
+pub fn run(args: &[OsString]) -> i32 {
+    let src = match parse(args) {
+        Ok(s) => s,
+        Err(e) => return SPEC.exit(e),
+    };
+    // /proc/cmdline is bytes, not promised UTF-8; the parser only cares
+    // about ASCII delimiters. --cmdline is taken the same way.
+    let text = match src {
+        Some(Source::Line(l)) => String::from_utf8_lossy(l.as_bytes()).into_owned(),
+        file => {
+            let path = match file {
+                Some(Source::File(f)) => Path::new(f),
+                _ => Path::new(DEFAULT_CMDLINE),
+            };
             match std::fs::read(path) {
-                // /proc/cmdline is bytes, not promised UTF-8; the parser
-                // only cares about ASCII delimiters.
                 Ok(b) => String::from_utf8_lossy(&b).into_owned(),
-                Err(e) => return fail(CMD, Exit::Failure, format!("cannot read {path}: {e}")),
+                Err(e) => {
+                    return fail(
+                        CMD,
+                        Exit::Failure,
+                        format!(
+                            "cannot read {}: {e}",
+                            super::common::quote_os(path.as_os_str())
+                        ),
+                    )
+                }
             }
         }
     };
@@ -70,10 +100,7 @@ pub fn run(args: &[String]) -> i32 {
         Err(e) => return fail(CMD, Exit::Failure, e),
     };
     match serde_json::to_string_pretty(&plan) {
-        Ok(json) => {
-            println!("{json}");
-            Exit::Ok as i32
-        }
+        Ok(json) => super::common::print_stdout(&format!("{json}\n")),
         Err(e) => fail(CMD, Exit::Failure, format!("cannot encode the plan: {e}")),
     }
 }

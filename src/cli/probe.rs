@@ -1,7 +1,7 @@
 //! `netboot probe ROOT-PATH`: log in, list LUNs with INQUIRY and READ
 //! CAPACITY(16), log out. Userspace only: checks a target before a reboot.
 
-use super::common;
+use super::common::{self, Spec};
 use super::{fail, Exit};
 use crate::cmdline::rootpath;
 use crate::iscsi::channel::TcpChannel;
@@ -9,9 +9,28 @@ use crate::iscsi::client::{Session, SessionError};
 use crate::iscsi::login::{AuthUsed, LoginOutcome, Portal};
 use crate::iscsi::scsi;
 use serde::Serialize;
+use std::ffi::OsString;
 use std::time::Instant;
 
 const CMD: &str = "probe";
+
+pub static SPEC: Spec = Spec {
+    prog: "netboot probe",
+    synopsis: "[--timeout S] [--initiator IQN] [--json] ROOT-PATH",
+    summary: "log in to a target, list its LUNs (INQUIRY, READ CAPACITY), log out",
+    about: "\
+ROOT-PATH is a root path as on the kernel command line (RFC 4173, dracut):
+[iscsi:][USER:SECRET[:TUSER:TSECRET]@]SERVER:[PROTO]:[PORT]:[LUN]:TARGET,
+PORT 1..65535 (default 3260), LUN decimal or hex groups (default 0), e.g.
+iscsi:198.18.0.1::3260:1:iqn.2026-11.org.example:root. It runs in
+userspace only, so a target can be checked before a reboot into it; the
+LUN the root path names is marked '*' and must exist.
+
+exit codes: 0 the LUN was found, 1 connect or login failed or the LUN is
+missing (one line on stderr), 2 bad usage.
+",
+    opts: common::TOOL_OPTS,
+};
 
 #[derive(Serialize)]
 struct LunInfo {
@@ -82,21 +101,19 @@ fn list_luns(s: &mut Session<TcpChannel>) -> Result<Vec<LunInfo>, SessionError> 
     Ok(out)
 }
 
-pub fn run(args: &[String]) -> i32 {
-    let a = match common::parse(args) {
+pub fn run(args: &[OsString]) -> i32 {
+    let a = match common::parse(&SPEC, args) {
         Ok(a) => a,
-        Err(e) => return fail(CMD, Exit::Usage, e),
+        Err(e) => return SPEC.exit(e),
     };
     let [path_arg] = a.positional.as_slice() else {
-        return fail(
-            CMD,
-            Exit::Usage,
-            "usage: netboot probe [--timeout S] [--initiator IQN] [--json] ROOT-PATH",
-        );
+        return SPEC.usage_error("give one ROOT-PATH");
     };
-    let root = match rootpath::parse(path_arg) {
+    let root = match common::text_secret("ROOT-PATH", path_arg)
+        .and_then(|p| rootpath::parse(p).map_err(|e| e.to_string()))
+    {
         Ok(r) => r,
-        Err(e) => return fail(CMD, Exit::Usage, e),
+        Err(e) => return SPEC.usage_error(e),
     };
     let initiator = common::initiator(&a);
     let portal = Portal {

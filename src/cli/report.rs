@@ -1,22 +1,45 @@
 //! `netboot report [FILE]`: print the boot report (default
 //! /run/netboot/boot.json) like `systemd-analyze blame`, then in order.
 
+use std::ffi::OsString;
 use std::path::Path;
 
+use super::common::{print_stdout, unexpected, Arg, ArgError, Spec};
 use super::{fail, Exit};
 use crate::events::{BootReport, DEFAULT_REPORT_PATH};
 
-pub fn run(args: &[String]) -> i32 {
-    let path = match args {
-        [] => DEFAULT_REPORT_PATH,
-        [p] if !p.starts_with('-') || p == "-" => p.as_str(),
-        _ => return fail("report", Exit::Usage, "usage: netboot report [FILE]"),
-    };
-    match BootReport::read(Path::new(path)) {
-        Ok(r) => {
-            print!("{}", r.render());
-            Exit::Ok as i32
+pub static SPEC: Spec = Spec {
+    prog: "netboot report",
+    synopsis: "[FILE]",
+    summary: "print the boot report: steps slowest first, then in order",
+    about: "\
+FILE is the boot report the agent writes (default /run/netboot/boot.json);
+`--` before a FILE that starts with `-`.
+
+exit codes: 0 the report was printed, 1 FILE is unreadable or not a boot
+report, 2 bad usage.
+",
+    opts: &[],
+};
+
+pub(super) fn parse(args: &[OsString]) -> Result<&Path, ArgError> {
+    let mut file = None;
+    for a in SPEC.parse(args) {
+        match a? {
+            Arg::Pos(p) if file.is_none() => file = Some(Path::new(p)),
+            a => return Err(unexpected(a)),
         }
+    }
+    Ok(file.unwrap_or(Path::new(DEFAULT_REPORT_PATH)))
+}
+
+pub fn run(args: &[OsString]) -> i32 {
+    let path = match parse(args) {
+        Ok(p) => p,
+        Err(e) => return SPEC.exit(e),
+    };
+    match BootReport::read(path) {
+        Ok(r) => print_stdout(&r.render()),
         Err(e) => fail("report", Exit::Failure, e),
     }
 }

@@ -242,7 +242,7 @@ pub fn parse(value: &str) -> Result<RootPath, RootPathError> {
     if target.is_empty() {
         return Err(RootPathError::EmptyTarget { path: path() });
     }
-    if target.len() > MAX_NAME_LEN || target.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    if !valid_target(target) {
         return Err(RootPathError::Target { path: path() });
     }
     let opt = |s: &str| (!s.is_empty()).then(|| s.to_string());
@@ -252,10 +252,19 @@ pub fn parse(value: &str) -> Result<RootPath, RootPathError> {
         lun,
         target: target.to_string(),
         tpgt: DEFAULT_TPGT,
+        own_tpgt: false,
         chap,
         iface: opt(iface),
         netdev: opt(netdev),
     })
+}
+
+/// A target name we accept: 1..=223 bytes (RFC 7143 §4.2.7.1), no spaces
+/// or control characters.
+pub fn valid_target(t: &str) -> bool {
+    !t.is_empty()
+        && t.len() <= MAX_NAME_LEN
+        && !t.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
 /// `user:pass` or `user:pass:ruser:rpass`, no empty field (also the

@@ -14,7 +14,10 @@
 //! Delimiters are ASCII, so every slice boundary below falls on a char
 //! boundary; `get()` keeps it panic-free regardless.
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One `key[=value]`. `Debug` never shows the value: values on this line
+/// carry CHAP secrets (`rd.iscsi.password=`, `iscsi=user:pass@…`), and
+/// one `{arg:?}` in a log call must not leak them.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Arg {
     /// The name as written (quotes removed), for messages.
     pub raw: String,
@@ -22,6 +25,16 @@ pub struct Arg {
     pub key: String,
     /// `None` for a bare flag (`ro`), `Some("")` for `key=`.
     pub value: Option<String>,
+}
+
+impl std::fmt::Debug for Arg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let value = match &self.value {
+            None => "none".to_string(),
+            Some(v) => format!("<{} bytes>", v.len()),
+        };
+        write!(f, "Arg({:?}={value})", self.raw)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -135,6 +148,15 @@ pub fn tokenize(line: &str) -> Tokens {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_never_shows_the_value() {
+        let t = tokenize("iscsi=u:hunter2secret@198.18.0.1::::iqn.x ro rd.iscsi.password=");
+        assert_eq!(
+            format!("{:?}", t.args),
+            r#"[Arg("iscsi"=<35 bytes>), Arg("ro"=none), Arg("rd.iscsi.password"=<0 bytes>)]"#
+        );
+    }
 
     fn pairs(line: &str) -> Vec<(String, Option<String>)> {
         tokenize(line)

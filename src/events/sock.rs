@@ -2,20 +2,16 @@
 //! Message bytes come from the pure codec in `connector.rs`.
 
 use rustix::event::{poll, PollFd, PollFlags};
-use rustix::fd::{AsFd, AsRawFd, OwnedFd};
+use rustix::fd::{AsFd, OwnedFd};
 use rustix::io::Errno;
 use rustix::net::netlink::{self, SocketAddrNetlink};
 use rustix::net::{
     bind, getsockname, recvfrom, sendto, socket_with, AddressFamily, RecvFlags, SendFlags,
     SocketFlags, SocketType,
 };
+use std::cell::Cell;
 use std::fmt;
 use std::time::Duration;
-
-/// `SOL_NETLINK` (include/linux/socket.h) and `NETLINK_ADD_MEMBERSHIP`
-/// (include/uapi/linux/netlink.h); rustix has no setter for this option.
-const SOL_NETLINK: libc::c_int = 270;
-const NETLINK_ADD_MEMBERSHIP: libc::c_int = 1;
 
 /// A failed socket operation, naming the operation and the group.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,6 +65,8 @@ pub fn group_mask(group: u32) -> Result<u32, SockError> {
 pub struct CnSocket {
     fd: OwnedFd,
     portid: u32,
+    /// The groups joined so far, as the `nl_groups` mask last bound.
+    groups: Cell<u32>,
 }
 
 impl CnSocket {
@@ -87,7 +85,11 @@ impl CnSocket {
             .ok()
             .and_then(|a| SocketAddrNetlink::try_from(a).ok())
             .map_or(0, |a| a.pid());
-        Ok(CnSocket { fd, portid })
+        Ok(CnSocket {
+            fd,
+            portid,
+            groups: Cell::new(0),
+        })
     }
 
     /// Our port id (the `nl_pid` receivers see).
@@ -95,35 +97,21 @@ impl CnSocket {
         self.portid
     }
 
-    /// Subscribe to `group` (the seed doc's `setsockopt(s, 270, 1, &group)`);
-    /// needs CAP_NET_ADMIN (connector sets no NL_CFG_F_NONROOT_RECV).
+    /// Subscribe to `group`; needs CAP_NET_ADMIN (connector sets no
+    /// NL_CFG_F_NONROOT_RECV, so the kernel answers EPERM otherwise).
+    ///
+    /// Done by binding again with an `nl_groups` mask rather than with
+    /// `setsockopt(SOL_NETLINK, NETLINK_ADD_MEMBERSHIP)`, which rustix has
+    /// no setter for; groups are 1..=32 here, so the mask covers them all.
+    /// af_netlink.c `netlink_bind`: a bound socket may bind again only with
+    /// its own port id, and the new mask *replaces* the first 32 groups, so
+    /// the groups joined before are kept in the mask.
     pub fn join(&self, group: u32) -> Result<(), SockError> {
-        group_mask(group)?;
-        let g: libc::c_int = group as libc::c_int;
-        // SAFETY: the fd is a live socket owned by self; optval points to a
-        // c_int on our stack that outlives the call and optlen is its size,
-        // which is what NETLINK_ADD_MEMBERSHIP reads (af_netlink.c
-        // netlink_setsockopt: `optlen >= sizeof(int)`, then get_user).
-        let rc = unsafe {
-            libc::setsockopt(
-                self.fd.as_raw_fd(),
-                SOL_NETLINK,
-                NETLINK_ADD_MEMBERSHIP,
-                (&g as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        if rc == 0 {
-            Ok(())
-        } else {
-            let raw = std::io::Error::last_os_error()
-                .raw_os_error()
-                .unwrap_or(libc::EINVAL);
-            Err(SockError::Join {
-                group,
-                errno: Errno::from_raw_os_error(raw),
-            })
-        }
+        let mask = self.groups.get() | group_mask(group)?;
+        bind(&self.fd, &SocketAddrNetlink::new(self.portid, mask))
+            .map_err(|errno| SockError::Join { group, errno })?;
+        self.groups.set(mask);
+        Ok(())
     }
 
     /// Ask for a bigger receive queue, so a burst does not overflow it.

@@ -13,6 +13,7 @@ use super::channel::{connect_stream, ChannelError, PduChannel};
 use super::connect::Connector;
 use super::login::{LoginOutcome, Portal};
 use super::netlink::{self, Message, Param, Request};
+use super::node::NodeSettings;
 use super::pdu::{self, Pdu, BHS_LEN};
 use crate::plan::Chap;
 use rustix::event::{poll, PollFd, PollFlags};
@@ -384,23 +385,17 @@ pub struct SessionSetup {
     pub chap: Option<Chap>,
     pub cmds_max: u16,
     pub queue_depth: u16,
-    /// SESS_RECOVERY_TMO (open-iscsi's replacement_timeout), seconds.
-    pub recovery_tmo: u32,
-    /// Per-PDU receive timeout during login, and the TCP connect timeout.
+    /// `rd.iscsi.param=` node settings (replacement and error-handling
+    /// timeouts, NOP-Out interval) with open-iscsi's defaults.
+    pub node: NodeSettings,
+    /// Per-PDU receive timeout during login.
     pub timeout: Duration,
+    /// The TCP connect timeout of this attempt.
+    pub connect_timeout: Duration,
+    /// The end of this attempt: no PDU wait runs past it, however many
+    /// PDUs the login takes (the boot's deadline, or less).
+    pub until: Instant,
 }
-
-/// open-iscsi defaults (iscsid.conf, reference §4.1): how long the kernel
-/// waits before failing I/O while the connection is being recovered, and
-/// the error-handling timeouts it uses.
-pub const RECOVERY_TMO_SECS: u32 = 120;
-const ABORT_TMO: u32 = 15;
-const LU_RESET_TMO: u32 = 30;
-const TGT_RESET_TMO: u32 = 30;
-/// NOP-Out interval / timeout (iscsid.conf 5 / 5): a dead connection is
-/// noticed within seconds instead of at the next SCSI command timeout.
-const NOOP_INTERVAL: u32 = 5;
-const NOOP_TIMEOUT: u32 = 5;
 
 /// Creates a kernel session + connection per login attempt (a redirect or a
 /// retry gets a fresh one; the failed one is torn down when dropped).
@@ -413,7 +408,7 @@ impl Connector for KernelConnector {
     type Channel = KernelChannel;
     fn connect(&mut self, portal: &Portal) -> Result<KernelChannel, ChannelError> {
         let t = Instant::now();
-        let tcp = connect_stream(portal, self.setup.timeout)?;
+        let tcp = connect_stream(portal, self.setup.connect_timeout)?;
         let peer = tcp.peer_addr().ok();
         log::debug!(
             "TCP connect to {portal} took {} ms",
@@ -433,6 +428,7 @@ impl Connector for KernelConnector {
             bound: false,
             committed: false,
             timeout: self.setup.timeout,
+            until: self.setup.until,
             last_itt: 0,
             portal: portal.clone(),
             peer,
@@ -476,6 +472,7 @@ pub struct KernelChannel {
     bound: bool,
     committed: bool,
     timeout: Duration,
+    until: Instant,
     last_itt: u32,
     pub portal: Portal,
     pub peer: Option<SocketAddr>,
@@ -489,7 +486,10 @@ impl KernelChannel {
     /// What iscsid needs to adopt the session after switch_root (reference
     /// §3.1) and the timeouts, set before login as open-iscsi does.
     fn set_prelogin(&self, s: &SessionSetup) -> Result<(), KernelError> {
-        self.set(Param::SessRecoveryTmo, &s.recovery_tmo.to_string())?;
+        self.set(
+            Param::SessRecoveryTmo,
+            &s.node.replacement_timeout.to_string(),
+        )?;
         self.set(Param::TargetName, &s.target)?;
         self.set(Param::InitiatorName, &s.initiator)?;
         // The portal as configured (host name or literal), as iscsid's node
@@ -504,11 +504,11 @@ impl KernelChannel {
                 self.set(Param::PasswordIn, m.secret.expose())?;
             }
         }
-        self.set(Param::AbortTmo, &ABORT_TMO.to_string())?;
-        self.set(Param::LuResetTmo, &LU_RESET_TMO.to_string())?;
-        self.set(Param::TgtResetTmo, &TGT_RESET_TMO.to_string())?;
-        self.set(Param::PingTmo, &NOOP_TIMEOUT.to_string())?;
-        self.set(Param::RecvTmo, &NOOP_INTERVAL.to_string())?;
+        self.set(Param::AbortTmo, &s.node.abort_timeout.to_string())?;
+        self.set(Param::LuResetTmo, &s.node.lu_reset_timeout.to_string())?;
+        self.set(Param::TgtResetTmo, &s.node.tgt_reset_timeout.to_string())?;
+        self.set(Param::PingTmo, &s.node.noop_out_timeout.to_string())?;
+        self.set(Param::RecvTmo, &s.node.noop_out_interval.to_string())?;
         self.set(Param::FastAbort, "1")?;
         self.set(Param::IfaceName, "default")?;
         Ok(())
@@ -657,12 +657,12 @@ impl PduChannel for KernelChannel {
 
     fn recv(&mut self) -> Result<Pdu, ChannelError> {
         let t = Instant::now();
-        let deadline = t + self.timeout;
+        let deadline = (t + self.timeout).min(self.until);
         let mut raw =
             self.nl
                 .next_pdu(self.sid, self.cid, deadline)?
                 .ok_or(ChannelError::RecvTimeout {
-                    after: self.timeout,
+                    after: deadline.saturating_duration_since(t),
                 })?;
         // SEND_PDU replaced our task tag with the kernel's own (libiscsi
         // __iscsi_conn_send_pdu, build_itt); the login machine checks that

@@ -8,6 +8,7 @@ pub mod connect;
 pub mod kernel;
 pub mod login;
 pub mod netlink;
+pub mod node;
 pub mod pdu;
 pub mod scsi;
 pub mod text;

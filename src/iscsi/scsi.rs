@@ -205,7 +205,10 @@ mod tests {
         // List length larger than the data returned (allocation too small).
         d[3] = 255;
         assert_eq!(parse_report_luns(&d).unwrap(), vec![0, 1]);
-        assert!(parse_report_luns(&d[..4]).is_err());
+        assert_eq!(
+            parse_report_luns(&d[..4]).unwrap_err().to_string(),
+            "REPORT LUNS response too short (4 bytes)"
+        );
     }
 
     #[test]
@@ -220,7 +223,10 @@ mod tests {
             (i.device_type, i.vendor.as_str(), i.product.as_str()),
             (0x0c, "IET", "Controller")
         );
-        assert!(parse_inquiry(&d[..35]).is_err());
+        assert_eq!(
+            parse_inquiry(&d[..35]).map(|_| ()).unwrap_err().to_string(),
+            "INQUIRY response too short (35 bytes)"
+        );
     }
 
     #[test]
@@ -230,7 +236,13 @@ mod tests {
         d[8..12].copy_from_slice(&512u32.to_be_bytes());
         let c = parse_read_capacity16(&d).unwrap();
         assert_eq!(c.bytes(), 64 << 20);
-        assert!(parse_read_capacity16(&d[..11]).is_err());
+        assert_eq!(
+            parse_read_capacity16(&d[..11])
+                .map(|_| ())
+                .unwrap_err()
+                .to_string(),
+            "READ CAPACITY(16) response too short (11 bytes)"
+        );
     }
 
     #[test]

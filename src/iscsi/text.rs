@@ -427,8 +427,16 @@ mod tests {
             settle("DefaultTime2Wait", "2", "5").unwrap().as_deref(),
             Some("5")
         );
-        assert!(settle("DefaultTime2Wait", "2", "1").is_err());
-        assert!(settle("ErrorRecoveryLevel", "0", "abc").is_err());
+        let err = |k, o, a| settle(k, o, a).unwrap_err().to_string();
+        assert_eq!(
+            err("DefaultTime2Wait", "2", "1"),
+            "target answered DefaultTime2Wait=1 to our offer DefaultTime2Wait=2, which RFC 7143 does not allow"
+        );
+        // A number that does not parse is an illegal answer too.
+        assert_eq!(
+            err("ErrorRecoveryLevel", "0", "abc"),
+            "target answered ErrorRecoveryLevel=abc to our offer ErrorRecoveryLevel=0, which RFC 7143 does not allow"
+        );
         assert_eq!(
             settle("MaxBurstLength", "262144", "0x10000")
                 .unwrap()
@@ -443,16 +451,18 @@ mod tests {
             settle("ImmediateData", "Yes", "No").unwrap().as_deref(),
             Some("No")
         );
-        assert!(
-            settle("ImmediateData", "No", "Yes").is_err(),
+        assert_eq!(
+            settle("ImmediateData", "No", "Yes").map_err(|e| e.to_string()),
+            Err("target answered ImmediateData=Yes to our offer ImmediateData=No, which RFC 7143 does not allow".into()),
             "AND cannot turn No into Yes"
         );
         assert_eq!(
             settle("InitialR2T", "No", "Yes").unwrap().as_deref(),
             Some("Yes")
         );
-        assert!(
-            settle("InitialR2T", "Yes", "No").is_err(),
+        assert_eq!(
+            settle("InitialR2T", "Yes", "No").map_err(|e| e.to_string()),
+            Err("target answered InitialR2T=No to our offer InitialR2T=Yes, which RFC 7143 does not allow".into()),
             "OR cannot turn Yes into No"
         );
     }
@@ -465,7 +475,10 @@ mod tests {
                 .as_deref(),
             Some("None")
         );
-        assert!(settle("HeaderDigest", "None", "CRC32C").is_err());
+        assert_eq!(
+            settle("HeaderDigest", "None", "CRC32C").map_err(|e| e.to_string()),
+            Err("target answered HeaderDigest=CRC32C to our offer HeaderDigest=None, which RFC 7143 does not allow".into())
+        );
         assert_eq!(settle("MaxBurstLength", "1", IRRELEVANT).unwrap(), None);
         assert_eq!(settle("X-foo", "1", NOT_UNDERSTOOD).unwrap(), None);
         assert_eq!(
@@ -499,9 +512,21 @@ mod tests {
     #[test]
     fn validate_overrides() {
         assert!(validate("MaxRecvDataSegmentLength", "65536").is_ok());
-        assert!(validate("MaxRecvDataSegmentLength", "100").is_err());
-        assert!(validate("ImmediateData", "yes").is_err());
+        let err = |k, v| validate(k, v).unwrap_err().to_string();
+        // Below the 512 minimum (RFC 7143 §13.12).
+        assert_eq!(
+            err("MaxRecvDataSegmentLength", "100"),
+            r#"invalid value "100" for MaxRecvDataSegmentLength"#
+        );
+        // Boolean values are case-sensitive (RFC 7143 §6.2).
+        assert_eq!(
+            err("ImmediateData", "yes"),
+            r#"invalid value "yes" for ImmediateData"#
+        );
         assert!(validate("HeaderDigest", "CRC32C,None").is_ok());
-        assert!(validate("HeaderDigest", "MD5").is_err());
+        assert_eq!(
+            err("HeaderDigest", "MD5"),
+            r#"invalid value "MD5" for HeaderDigest"#
+        );
     }
 }

@@ -7,8 +7,12 @@
 use super::dhcp::{self, Client, DecodeError, Kind, Reply};
 use super::NetError;
 use rustix::event::{poll, PollFd, PollFlags};
-use rustix::fd::{AsRawFd, FromRawFd, OwnedFd};
+use rustix::fd::OwnedFd;
 use rustix::io::Errno;
+use rustix::net::addr::{SocketAddrArg, SocketAddrLen, SocketAddrOpaque};
+use rustix::net::{
+    bind, eth, sendto, socket_with, AddressFamily, SendFlags, SocketFlags, SocketType,
+};
 use std::time::{Duration, Instant};
 
 /// First retransmission after 1 s, doubling up to this (RFC 2131 §4.1
@@ -44,86 +48,77 @@ pub struct PacketSocket {
     ifindex: i32,
 }
 
-fn sockaddr_ll(ifindex: i32, broadcast: bool) -> libc::sockaddr_ll {
-    let mut sa = libc::sockaddr_ll {
-        sll_family: libc::AF_PACKET as u16,
-        sll_protocol: ETH_P_IP.to_be(),
-        sll_ifindex: ifindex,
-        sll_hatype: 0,
-        sll_pkttype: 0,
-        sll_halen: 0,
-        sll_addr: [0; 8],
-    };
-    if broadcast {
-        sa.sll_halen = 6;
-        sa.sll_addr[..6].copy_from_slice(&[0xff; 6]);
+/// A `struct sockaddr_ll` (packet(7)) as a rustix socket address, so that
+/// `bind` and `sendto` go through rustix's safe calls. rustix has no
+/// link-layer address type of its own.
+struct LinkAddr(libc::sockaddr_ll);
+
+impl LinkAddr {
+    /// `ifindex`, protocol ETH_P_IP, and for sending the Ethernet broadcast
+    /// address (`sll_halen` 6, ff:ff:ff:ff:ff:ff).
+    fn new(ifindex: i32, broadcast: bool) -> LinkAddr {
+        let mut sa = libc::sockaddr_ll {
+            sll_family: libc::AF_PACKET as u16,
+            sll_protocol: ETH_P_IP.to_be(),
+            sll_ifindex: ifindex,
+            sll_hatype: 0,
+            sll_pkttype: 0,
+            sll_halen: 0,
+            sll_addr: [0; 8],
+        };
+        if broadcast {
+            sa.sll_halen = 6;
+            sa.sll_addr[..6].copy_from_slice(&[0xff; 6]);
+        }
+        LinkAddr(sa)
     }
-    sa
 }
 
-const SLL_LEN: libc::socklen_t = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
-
-fn last_errno() -> Errno {
-    Errno::from_raw_os_error(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
+// SAFETY: `with_sockaddr` passes a pointer to the `sockaddr_ll` we own and
+// its exact size; the pointer is valid and readable for that many bytes for
+// the whole call of `f`, since `self` is borrowed across it. A sockaddr_ll
+// begins with `sll_family` = AF_PACKET, so it is a valid socket address for
+// the AF_PACKET socket we pass it with (net/packet/af_packet.c checks the
+// length against `sizeof(struct sockaddr_ll)`).
+unsafe impl SocketAddrArg for LinkAddr {
+    unsafe fn with_sockaddr<R>(
+        &self,
+        f: impl FnOnce(*const SocketAddrOpaque, SocketAddrLen) -> R,
+    ) -> R {
+        let len = std::mem::size_of::<libc::sockaddr_ll>() as SocketAddrLen;
+        f((&self.0 as *const libc::sockaddr_ll).cast(), len)
+    }
 }
 
 impl PacketSocket {
     pub fn open(ifindex: i32) -> Result<PacketSocket, NetError> {
-        // SAFETY: plain socket(2) call; the result is checked before use.
-        let raw = unsafe {
-            libc::socket(
-                libc::AF_PACKET,
-                libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
-                i32::from(ETH_P_IP.to_be()),
-            )
-        };
-        if raw < 0 {
-            return Err(NetError::DhcpSocket {
-                op: "socket",
-                errno: last_errno(),
-            });
-        }
-        // SAFETY: `raw` is a fresh descriptor that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        let sa = sockaddr_ll(ifindex, false);
-        // SAFETY: `sa` is a valid sockaddr_ll and SLL_LEN its size.
-        let rc = unsafe {
-            libc::bind(
-                fd.as_raw_fd(),
-                (&sa as *const libc::sockaddr_ll).cast(),
-                SLL_LEN,
-            )
-        };
-        if rc < 0 {
-            return Err(NetError::DhcpSocket {
-                op: "bind",
-                errno: last_errno(),
-            });
-        }
+        let fd = socket_with(
+            AddressFamily::PACKET,
+            SocketType::DGRAM,
+            SocketFlags::CLOEXEC,
+            Some(eth::IP),
+        )
+        .map_err(|errno| NetError::DhcpSocket {
+            op: "socket",
+            errno,
+        })?;
+        bind(&fd, &LinkAddr::new(ifindex, false))
+            .map_err(|errno| NetError::DhcpSocket { op: "bind", errno })?;
         Ok(PacketSocket { fd, ifindex })
     }
 
     /// Send one IPv4 packet to the Ethernet broadcast address.
     pub fn send(&self, pkt: &[u8]) -> Result<(), NetError> {
-        let sa = sockaddr_ll(self.ifindex, true);
-        // SAFETY: `pkt` is a valid buffer of its length; `sa` a valid
-        // sockaddr_ll of SLL_LEN bytes.
-        let rc = unsafe {
-            libc::sendto(
-                self.fd.as_raw_fd(),
-                pkt.as_ptr().cast(),
-                pkt.len(),
-                0,
-                (&sa as *const libc::sockaddr_ll).cast(),
-                SLL_LEN,
-            )
-        };
-        if rc < 0 {
-            return Err(NetError::DhcpSocket {
-                op: "sendto",
-                errno: last_errno(),
-            });
-        }
+        sendto(
+            &self.fd,
+            pkt,
+            SendFlags::empty(),
+            &LinkAddr::new(self.ifindex, true),
+        )
+        .map_err(|errno| NetError::DhcpSocket {
+            op: "sendto",
+            errno,
+        })?;
         Ok(())
     }
 

@@ -101,11 +101,11 @@ impl fmt::Display for NetError {
             ),
             NetError::Decode { what, err } => write!(f, "{what}: {err}"),
             NetError::Refused { what, errno } => {
-                let hint = match *errno {
-                    libc::EPERM => " (hint: needs CAP_NET_ADMIN)",
-                    libc::ENETUNREACH => " (hint: gateway not inside the address's prefix?)",
-                    libc::EBUSY => " (hint: the interface must be down to be renamed)",
-                    libc::EINVAL => " (hint: MTU outside the driver's range?)",
+                let hint = match Errno::from_raw_os_error(*errno) {
+                    Errno::PERM => " (hint: needs CAP_NET_ADMIN)",
+                    Errno::NETUNREACH => " (hint: gateway not inside the address's prefix?)",
+                    Errno::BUSY => " (hint: the interface must be down to be renamed)",
+                    Errno::INVAL => " (hint: MTU outside the driver's range?)",
                     _ => "",
                 };
                 write!(f, "{what}: {}{hint}", errno_text(*errno))
@@ -306,7 +306,7 @@ impl Rtnl {
     ) -> Result<(), NetError> {
         match self.request(build, what)? {
             Ok(()) => Ok(()),
-            Err(libc::EEXIST) if ok_exists => Ok(()),
+            Err(errno) if ok_exists && Errno::from_raw_os_error(errno) == Errno::EXIST => Ok(()),
             Err(errno) => Err(NetError::Refused {
                 what: what(),
                 errno,

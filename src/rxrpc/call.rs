@@ -321,13 +321,12 @@ pub enum CallError {
 impl fmt::Display for CallError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CallError::Aborted(c) => {
-                write!(
-                    f,
-                    "call aborted with code {c} ({})",
-                    super::proto::abort_name(*c)
-                )
-            }
+            // Rx's own codes have names here; positive codes belong to the
+            // service, which names them (config::fetch).
+            CallError::Aborted(c) => match super::wire::abort::name(*c) {
+                Some(name) => write!(f, "call aborted with code {c} ({name})"),
+                None => write!(f, "call aborted with code {c}"),
+            },
             CallError::Busy => write!(f, "server busy (all call slots in use); try again later"),
             CallError::Timeout => write!(f, "no reply before the deadline"),
             CallError::ReplyTooLarge { max } => write!(f, "reply exceeds {max} bytes"),

@@ -16,14 +16,18 @@
 
 use super::call::CallError;
 use super::RxTransport;
+use rustix::event::{poll, PollFd, PollFlags};
+use rustix::io::Errno;
+use rustix::net::{socket_with, AddressFamily, Protocol, SocketFlags, SocketType};
+use rustix::time::Timespec;
 use std::fmt;
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::num::NonZeroU32;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-/// `AF_RXRPC` = `PF_RXRPC` (include/linux/socket.h).
-pub const AF_RXRPC: i32 = 33;
-/// `SOL_RXRPC` (include/linux/socket.h).
+/// `SOL_RXRPC` (include/linux/socket.h). libc defines it for glibc only,
+/// not for the musl target we ship.
 pub const SOL_RXRPC: i32 = 272;
 
 /// Control message types (include/uapi/linux/rxrpc.h, rxrpc.md §2.4).
@@ -57,7 +61,7 @@ const RX_USER_ABORT: i32 = -6;
 /// network order inside (rxrpc.md §2.2).
 pub fn sockaddr(peer: SocketAddr, service: u16) -> [u8; SOCKADDR_RXRPC_LEN] {
     let mut b = [0u8; SOCKADDR_RXRPC_LEN];
-    b[0..2].copy_from_slice(&(AF_RXRPC as u16).to_ne_bytes());
+    b[0..2].copy_from_slice(&(libc::AF_RXRPC as u16).to_ne_bytes());
     b[2..4].copy_from_slice(&service.to_ne_bytes());
     b[4..6].copy_from_slice(&(libc::SOCK_DGRAM as u16).to_ne_bytes());
     let t = &mut b[8..];
@@ -208,14 +212,30 @@ fn errno_text(op: &str) -> String {
     format!("AF_RXRPC {op}: {}", std::io::Error::last_os_error())
 }
 
+/// `socket(AF_RXRPC, SOCK_DGRAM, family)`: the protocol argument is the
+/// transport family, PF_INET or PF_INET6 (net/rxrpc/af_rxrpc.c
+/// `rxrpc_create`). Both are non-zero; were one not, the kernel would get
+/// protocol 0 and refuse it with EPROTONOSUPPORT.
 fn open_socket(family: i32) -> Result<OwnedFd, i32> {
-    // SAFETY: plain socket(2); the returned fd is owned by the OwnedFd.
-    let fd = unsafe { libc::socket(AF_RXRPC, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, family) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0));
-    }
-    // SAFETY: fd is a fresh, valid descriptor nobody else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    let protocol = NonZeroU32::new(family as u32).map(Protocol::from_raw);
+    socket_with(
+        AddressFamily::RXRPC,
+        SocketType::DGRAM,
+        SocketFlags::CLOEXEC,
+        protocol,
+    )
+    .map_err(|e| e.raw_os_error())
+}
+
+/// An all-zero `msghdr` (no name, no iovec, no control) for the caller to
+/// fill in. Made with `zeroed` because musl's `msghdr` has private padding
+/// fields, which a struct literal cannot name. Neither rustix nor nix can
+/// send or receive SOL_RXRPC control messages, hence raw sendmsg/recvmsg.
+fn empty_msghdr() -> libc::msghdr {
+    // SAFETY: libc::msghdr is a repr(C) struct of raw pointers and integers
+    // (musl's padding fields are integers too); all-zero is a valid value
+    // for every one of them: null pointers with zero lengths.
+    unsafe { std::mem::zeroed() }
 }
 
 /// The kernel AF_RXRPC client.
@@ -253,8 +273,7 @@ impl KernelTransport {
             iov_base: data.as_ptr() as *mut libc::c_void,
             iov_len: data.len(),
         };
-        // SAFETY: msghdr is plain data; zero is a valid initial value.
-        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        let mut msg = empty_msghdr();
         if let Some(n) = name {
             msg.msg_name = n.as_ptr() as *mut libc::c_void;
             msg.msg_namelen = n.len() as libc::socklen_t;
@@ -263,8 +282,12 @@ impl KernelTransport {
         msg.msg_iovlen = 1;
         msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
         msg.msg_controllen = control.len() as _;
-        // SAFETY: every pointer in msg refers to a live buffer of the given
-        // length for the duration of the call; the kernel only reads them.
+        // SAFETY: `fd` is an open socket (borrowed from the OwnedFd). Every
+        // pointer in `msg` refers to a buffer that outlives the call, with
+        // its true length: `name` (msg_namelen bytes), `iov` → `data`
+        // (iov_len bytes) and `control` (msg_controllen bytes). sendmsg(2)
+        // only reads through them, so the `*mut` casts of `data` and `name`
+        // are never written through.
         unsafe { libc::sendmsg(fd.as_raw_fd(), &msg, 0) }
     }
 
@@ -338,35 +361,32 @@ impl KernelTransport {
                 Self::abort(&fd, RX_CALL_TIMEOUT);
                 return Err(CallError::Timeout);
             }
-            let mut pfd = libc::pollfd {
-                fd: fd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            let ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
-            // SAFETY: one valid pollfd.
-            let n = unsafe { libc::poll(&mut pfd, 1, ms) };
-            if n < 0 {
-                if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(CallError::Io(errno_text("poll")));
-            }
-            if n == 0 {
-                continue;
+            // `left` is below the caller's timeout, far from Timespec's
+            // i64 seconds; the fallback only keeps this total.
+            let wait = Timespec::try_from(left).unwrap_or(Timespec {
+                tv_sec: i64::MAX,
+                tv_nsec: 0,
+            });
+            match poll(&mut [PollFd::new(&fd, PollFlags::IN)], Some(&wait)) {
+                Ok(0) | Err(Errno::INTR) => continue,
+                Ok(_) => {}
+                Err(e) => return Err(CallError::Io(format!("AF_RXRPC poll: {e}"))),
             }
             let mut iov = libc::iovec {
                 iov_base: buf.as_mut_ptr() as *mut libc::c_void,
                 iov_len: buf.len(),
             };
-            // SAFETY: plain data, zero is valid.
-            let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+            let mut msg = empty_msghdr();
             msg.msg_iov = &mut iov;
             msg.msg_iovlen = 1;
             msg.msg_control = cbuf.as_mut_ptr() as *mut libc::c_void;
             msg.msg_controllen = cbuf.len() as _;
-            // SAFETY: buffers live for the call; the kernel writes at most
-            // iov_len / msg_controllen bytes into them.
+            // SAFETY: `fd` is an open socket (borrowed from the OwnedFd).
+            // `msg` has no name; `iov` points into `buf` (iov_len =
+            // buf.len()) and msg_control into `cbuf` (msg_controllen =
+            // cbuf.len()), both exclusively borrowed here and alive across
+            // the call. recvmsg(2) writes at most those lengths into them
+            // and updates only `msg`'s own fields.
             let got = unsafe { libc::recvmsg(fd.as_raw_fd(), &mut msg, libc::MSG_DONTWAIT) };
             if got < 0 {
                 let e = std::io::Error::last_os_error();

@@ -41,6 +41,10 @@ pub struct ServerConfig {
     pub service_id: u16,
     pub max_calls: usize,
     pub max_request: usize,
+    /// The service's abort code for a request over `max_request`.
+    pub too_large_abort: i32,
+    /// The service's names of its abort codes, for the call log.
+    pub abort_name: fn(i32) -> &'static str,
     pub version: String,
 }
 
@@ -287,7 +291,7 @@ impl Server {
                     }
                 }
                 if too_large {
-                    let code = super::proto::NBCONF_TOO_LARGE;
+                    let code = self.cfg.too_large_abort;
                     call.note = format!("request exceeds {} bytes", self.cfg.max_request);
                     call.state = aborted(&call.id, &mut conn.serial, code, &mut out);
                     finished = Some("aborted");
@@ -302,10 +306,8 @@ impl Server {
                             call.state = CallState::Replying { tx, since: now };
                         }
                         AppReply::Abort { code, note } => {
-                            call.note = format!(
-                                "{note} -> abort {code} ({})",
-                                super::proto::abort_name(code)
-                            );
+                            call.note =
+                                format!("{note} -> abort {code} ({})", (self.cfg.abort_name)(code));
                             call.state = aborted(&call.id, &mut conn.serial, code, &mut out);
                             finished = Some("aborted");
                             self.stats.aborts += 1;
@@ -503,6 +505,8 @@ mod tests {
             service_id: 7,
             max_calls,
             max_request: 100,
+            too_large_abort: 3,
+            abort_name: |c| abort::name(c).unwrap_or("test code"),
             version: "test 1".into(),
         }
     }

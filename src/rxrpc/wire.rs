@@ -602,7 +602,14 @@ mod tests {
     #[test]
     fn short_inputs_are_errors() {
         for n in 0..HEADER_LEN {
-            assert!(Packet::decode(&vec![0; n]).is_err(), "{n}");
+            assert_eq!(
+                Packet::decode(&vec![0; n]).map(|_| ()),
+                Err(WireError::Short {
+                    what: "rx header",
+                    need: HEADER_LEN,
+                    got: n
+                })
+            );
         }
         let mut abort = Vec::new();
         hdr(ptype::ABORT, 0).encode_into(&mut abort);
@@ -621,7 +628,15 @@ mod tests {
         ack.extend_from_slice(&[0; 17]);
         ack.push(5);
         ack.extend_from_slice(&[1, 1]);
-        assert!(Packet::decode(&ack).is_err());
+        // 20 bytes of ACK body, where 18 + nAcks = 23 are needed.
+        assert_eq!(
+            Packet::decode(&ack).map(|_| ()),
+            Err(WireError::Short {
+                what: "ack body",
+                need: 23,
+                got: 20
+            })
+        );
     }
 
     /// The vlserver ACK from rxrpc.md §1.8, byte for byte.
@@ -686,7 +701,10 @@ mod tests {
         let body = version_reply_body("netboot-configd 0.1.0").expect("fits");
         assert_eq!(body.len(), 65);
         assert_eq!(version_string(&body), "netboot-configd 0.1.0");
-        assert!(version_reply_body(&"x".repeat(65)).is_err());
+        assert_eq!(
+            version_reply_body(&"x".repeat(65)).map_err(|e| e.to_string()),
+            Err("version string of 65 bytes does not fit the 65-byte field".into())
+        );
         assert!(version_reply_body(&"x".repeat(64)).is_ok());
     }
 
@@ -743,9 +761,17 @@ mod tests {
     #[test]
     fn bad_jumbo_rejected() {
         let h = hdr(ptype::DATA, flags::JUMBO_PACKET);
-        assert!(split_jumbo(&h, &[0; 100]).is_err());
+        let err =
+            |h: &Header, body: &[u8]| split_jumbo(h, body).map(|_| ()).unwrap_err().to_string();
+        assert_eq!(
+            err(&h, &[0; 100]),
+            format!("malformed jumbogram: non-terminal sub-packet shorter than {JUMBO_DATALEN} + 4 bytes")
+        );
         let h2 = hdr(ptype::DATA, flags::JUMBO_PACKET | flags::LAST_PACKET);
-        assert!(split_jumbo(&h2, &[0; 2000]).is_err());
+        assert_eq!(
+            err(&h2, &[0; 2000]),
+            "malformed jumbogram: LAST_PACKET on a non-terminal sub-packet"
+        );
         let plain = hdr(ptype::DATA, 0);
         assert_eq!(split_jumbo(&plain, &[1, 2]).map(|v| v.len()), Ok(1));
         // 48 sub-packets is one too many.
@@ -754,6 +780,9 @@ mod tests {
             body.extend_from_slice(&[0; JUMBO_DATALEN]);
             body.extend_from_slice(&[flags::JUMBO_PACKET, 0, 0, 0]);
         }
-        assert!(split_jumbo(&h, &body).is_err());
+        assert_eq!(
+            err(&h, &body),
+            "malformed jumbogram: more than 47 sub-packets"
+        );
     }
 }

@@ -5,10 +5,13 @@
 //! Everything started here is owned by a guard whose `Drop` stops it by PID and removes its
 //! files, so a panicking test leaves nothing behind and tests can run in parallel.
 //!
-//! Root and the tools are needed. Without them a test prints `skipped: <reason>` (straight to
-//! the process's stderr, past libtest's capture) and returns; with `NETBOOT_REQUIRE_TARGETS=1`
-//! a missing tool or lack of root is a failure instead, so CI cannot silently skip.
+//! Root and the tools are needed. Without them a test prints `SKIPPED: <test>: <reason>`
+//! (straight to the process's stderr, past libtest's capture) and returns; with
+//! `NETBOOT_REQUIRE_TARGETS=1` a missing tool or lack of root is a failure instead, so CI
+//! cannot silently skip. The other test files skip through the same helpers, each with its
+//! own `NETBOOT_REQUIRE_*` variable.
 #![allow(dead_code)] // each test binary uses a different part of this module
+#![allow(clippy::panic)] // a failing rig step fails the test by panicking
 
 use std::fmt::Write as _;
 use std::fs;
@@ -40,34 +43,79 @@ pub fn unique_name(prefix: &str) -> String {
 // ---------------------------------------------------------------------------------------------
 // Skipping
 
-/// Print `skipped: reason` where the user sees it, or panic if skips are forbidden.
+/// The running test's name: libtest runs each test on a thread named after it.
+pub fn test_name() -> String {
+    thread::current().name().unwrap_or("?").to_string()
+}
+
+/// Print `SKIPPED: <test>: reason` where the user sees it, or panic if skips are forbidden.
 /// Returns `None` so callers can write `let Some(x) = … else { return };`.
 pub fn skip<T>(reason: &str) -> Option<T> {
     skip_unless_required("NETBOOT_REQUIRE_TARGETS", "the real-target rig", reason);
     None
 }
 
-/// Print `skipped: reason`, or panic if `require_var=1` (CI sets it so that `what` cannot
-/// silently skip).
+/// Print `SKIPPED: <test>: reason`, or panic if `require_var=1` (CI sets it so that `what`
+/// cannot silently skip).
 pub fn skip_unless_required(require_var: &str, what: &str, reason: &str) {
     if std::env::var(require_var).as_deref() == Ok("1") {
-        panic!("{require_var}=1 but {what} cannot run: {reason}");
+        panic!(
+            "{}: {require_var}=1 but {what} cannot run: {reason}",
+            test_name()
+        );
     }
-    // libtest captures print!/eprint! of passing tests; a skip must be visible, so write to
-    // the real stderr handle, which the capture does not intercept.
-    let _ = writeln!(std::io::stderr(), "skipped: {reason}");
+    note_skip(reason);
 }
 
-/// Effective UID from /proc (std has no geteuid).
+/// Print `SKIPPED: <test>: reason` for a skip that no `NETBOOT_REQUIRE_*` turns into a
+/// failure (e.g. a kernel feature the host may lack, covered elsewhere too).
+pub fn note_skip(reason: &str) {
+    // libtest captures print!/eprint! of passing tests; a skip must be visible, so write to
+    // the real stderr handle, which the capture does not intercept.
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {}: {reason}", test_name());
+}
+
+/// Whether the effective UID is 0.
 pub fn is_root() -> bool {
-    fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).map(|e| e == "0"))
-        })
-        .unwrap_or(false)
+    rustix::process::geteuid().is_root()
+}
+
+/// `true` if we are root; otherwise skip (see [`skip_unless_required`]) and return `false`.
+/// `needs` says what root is for, e.g. "network namespaces, tap".
+pub fn root_or_skip(require_var: &str, needs: &str) -> bool {
+    if is_root() {
+        return true;
+    }
+    skip_unless_required(
+        require_var,
+        "this test",
+        &format!("not root (needed for {needs})"),
+    );
+    false
+}
+
+// ---------------------------------------------------------------------------------------------
+// Waiting
+
+/// Poll `probe` every 10 ms until it returns `Ok(value)`, for at most `timeout`: the tests'
+/// substitute for sleeping and hoping. On timeout, panic naming what was awaited and what
+/// the last probe saw (its `Err`), never a bare "timed out".
+pub fn wait_until<T, S: std::fmt::Debug>(
+    timeout: Duration,
+    what: &str,
+    mut probe: impl FnMut() -> Result<T, S>,
+) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let seen = match probe() {
+            Ok(v) => return v,
+            Err(seen) => seen,
+        };
+        if Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting for {what}; last seen: {seen:?}");
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
 }
 
 /// Full path of `tool` on PATH (plus the sbin directories, which a non-login PATH may lack).

@@ -49,7 +49,7 @@ pub fn abort_name(code: i32) -> &'static str {
         NBCONF_INVALID => "NBCONF_INVALID",
         NBCONF_TOO_LARGE => "NBCONF_TOO_LARGE",
         NBCONF_BAD_IDENTITY => "NBCONF_BAD_IDENTITY",
-        c => super::wire::abort::name(c).unwrap_or("unknown"),
+        c => crate::rxrpc::wire::abort::name(c).unwrap_or("unknown"),
     }
 }
 
@@ -186,8 +186,8 @@ pub enum RequestError {
 impl RequestError {
     pub fn abort_code(&self) -> i32 {
         match self {
-            RequestError::UnknownOpcode(_) => super::wire::abort::RXGEN_OPCODE,
-            RequestError::Unmarshal(_) => super::wire::abort::RXGEN_SS_UNMARSHAL,
+            RequestError::UnknownOpcode(_) => crate::rxrpc::wire::abort::RXGEN_OPCODE,
+            RequestError::Unmarshal(_) => crate::rxrpc::wire::abort::RXGEN_SS_UNMARSHAL,
         }
     }
 }

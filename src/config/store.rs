@@ -21,8 +21,8 @@
 //! An existing but invalid file is an error (`NBCONF_INVALID`), never a
 //! silent fall-through to `default.json`.
 
-use super::config::Config;
 use super::proto::{self, Identity, MAX_REPLY};
+use super::schema::Config;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;

@@ -1,0 +1,233 @@
+//! The `config.fetch` client: ask netboot-configd servers in turn for this
+//! machine's config over any [`RxTransport`] (the kernel's
+//! `rxrpc::kernel::KernelTransport`, or the userspace
+//! `rxrpc::udp::UdpTransport` where AF_RXRPC is missing, rxrpc.md §2.7),
+//! with rounds and backoff, and validate the answer.
+
+use super::proto::{self, Identity};
+use super::schema::{Config, ConfigError};
+use crate::plan::ConfigServer;
+use crate::rxrpc::{CallError, RxTransport};
+use std::fmt;
+use std::net::ToSocketAddrs;
+use std::time::{Duration, Instant};
+
+/// Why no config was obtained.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FetchError {
+    /// `netboot.config=` listed no server.
+    NoServers,
+    /// Every attempt at every server failed; one entry per attempt, in
+    /// order: `host:port` and what happened.
+    AllFailed(Vec<(String, AttemptError)>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttemptError {
+    /// The host name did not resolve (text of the resolver error).
+    Resolve(String),
+    Call(CallError),
+    /// The reply was not an XDR opaque.
+    Reply(proto::XdrError),
+    /// The reply was no valid config.
+    Config(ConfigError),
+    /// `netboot.timeout` passed before this server's turn.
+    Deadline,
+}
+
+impl fmt::Display for AttemptError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AttemptError::Resolve(e) => write!(f, "cannot resolve: {e}"),
+            // Positive codes are ours (proto.rs): name them here, where
+            // the service is known.
+            AttemptError::Call(CallError::Aborted(c)) => {
+                write!(f, "call aborted with code {c} ({})", proto::abort_name(*c))
+            }
+            AttemptError::Call(e) => e.fmt(f),
+            AttemptError::Reply(e) => write!(f, "bad GetConfig reply: {e}"),
+            AttemptError::Config(e) => e.fmt(f),
+            AttemptError::Deadline => write!(f, "not tried: netboot.timeout passed"),
+        }
+    }
+}
+
+impl fmt::Display for FetchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FetchError::NoServers => write!(
+                f,
+                "no config server given (netboot.config=rxrpc:HOST[:PORT])"
+            ),
+            FetchError::AllFailed(v) => {
+                write!(f, "no config server answered:")?;
+                // Retries usually fail the same way: one entry per run of
+                // equal attempts, with its count.
+                let mut i = 0;
+                while let Some((s, e)) = v.get(i) {
+                    let n = v[i..].iter().take_while(|x| x.0 == *s && x.1 == *e).count();
+                    if n > 1 {
+                        write!(f, " {s}: {e} ({n} attempts);")?;
+                    } else {
+                        write!(f, " {s}: {e};")?;
+                    }
+                    i += n;
+                }
+                write!(
+                    f,
+                    " hint: check netboot-configd runs and has a file for this machine"
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for FetchError {}
+
+/// `host:port` for messages, IPv6 bracketed, the default port filled in.
+pub fn server_label(s: &ConfigServer) -> String {
+    let port = s.port.unwrap_or(proto::DEFAULT_PORT);
+    if s.host.contains(':') {
+        format!("[{}]:{port}", s.host)
+    } else {
+        format!("{}:{port}", s.host)
+    }
+}
+
+/// A config and where it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fetched {
+    pub config: Config,
+    /// `host:port` of the server that answered.
+    pub server: String,
+    /// Size of the JSON document.
+    pub bytes: usize,
+    /// The attempts that failed before, in order.
+    pub failed: Vec<(String, AttemptError)>,
+}
+
+/// Fetch our config: try each server in order, each call bounded by
+/// `timeout`; repeat the round `retries` more times with a backoff of
+/// 0.5 s, 1 s, 2 s … (capped at 8 s). The first valid config wins. An abort
+/// from a server (e.g. `NBCONF_NOT_FOUND`) counts as that server failing:
+/// the next one may know us.
+pub fn fetch_config(
+    transport: &mut dyn RxTransport,
+    servers: &[ConfigServer],
+    identity: &Identity,
+    timeout: Duration,
+    retries: u32,
+) -> Result<Config, FetchError> {
+    fetch_config_from(transport, servers, identity, timeout, retries).map(|f| f.config)
+}
+
+/// [`fetch_config`], also saying which server answered.
+pub fn fetch_config_from(
+    transport: &mut dyn RxTransport,
+    servers: &[ConfigServer],
+    identity: &Identity,
+    timeout: Duration,
+    retries: u32,
+) -> Result<Fetched, FetchError> {
+    fetch_config_until(transport, servers, identity, timeout, retries, None)
+}
+
+/// [`fetch_config_from`] that never runs past `until` (the boot's
+/// deadline): each call's timeout and each pause are cut to what is left,
+/// and no call starts once it has passed.
+pub fn fetch_config_until(
+    transport: &mut dyn RxTransport,
+    servers: &[ConfigServer],
+    identity: &Identity,
+    timeout: Duration,
+    retries: u32,
+    until: Option<Instant>,
+) -> Result<Fetched, FetchError> {
+    if servers.is_empty() {
+        return Err(FetchError::NoServers);
+    }
+    let left = || until.map(|u| u.saturating_duration_since(Instant::now()));
+    let request = proto::encode_get_config(identity);
+    let mut errors = Vec::new();
+    for round in 0..=retries {
+        if round > 0 {
+            let ms = 500u64.saturating_mul(1 << (round - 1).min(4)).min(8000);
+            let pause = Duration::from_millis(ms);
+            std::thread::sleep(left().map_or(pause, |l| pause.min(l)));
+        }
+        for s in servers {
+            let label = server_label(s);
+            let timeout = match left() {
+                None => timeout,
+                Some(l) if l.is_zero() => {
+                    errors.push((label, AttemptError::Deadline));
+                    return Err(FetchError::AllFailed(errors));
+                }
+                Some(l) => timeout.min(l),
+            };
+            let port = s.port.unwrap_or(proto::DEFAULT_PORT);
+            let addr = match (s.host.as_str(), port).to_socket_addrs() {
+                Ok(mut it) => match it.next() {
+                    Some(a) => a,
+                    None => {
+                        errors.push((label, AttemptError::Resolve("no address".into())));
+                        continue;
+                    }
+                },
+                Err(e) => {
+                    errors.push((label, AttemptError::Resolve(e.to_string())));
+                    continue;
+                }
+            };
+            let reply = match transport.call(addr, proto::SERVICE_ID, &request, timeout) {
+                Ok(r) => r,
+                Err(e) => {
+                    errors.push((label, AttemptError::Call(e)));
+                    continue;
+                }
+            };
+            let json = match proto::decode_reply(&reply) {
+                Ok(j) => j,
+                Err(e) => {
+                    errors.push((label, AttemptError::Reply(e)));
+                    continue;
+                }
+            };
+            match Config::from_json(json) {
+                Ok(config) => {
+                    return Ok(Fetched {
+                        config,
+                        server: label,
+                        bytes: json.len(),
+                        failed: errors,
+                    })
+                }
+                Err(e) => errors.push((label, AttemptError::Config(e))),
+            }
+        }
+    }
+    Err(FetchError::AllFailed(errors))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_failures_are_counted_not_repeated() {
+        let refused = || AttemptError::Call(CallError::Io("network error: refused".into()));
+        let e = FetchError::AllFailed(vec![
+            ("a:7260".into(), refused()),
+            ("a:7260".into(), refused()),
+            ("b:7260".into(), AttemptError::Call(CallError::Aborted(1))),
+            ("a:7260".into(), refused()),
+        ]);
+        assert_eq!(
+            e.to_string(),
+            "no config server answered: a:7260: network error: refused (2 attempts); \
+             b:7260: call aborted with code 1 (NBCONF_NOT_FOUND); \
+             a:7260: network error: refused; \
+             hint: check netboot-configd runs and has a file for this machine"
+        );
+    }
+}
