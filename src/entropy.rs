@@ -11,7 +11,7 @@ use rustix::rand::{getrandom, GetRandomFlags};
 pub fn unique_u32() -> u32 {
     unique_u32_from(
         |b, flags| getrandom(b, flags),
-        crate::events::boottime_us,
+        crate::sys::clock::boottime_us,
         rustix::process::getpid().as_raw_nonzero().get() as u32,
     )
 }

@@ -20,7 +20,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::sync::{Mutex, OnceLock, RwLock};
 
-use crate::events::Redactor;
+use crate::plan::secret::Redactor;
 use crate::plan::LogLevel;
 
 /// Longest kmsg record we write, prefix and newline included.

@@ -4,18 +4,20 @@
 //! login negotiation — lives apart from the few modules that make syscalls,
 //! so that everything above the syscall seam is tested without root.
 
+pub mod backoff;
 pub mod boot;
 pub mod cli;
 pub mod cmdline;
 pub mod config;
-pub mod connector;
 pub mod disk;
 pub mod entropy;
 pub mod events;
+pub mod hostport;
 pub mod iscsi;
 pub mod klog;
-pub mod modules;
+pub mod kmod;
 pub mod net;
+pub mod netlink;
 pub mod plan;
 pub mod rxrpc;
-pub mod uevent;
+pub mod sys;

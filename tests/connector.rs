@@ -11,13 +11,13 @@
 
 mod support;
 
-use netboot::connector::{CbId, CnMsg, MAX_DATA_LEN};
 use netboot::events::listen::{Item, Listener};
 use netboot::events::sock::CnSocket;
 use netboot::events::{
     step, BootOutcome, BootReport, Emitter, EventRecord, EventsTarget, Facts, Recorder,
 };
 use netboot::klog;
+use netboot::netlink::connector::{CbId, CnMsg, MAX_DATA_LEN};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
@@ -351,7 +351,7 @@ fn in_process_listener_and_redaction_everywhere() {
     assert!(!text.contains("Sup3r"), "secret in report {text}");
     assert!(text.contains("auth failed (***)"));
     // Log lines, both formats.
-    let r = netboot::events::Redactor::new(vec![secret.to_string()]);
+    let r = netboot::plan::secret::Redactor::new(vec![secret.to_string()]);
     for line in klog::kmsg_records(log::Level::Error, &format!("login {secret} failed"), &r) {
         assert_eq!(line, "<3>netboot: login *** failed\n");
     }

@@ -6,7 +6,7 @@
 
 mod support;
 
-use netboot::modules::*;
+use netboot::kmod::*;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -180,7 +180,7 @@ fn load_skips_loaded_and_reports_errors() {
     let idx = fixture();
     let mut fake = Fake::default();
     fake.loaded.insert("mbcache".into());
-    let r = load_by_name(&idx, &mut fake, &["ext4"], true).unwrap();
+    let r = load_by_name(&idx, &mut fake, &[BOOT_EXTRAS, &["ext4"]].concat()).unwrap();
     assert_eq!(
         r.iter()
             .map(|l| (l.name.as_str(), l.already))
@@ -199,7 +199,7 @@ fn load_skips_loaded_and_reports_errors() {
         fail: Some(("jbd2".into(), libc::ENOEXEC)),
         ..Fake::default()
     };
-    let e = load_by_name(&idx, &mut fake, &["ext4"], false).unwrap_err();
+    let e = load_by_name(&idx, &mut fake, &["ext4"]).unwrap_err();
     assert_eq!(
         e.to_string(),
         format!(

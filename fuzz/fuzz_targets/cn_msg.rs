@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use netboot::connector::{decode_nl, messages, CbId, CnMsg, CN_MSG_HDRLEN};
+use netboot::netlink::connector::{decode_nl, messages, CbId, CnMsg, CN_MSG_HDRLEN};
 use netboot::events::listen::{human_line, Listener};
 use netboot::events::{EventRecord, DEFAULT_ID};
 

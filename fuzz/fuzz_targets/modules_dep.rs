@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use netboot::modules::{self, ModuleIndex};
+use netboot::kmod::{self, ModuleIndex};
 use std::path::Path;
 
 fuzz_target!(|data: &[u8]| {
@@ -13,15 +13,15 @@ fuzz_target!(|data: &[u8]| {
     // The same bytes as every table; also split in four to mix them.
     let parts: Vec<&str> = text.splitn(4, '\u{1}').collect();
     let get = |i: usize| parts.get(i).copied().unwrap_or(&text);
-    let dep = modules::parse_dep(get(0), p).unwrap_or_default();
-    let alias = modules::parse_alias(get(1), p).unwrap_or_default();
-    let soft = modules::parse_softdep(get(2), p).unwrap_or_default();
-    let builtin = modules::parse_builtin(get(3));
+    let dep = kmod::parse_dep(get(0), p).unwrap_or_default();
+    let alias = kmod::parse_alias(get(1), p).unwrap_or_default();
+    let soft = kmod::parse_softdep(get(2), p).unwrap_or_default();
+    let builtin = kmod::parse_builtin(get(3));
     for line in text.lines().take(16) {
         let (a, b) = line.split_once(' ').unwrap_or((line, line));
-        let _ = modules::fnmatch(a, b);
-        let _ = modules::normalize_alias(a);
-        let _ = modules::module_name(b);
+        let _ = kmod::fnmatch(a, b);
+        let _ = kmod::normalize_alias(a);
+        let _ = kmod::module_name(b);
     }
     let names: Vec<String> = dep.iter().map(|d| d.path.clone()).take(32).collect();
     let idx = ModuleIndex::from_tables(p, dep, alias, soft, builtin);

@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use netboot::uevent::parse;
+use netboot::netlink::uevent::parse;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(Some(ev)) = parse(data) {

@@ -10,7 +10,7 @@
 use super::{Exec, StepError};
 use crate::config::{fetch_config_until, proto, Fetched, Identity};
 use crate::events::{step, Facts};
-use crate::modules::{self, KernelLoader, ModuleIndex};
+use crate::kmod::{self, KernelLoader, ModuleIndex};
 use crate::plan::BootPlan;
 use crate::rxrpc::kernel::KernelTransport;
 use crate::rxrpc::udp::UdpTransport;
@@ -34,7 +34,7 @@ const MAX_REPLY: usize = proto::MAX_REPLY + 8;
 /// Returns it with its name and, for the fallback, why.
 fn transport(index: &ModuleIndex) -> (Box<dyn RxTransport>, &'static str, Option<String>) {
     let mut loader = KernelLoader::new(Path::new("/sys"));
-    let loaded = modules::load_by_name(index, &mut loader, &RXRPC_MODULES, false);
+    let loaded = kmod::load_by_name(index, &mut loader, &RXRPC_MODULES);
     let why = match (loaded, KernelTransport::open(MAX_REPLY)) {
         (_, Ok(t)) => return (Box::new(t), "af_rxrpc", None),
         (Err(m), Err(s)) => format!("{m}; {s}"),

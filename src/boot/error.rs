@@ -120,12 +120,12 @@ impl Classify for BootError {
 // The steps' own error types. Module loading, disk, root and mount
 // failures do not heal by waiting once the step has run its own bounded
 // wait: fatal.
-impl Classify for crate::modules::ModulesError {}
+impl Classify for crate::kmod::ModulesError {}
 impl Classify for crate::disk::scsi::BlockError {}
 impl Classify for crate::disk::resolve::ResolveError {}
 impl Classify for super::pid1::Pid1Error {}
 impl Classify for crate::iscsi::kernel::KernelError {}
-impl Classify for crate::uevent::UeventError {}
+impl Classify for crate::netlink::uevent::UeventError {}
 // The network step waits for carrier and DHCP within the deadline itself;
 // when it gives up, the deadline is spent.
 impl Classify for crate::net::NetError {}

@@ -7,6 +7,7 @@
 //! The executor runs the real login through it.
 
 use super::error::ErrorKind;
+use crate::backoff::Backoff;
 use std::fmt;
 use std::time::{Duration, Instant};
 
@@ -113,7 +114,7 @@ pub fn run<T, E>(
         })
         .collect();
     let mut out = vec![false; n];
-    let mut backoff = policy.initial_backoff;
+    let mut backoff = Backoff::new(policy.initial_backoff, policy.max_backoff);
     let give_up = |why, paths, clock: &dyn Clock| Exhausted {
         why,
         paths,
@@ -153,8 +154,7 @@ pub fn run<T, E>(
         if left.is_zero() {
             return Err(give_up(GaveUp::Deadline, paths, clock));
         }
-        clock.sleep(backoff.min(left));
-        backoff = (backoff * 2).min(policy.max_backoff);
+        clock.sleep(backoff.next().min(left));
     }
 }
 

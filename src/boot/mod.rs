@@ -232,11 +232,7 @@ pub fn run(exec: &mut Exec, plan: &mut BootPlan, opts: &BootOptions) -> Result<S
         return Err(no_root_path());
     }
     check_supported(plan)?;
-    let release = rustix::system::uname()
-        .release()
-        .to_string_lossy()
-        .into_owned();
-    let moddir = Path::new("/lib/modules").join(&release);
+    let moddir = crate::kmod::running_kernel_dir();
     let index = steps::modules(exec, &moddir, &plan.network)?;
     let mut links = steps::network(exec, plan, deadline)?;
     let mac = links.first().map(|l| l.mac.clone());
@@ -287,7 +283,7 @@ pub fn run(exec: &mut Exec, plan: &mut BootPlan, opts: &BootOptions) -> Result<S
     // socket, opened before any SCSI scan so that no disk event is missed.
     let (nl, mut uevents) = exec.step(step::ISCSI_CONNECT, Facts::new(), || {
         let nl = IscsiNl::open(sys).map_err(OpenError::Iscsi)?;
-        let ue = crate::uevent::UeventSocket::open().map_err(OpenError::Uevent)?;
+        let ue = crate::netlink::uevent::UeventSocket::open().map_err(OpenError::Uevent)?;
         Ok::<_, OpenError>(((Rc::new(nl), ue), Facts::new()))
     })?;
     let policy = failover::Policy {
@@ -367,7 +363,7 @@ pub fn run(exec: &mut Exec, plan: &mut BootPlan, opts: &BootOptions) -> Result<S
 #[derive(Debug)]
 enum OpenError {
     Iscsi(crate::iscsi::kernel::KernelError),
-    Uevent(crate::uevent::UeventError),
+    Uevent(crate::netlink::uevent::UeventError),
 }
 
 impl std::fmt::Display for OpenError {
@@ -460,15 +456,25 @@ fn write_resolv_conf(plan: &BootPlan, links: &[crate::net::LinkReport]) {
     if servers.is_empty() {
         return;
     }
-    let text: String = servers
-        .iter()
-        .map(|a| format!("nameserver {a}\n"))
-        .collect();
+    let text = resolv_conf_text(&servers);
     let res =
         std::fs::create_dir_all("/etc").and_then(|()| std::fs::write("/etc/resolv.conf", text));
     if let Err(e) = res {
         log::warn!("/etc/resolv.conf: {e}; host names will not resolve");
     }
+}
+
+/// resolv.conf for musl's resolver. `options timeout:2 attempts:2` bounds
+/// one lookup to about 4 s per server (musl's default is 5 s × 2): name
+/// resolution in `connect` and the config fetch cannot take the boot's
+/// deadline with it on a dead name server.
+fn resolv_conf_text(servers: &[std::net::IpAddr]) -> String {
+    let mut text: String = servers
+        .iter()
+        .map(|a| format!("nameserver {a}\n"))
+        .collect();
+    text.push_str("options timeout:2 attempts:2\n");
+    text
 }
 
 /// The resolver list: the plan's `nameserver=` (command line and config),
@@ -652,5 +658,9 @@ mod tests {
             .map(|a| a.to_string())
             .collect();
         assert_eq!(got, ["192.0.2.53", "198.18.0.53"]);
+        assert_eq!(
+            resolv_conf_text(&resolv_servers(&plan, &links)),
+            "nameserver 192.0.2.53\nnameserver 198.18.0.53\noptions timeout:2 attempts:2\n"
+        );
     }
 }

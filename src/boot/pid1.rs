@@ -542,7 +542,7 @@ pub fn switch_root_with(sys: &mut dyn Sys, new_root: &str, init: &Init) -> Pid1E
 }
 
 pub fn uptime() -> f64 {
-    crate::events::boottime_us() as f64 / 1e6
+    crate::sys::clock::boottime_us() as f64 / 1e6
 }
 
 /// The failure policy. Never returns: PID 1 must not exit (the kernel

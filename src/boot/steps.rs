@@ -7,14 +7,14 @@ use super::{Exec, StepError};
 use crate::disk::resolve::{self, Root};
 use crate::disk::scsi as block;
 use crate::events::{step, Facts};
-use crate::modules::{self, KernelLoader, ModuleIndex};
+use crate::kmod::{self, KernelLoader, ModuleIndex};
+use crate::netlink::uevent::UeventSocket;
 use crate::plan::{BootPlan, RootPath};
-use crate::uevent::UeventSocket;
 use std::path::Path;
 use std::time::Instant;
 
 /// Modules the boot path always needs: the iSCSI transport and the SCSI
-/// disk driver ([`modules::BOOT_EXTRAS`], crc32c, is added first). The NIC
+/// disk driver ([`kmod::BOOT_EXTRAS`], crc32c, is added first). The NIC
 /// driver comes from coldplug; the file system module at mount time.
 const BOOT_MODULES: [&str; 2] = ["iscsi_tcp", "sd_mod"];
 /// Coldplug rounds: PCI → virtio bus → virtio_net needs two; a margin.
@@ -35,19 +35,14 @@ pub fn modules(
             let mut loader = KernelLoader::new(sys);
             // crc32c, then the NIC (coldplug) and its link raised, so the
             // kernel's carrier handling overlaps the remaining loads.
-            let mut named = modules::load_by_name(&index, &mut loader, &[] as &[&str], true)?;
-            let cold = modules::coldplug(&index, &mut loader, sys, COLDPLUG_ROUNDS);
+            let mut named = kmod::load_by_name(&index, &mut loader, kmod::BOOT_EXTRAS)?;
+            let cold = kmod::coldplug(&index, &mut loader, sys, COLDPLUG_ROUNDS);
             for e in &cold.failed {
                 log::warn!("coldplug: {e}");
             }
             crate::net::raise_early(net);
-            named.extend(modules::load_by_name(
-                &index,
-                &mut loader,
-                &BOOT_MODULES,
-                false,
-            )?);
-            let fresh = |l: &[modules::Loaded]| {
+            named.extend(kmod::load_by_name(&index, &mut loader, &BOOT_MODULES)?);
+            let fresh = |l: &[kmod::Loaded]| {
                 l.iter()
                     .filter(|m| !m.already)
                     .map(|m| m.name.as_str())
@@ -60,7 +55,7 @@ pub fn modules(
                 .u64("count", (named.len() + cold.loaded.len()) as u64)
                 .u64("coldplug_rounds", cold.rounds as u64)
                 .u64("took_ms", t.elapsed().as_millis() as u64);
-            Ok::<_, modules::ModulesError>((index, facts))
+            Ok::<_, kmod::ModulesError>((index, facts))
         },
     )
 }
@@ -268,7 +263,7 @@ pub fn mount(
                 } else {
                     alias
                 };
-                if let Err(e) = modules::load_by_name(index, &mut loader, &[name], false) {
+                if let Err(e) = kmod::load_by_name(index, &mut loader, &[name]) {
                     log::warn!("loading the {t} module: {e}");
                 }
             }

@@ -89,22 +89,21 @@ pub fn run(args: &[OsString]) -> i32 {
         }
     }
     if a.json {
-        match serde_json::to_string_pretty(&targets) {
-            Ok(j) => println!("{j}"),
-            Err(e) => return fail(CMD, Exit::Failure, e),
-        }
-    } else {
-        for t in &targets {
-            for p in &t.portals {
-                let host = if p.address.contains(':') {
-                    format!("[{}]", p.address)
-                } else {
-                    p.address.clone()
-                };
-                let tag = p.tpgt.map_or_else(|| "-1".to_string(), |t| t.to_string());
-                println!("{host}:{},{tag} {}", p.port, t.target);
-            }
+        return match serde_json::to_string_pretty(&targets) {
+            Ok(j) => common::print_stdout(&format!("{j}\n")),
+            Err(e) => fail(CMD, Exit::Failure, e),
+        };
+    }
+    let mut out = String::new();
+    for t in &targets {
+        for p in &t.portals {
+            let portal = crate::hostport::host_port(&p.address, p.port);
+            let tag = p.tpgt.map_or_else(|| "-1".to_string(), |t| t.to_string());
+            // Names come from the target: one line each, whatever it sent.
+            let line = format!("{portal},{tag} {}", t.target);
+            out.push_str(&common::escape_controls(&line));
+            out.push('\n');
         }
     }
-    Exit::Ok as i32
+    common::print_stdout(&out)
 }

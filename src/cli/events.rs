@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 
 use super::common::{self, quote, unexpected, Arg, ArgError, Opt, Spec};
 use super::{fail, Exit};
-use crate::connector::CbId;
 use crate::events::listen::{human_line, json_line, lost_json, lost_text, Item, Listener};
 use crate::events::sock::CnSocket;
 use crate::events::{DEFAULT_GROUP, DEFAULT_ID};
+use crate::netlink::connector::CbId;
 
 const CMD: &str = "events";
 /// `--count` bound: a billion events is days of a busy boot; the cap only

@@ -180,23 +180,24 @@ pub fn run(args: &[OsString]) -> i32 {
         login: &s.outcome,
         luns,
     };
-    if a.json {
-        match serde_json::to_string_pretty(&report) {
-            Ok(j) => println!("{j}"),
-            Err(e) => return fail(CMD, Exit::Failure, e),
-        }
-    } else {
-        print_human(&report);
+    if !a.json {
+        return common::print_stdout(&human(&report));
     }
-    Exit::Ok as i32
+    match serde_json::to_string_pretty(&report) {
+        Ok(j) => common::print_stdout(&format!("{j}\n")),
+        Err(e) => fail(CMD, Exit::Failure, e),
+    }
 }
 
-fn print_human(r: &ProbeReport<'_>) {
+/// The text report; INQUIRY strings come from the target, so each line is
+/// escaped to stay one line.
+fn human(r: &ProbeReport<'_>) -> String {
+    let mut out = Vec::new();
     let tpgt = r
         .login
         .tpgt
         .map_or_else(|| "?".to_string(), |t| t.to_string());
-    println!(
+    out.push(format!(
         "target {} at {} (tpgt {tpgt}), login {:.1} ms, auth {}",
         r.target,
         r.portal,
@@ -206,13 +207,13 @@ fn print_human(r: &ProbeReport<'_>) {
             AuthUsed::Chap => "CHAP",
             AuthUsed::MutualChap => "mutual CHAP",
         }
-    );
+    ));
     for l in &r.luns {
         let size = match (l.size_bytes, l.blocks, l.block_size) {
             (Some(b), Some(n), Some(bs)) => format!("  {b} bytes ({n} x {bs})"),
             _ => String::new(),
         };
-        println!(
+        out.push(format!(
             "{} LUN {:<3} {:<10} {:<8} {:<16} {:<4}{size}",
             if l.lun == r.requested_lun { '*' } else { ' ' },
             l.lun,
@@ -220,6 +221,9 @@ fn print_human(r: &ProbeReport<'_>) {
             l.vendor,
             l.product,
             l.revision
-        );
+        ));
     }
+    out.iter()
+        .map(|l| format!("{}\n", common::escape_controls(l)))
+        .collect()
 }

@@ -15,11 +15,11 @@
 //! as [`Dur`] (seconds text or JSON milliseconds), so each field has one
 //! rule whatever its source.
 
+use super::events::EventsError;
 use super::ip::{self, IpError};
 use super::quote;
 use super::rootpath::{self, parse_dec, valid_host, RootPathError, MAX_NAME_LEN};
 use super::tokenize;
-use crate::events::EventsError;
 use crate::plan::{
     ConfigServer, EventsTarget, FailurePolicy, IfName, IpConfig, LogLevel, Param, RootDevice,
     RootPath,
@@ -175,7 +175,7 @@ pub fn fields_of(args: &[tokenize::Arg]) -> BTreeSet<PlanField> {
 pub enum ValueError {
     RootPath(RootPathError),
     Ip(IpError),
-    /// The events module's message (it names `netboot.events=` itself).
+    /// [`super::events`]' message (it names `netboot.events=` itself).
     Events(EventsError),
     /// A node key we cannot honour, or its value out of range.
     NodeParam(crate::iscsi::node::NodeParamError),
@@ -656,11 +656,11 @@ pub fn log_level(value: &str) -> Result<LogLevel, ValueError> {
     LogLevel::parse(value).ok_or_else(|| not(value, Expected::OneOf(LogLevel::ALLOWED)))
 }
 
-/// [`PlanField::Events`]: `off` (`None`) or `GROUP[:IDX.VAL]`; the events
-/// module owns the syntax and the rules (groups and ids clear of kernel
-/// connector users).
+/// [`PlanField::Events`]: `off` (`None`) or `GROUP[:IDX.VAL]`;
+/// [`super::events`] owns the syntax and the rules (groups and ids clear of
+/// kernel connector users).
 pub fn events(value: &str) -> Result<Option<EventsTarget>, ValueError> {
-    crate::events::parse_events_target(value).map_err(ValueError::Events)
+    super::events::parse(value).map_err(ValueError::Events)
 }
 
 /// [`PlanField::ConfigServers`]: `rxrpc:HOST[:PORT]`, HOST a name, IPv4 or

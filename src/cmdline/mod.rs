@@ -14,6 +14,7 @@
 //! Which key sets which plan field, and the one validator of each field
 //! (shared with the fetched config), are the table in [`keys`].
 
+pub mod events;
 pub mod ip;
 pub mod keys;
 pub mod rootpath;
@@ -76,7 +77,7 @@ pub enum CmdlineError {
 impl fmt::Display for CmdlineError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            // The events module's message names the key and value itself.
+            // `events::EventsError` names the key and value itself.
             CmdlineError::Value {
                 error: ValueError::Events(e),
                 ..

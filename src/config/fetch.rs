@@ -6,11 +6,18 @@
 
 use super::proto::{self, Identity};
 use super::schema::{Config, ConfigError};
+use crate::backoff::Backoff;
+use crate::hostport::host_port;
 use crate::plan::ConfigServer;
 use crate::rxrpc::{CallError, RxTransport};
 use std::fmt;
 use std::net::ToSocketAddrs;
 use std::time::{Duration, Instant};
+
+/// The pause before the second round over the servers; it doubles each
+/// round up to [`ROUND_BACKOFF_CAP`].
+const ROUND_BACKOFF: Duration = Duration::from_millis(500);
+const ROUND_BACKOFF_CAP: Duration = Duration::from_secs(8);
 
 /// Why no config was obtained.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,12 +93,7 @@ impl std::error::Error for FetchError {}
 
 /// `host:port` for messages, IPv6 bracketed, the default port filled in.
 pub fn server_label(s: &ConfigServer) -> String {
-    let port = s.port.unwrap_or(proto::DEFAULT_PORT);
-    if s.host.contains(':') {
-        format!("[{}]:{port}", s.host)
-    } else {
-        format!("{}:{port}", s.host)
-    }
+    host_port(&s.host, s.port.unwrap_or(proto::DEFAULT_PORT))
 }
 
 /// A config and where it came from.
@@ -149,10 +151,10 @@ pub fn fetch_config_until(
     let left = || until.map(|u| u.saturating_duration_since(Instant::now()));
     let request = proto::encode_get_config(identity);
     let mut errors = Vec::new();
+    let mut backoff = Backoff::new(ROUND_BACKOFF, ROUND_BACKOFF_CAP);
     for round in 0..=retries {
         if round > 0 {
-            let ms = 500u64.saturating_mul(1 << (round - 1).min(4)).min(8000);
-            let pause = Duration::from_millis(ms);
+            let pause = backoff.next();
             std::thread::sleep(left().map_or(pause, |l| pause.min(l)));
         }
         for s in servers {

@@ -16,8 +16,8 @@
 //! /sys/block/<sdX>/device/queue_depth
 //! ```
 
+use crate::netlink::uevent::{Action, Received, UeventSocket};
 use crate::plan::Tuning;
-use crate::uevent::{Action, Received, UeventSocket};
 use std::fmt;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
@@ -49,7 +49,7 @@ pub enum BlockError {
         secs: f32,
         seen: String,
     },
-    Uevent(crate::uevent::UeventError),
+    Uevent(crate::netlink::uevent::UeventError),
     Mknod {
         path: PathBuf,
         dev: String,

@@ -6,8 +6,10 @@ use rustix::io::Errno;
 use serde_json::Value;
 
 use super::sock::CnSocket;
-use super::{boottime_us, kind, EventRecord, EventsTarget, Facts, Redactor, SCHEMA_VERSION};
-use crate::connector::{CbId, CnMsg, MAX_DATA_LEN};
+use super::{kind, EventRecord, EventsTarget, Facts, SCHEMA_VERSION};
+use crate::netlink::connector::{CbId, CnMsg, MAX_DATA_LEN};
+use crate::plan::secret::Redactor;
+use crate::sys::clock::boottime_us;
 
 /// What happened to the events offered to an [`Emitter`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use super::report::{facts_text, fmt_duration};
 use super::{kind, EventRecord};
-use crate::connector::{messages, CbId};
+use crate::netlink::connector::{messages, CbId};
 
 /// What one datagram turned into.
 #[derive(Debug, Clone, PartialEq)]
@@ -245,7 +245,7 @@ pub fn human_line(payload: &Value) -> String {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::connector::CnMsg;
+    use crate::netlink::connector::CnMsg;
 
     const ID: CbId = CbId {
         idx: 0x4e42,

@@ -1,8 +1,9 @@
 //! The step recorder: the executor's one handle on events and the report.
 //!
 //! ```no_run
-//! use netboot::events::{step, BootOutcome, Emitter, Facts, Recorder, DEFAULT_TARGET};
-//! let emitter = Emitter::new(Some(DEFAULT_TARGET), vec![]);
+//! use netboot::events::{step, BootOutcome, Emitter, Facts, Recorder};
+//! use netboot::plan::DEFAULT_EVENTS_TARGET;
+//! let emitter = Emitter::new(Some(DEFAULT_EVENTS_TARGET), vec![]);
 //! let mut rec = Recorder::new(emitter, serde_json::json!({"roots": []}));
 //! let s = rec.start(step::ISCSI_LOGIN, Facts::new().str("portal", "198.18.0.1:3260"));
 //! let res: Result<Facts, std::io::Error> = Ok(Facts::new().u64("tsih", 5));

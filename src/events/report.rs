@@ -8,7 +8,7 @@ use std::fmt::{self, Write as _};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use super::Redactor;
+use crate::plan::secret::Redactor;
 
 /// Where the recorder writes the report unless told otherwise.
 pub const DEFAULT_REPORT_PATH: &str = "/run/netboot/boot.json";

@@ -1,7 +1,8 @@
 //! The NETLINK_CONNECTOR socket: the only code here that makes syscalls.
 //! Message bytes come from the pure codec in `connector.rs`.
 
-use rustix::event::{poll, PollFd, PollFlags};
+use crate::sys::poll::{deadline_after, poll_fds_until};
+use rustix::event::{PollFd, PollFlags};
 use rustix::fd::{AsFd, OwnedFd};
 use rustix::io::Errno;
 use rustix::net::netlink::{self, SocketAddrNetlink};
@@ -141,16 +142,9 @@ impl CnSocket {
         buf: &mut [u8],
         timeout: Option<Duration>,
     ) -> Result<Option<(usize, u32)>, Errno> {
-        let ts = timeout.map(|d| rustix::time::Timespec {
-            tv_sec: d.as_secs() as _,
-            tv_nsec: d.subsec_nanos() as _,
-        });
         let mut fds = [PollFd::new(&self.fd, PollFlags::IN)];
-        match poll(&mut fds, ts.as_ref()) {
-            Ok(0) => return Ok(None),
-            Ok(_) => {}
-            Err(Errno::INTR) => return Ok(None),
-            Err(e) => return Err(e),
+        if poll_fds_until(&mut fds, timeout.map(deadline_after))? == 0 {
+            return Ok(None);
         }
         match recvfrom(self.fd.as_fd(), &mut *buf, RecvFlags::DONTWAIT) {
             Ok((n, _, addr)) => {

@@ -6,6 +6,7 @@ use super::channel::{ChannelError, PduChannel};
 use super::login::{
     parse_target_address, Login, LoginConfig, LoginError, LoginOutcome, Portal, Step,
 };
+use crate::backoff::Backoff;
 use std::fmt;
 use std::time::Duration;
 
@@ -168,7 +169,7 @@ pub fn establish<K: Connector>(
         .target_name
         .clone()
         .unwrap_or_else(|| "the discovery session".into());
-    let mut backoff = policy.initial_backoff;
+    let mut backoff = Backoff::new(policy.initial_backoff, policy.max_backoff);
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -178,9 +179,9 @@ pub fn establish<K: Connector>(
                 return Ok(est);
             }
             Err(e) if attempt < policy.attempts.max(1) && e.transient(policy) => {
-                log::warn!("{e}; retrying in {}", super::channel::secs(backoff));
-                sleep(backoff);
-                backoff = (backoff * 2).min(policy.max_backoff);
+                let pause = backoff.next();
+                log::warn!("{e}; retrying in {}", super::channel::secs(pause));
+                sleep(pause);
             }
             Err(e) => return Err(e),
         }

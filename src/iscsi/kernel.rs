@@ -16,7 +16,9 @@ use super::netlink::{self, Message, Param, Request};
 use super::node::NodeSettings;
 use super::pdu::{self, Pdu, BHS_LEN};
 use crate::plan::Chap;
-use rustix::event::{poll, PollFd, PollFlags};
+use crate::sys::errno::errno_text;
+use crate::sys::poll::poll_until;
+use rustix::event::PollFlags;
 use rustix::fd::{AsFd, AsRawFd, OwnedFd};
 use rustix::io::Errno;
 use rustix::net::netlink::SocketAddrNetlink;
@@ -83,16 +85,19 @@ pub enum KernelError {
     Decode(netlink::DecodeError),
 }
 
-fn errno_text(errno: i32) -> String {
-    let e = Errno::from_raw_os_error(errno);
-    let hint = match errno {
-        libc::EPERM => " (NETLINK_ISCSI needs CAP_SYS_ADMIN in the initial user namespace)",
-        libc::EINVAL => " (unknown transport handle or malformed request)",
-        libc::ENOTCONN => " (connection not bound yet)",
-        _ => "",
-    };
-    format!("{e}{hint}")
-}
+/// What the iSCSI transport's errnos usually mean (replies carry them as
+/// plain numbers).
+const HINTS: &[(Errno, &str)] = &[
+    (
+        Errno::PERM,
+        "NETLINK_ISCSI needs CAP_SYS_ADMIN in the initial user namespace",
+    ),
+    (
+        Errno::INVAL,
+        "unknown transport handle or malformed request",
+    ),
+    (Errno::NOTCONN, "connection not bound yet"),
+];
 
 impl fmt::Display for KernelError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -116,10 +121,11 @@ impl fmt::Display for KernelError {
                 REPLY_TIMEOUT.as_secs()
             ),
             KernelError::Refused { request, errno } => {
-                write!(f, "kernel refused {request}: {}", errno_text(*errno))
+                write!(f, "kernel refused {request}: {}", errno_text(*errno, HINTS))
             }
             KernelError::RetCode { request, code } => {
-                write!(f, "{request} failed in the iSCSI transport: {}", errno_text(-code))
+                let errno = code.wrapping_neg();
+                write!(f, "{request} failed in the iSCSI transport: {}", errno_text(errno, HINTS))
             }
             KernelError::SetParam {
                 param,
@@ -128,7 +134,7 @@ impl fmt::Display for KernelError {
             } => write!(
                 f,
                 "SET_PARAM {param}={value:?} failed: {}",
-                errno_text(*errno)
+                errno_text(*errno, HINTS)
             ),
             KernelError::ConnError { sid, cid, code } => write!(
                 f,
@@ -223,15 +229,9 @@ impl IscsiNl {
         request: &'static str,
         deadline: Instant,
     ) -> Result<Option<Vec<Message>>, KernelError> {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let ts = rustix::time::Timespec {
-            tv_sec: left.as_secs() as _,
-            tv_nsec: left.subsec_nanos() as _,
-        };
-        let mut fds = [PollFd::new(&self.fd, PollFlags::IN)];
-        match poll(&mut fds, Some(&ts)) {
-            Ok(0) | Err(Errno::INTR) => return Ok(None),
-            Ok(_) => {}
+        match poll_until(&self.fd, PollFlags::IN, deadline) {
+            Ok(false) => return Ok(None),
+            Ok(true) => {}
             Err(errno) => return Err(KernelError::Recv { request, errno }),
         }
         let mut buf = vec![0u8; 64 * 1024];

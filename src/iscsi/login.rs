@@ -12,17 +12,31 @@
 use super::chap::{self, ChapError, OurChallenge};
 use super::pdu::{LoginRequest, LoginResponse, Message, Pdu, PduError, Reject, Stage, TargetSn};
 use super::text::{self, Kind, NegotiationError, TextError};
+use crate::hostport::host_port;
 use crate::plan::Chap;
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 
-/// Exchanges allowed before we call the target broken (a normal CHAP login
-/// takes 4, plus one per continued PDU).
-pub const MAX_ROUNDS: u32 = 32;
+/// PDUs the target may send in one login before we call it broken: its
+/// PDU budget. Every PDU counts, whatever it is: the login phase carries
+/// only Login Responses (RFC 7143 §6.3), so a NOP-In, Async Message or
+/// anything else ends the login with an error instead of restarting a
+/// count. A CHAP login takes 4 exchanges; each continued PDU (C bit) either
+/// way adds one. 64 leaves room for a whole [`MAX_LOGIN_TEXT`] from the
+/// target in 8192-byte PDUs (8) and our answers to it, split the same way,
+/// while bounding a target that continues forever (with the attempt's
+/// deadline, which bounds the time: `SessionSetup::until` at boot,
+/// `--timeout` in the tools).
+pub const MAX_ROUNDS: u32 = 64;
 /// Bytes of continued (C bit) login text we buffer (RFC 7143 §6.1 allows
 /// keys up to 8 KiB; SendTargets is not in login).
 pub const MAX_LOGIN_TEXT: usize = 64 * 1024;
+/// Bytes of text the target may send over the whole login, its byte
+/// budget: four full [`MAX_LOGIN_TEXT`]s. Real logins exchange well under
+/// 2 KiB (tests/fixtures); without it a target could send large text in
+/// every one of its [`MAX_ROUNDS`] PDUs.
+pub const MAX_LOGIN_BYTES: usize = 4 * MAX_LOGIN_TEXT;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -264,8 +278,17 @@ pub enum LoginError {
     },
     /// The target ended the login (T=1 to full feature) with TSIH 0.
     NoTsih,
+    /// Over the login's PDU budget ([`MAX_ROUNDS`]).
     TooManyRounds,
     TextTooLong,
+    /// Over the login's byte budget ([`MAX_LOGIN_BYTES`]).
+    TooManyBytes,
+    /// The target answered a continued request of ours (C bit) with text
+    /// or a C bit of its own instead of an empty response (RFC 7143 §6.1).
+    ContinuationAnswer {
+        len: usize,
+        cont: bool,
+    },
     /// A normal session needs a target name.
     NoTargetName,
 }
@@ -338,8 +361,20 @@ impl fmt::Display for LoginError {
                 Ok(())
             }
             NoTsih => write!(f, "target completed the login without assigning a TSIH"),
-            TooManyRounds => write!(f, "login did not complete within {MAX_ROUNDS} exchanges"),
+            TooManyRounds => write!(
+                f,
+                "login did not complete within its budget of {MAX_ROUNDS} PDUs from the target"
+            ),
             TextTooLong => write!(f, "login text continued beyond {MAX_LOGIN_TEXT} bytes"),
+            TooManyBytes => write!(
+                f,
+                "target sent more than the login's budget of {MAX_LOGIN_BYTES} bytes of text"
+            ),
+            ContinuationAnswer { len, cont } => write!(
+                f,
+                "target answered our continued login request with {len} bytes of text{}, not the empty response RFC 7143 §6.1 asks for",
+                if *cont { " and the C bit" } else { "" }
+            ),
             NoTargetName => write!(f, "a normal session needs a target name"),
         }
     }
@@ -431,8 +466,15 @@ pub struct Login {
     target_keys: Vec<(String, String)>,
     /// Text of responses with the C bit, awaiting the rest.
     partial: Vec<u8>,
+    /// Pieces of our current request text still to send, each after the
+    /// target's empty answer to the previous one (RFC 7143 §6.1).
+    outgoing: VecDeque<Vec<u8>>,
+    /// T, CSG and NSG of the current request: its last piece carries them.
+    flags: (bool, Stage, Stage),
     exp_stat_sn: u32,
     rounds: u32,
+    /// Data bytes received over the whole login.
+    received: usize,
 }
 
 fn is_declarative(key: &str) -> bool {
@@ -476,8 +518,11 @@ impl Login {
             settled: BTreeMap::new(),
             target_keys: Vec::new(),
             partial: Vec::new(),
+            outgoing: VecDeque::new(),
+            flags: (false, Stage::Security, Stage::Security),
             exp_stat_sn,
             rounds: 0,
+            received: 0,
             cfg,
         };
         let pdu = match &login.cfg.chap {
@@ -515,12 +560,53 @@ impl Login {
         self.cfg.offers.clone()
     }
 
-    fn request(&self, transit: bool, csg: Stage, nsg: Stage, keys: &[(String, String)]) -> Pdu {
+    /// The largest data segment we may send now: the target's declared
+    /// MaxRecvDataSegmentLength once its text had one, else 8192 (RFC 7143
+    /// §13.12 default). Never above 8192 during login: the kernel channel
+    /// cannot send more in one login PDU (reference §2), and the declared
+    /// value is meant for full feature phase.
+    fn xmit_limit(&self) -> usize {
+        self.target_keys
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "MaxRecvDataSegmentLength")
+            .and_then(|(_, v)| text::settle("MaxRecvDataSegmentLength", "", v).ok().flatten())
+            .and_then(|v| v.parse::<usize>().ok())
+            .map_or(text::LOGIN_DATA_SEGMENT, |n| n.min(text::LOGIN_DATA_SEGMENT))
+    }
+
+    /// The request carrying `keys`: their text is cut at [`Self::xmit_limit`]
+    /// (RFC 7143 §6.1, §11.12.2); this is its first PDU, the rest go out
+    /// one by one as the target acknowledges each (see [`Login::receive`]).
+    fn request(
+        &mut self,
+        transit: bool,
+        csg: Stage,
+        nsg: Stage,
+        keys: &[(String, String)],
+    ) -> Pdu {
+        let data = text::encode(keys);
+        let mut pieces: VecDeque<Vec<u8>> = text::split_segments(&data, self.xmit_limit())
+            .into_iter()
+            .map(<[u8]>::to_vec)
+            .collect();
+        let first = pieces.pop_front().unwrap_or_default();
+        self.outgoing = pieces;
+        self.flags = (transit, csg, nsg);
+        self.piece(first)
+    }
+
+    /// One PDU of the current request: while more pieces follow it has the
+    /// C bit and not the T bit (RFC 7143 §11.12.2: a continued Login
+    /// Request must not transit); the last carries the request's T and NSG.
+    fn piece(&self, data: Vec<u8>) -> Pdu {
+        let (transit, csg, nsg) = self.flags;
+        let more = !self.outgoing.is_empty();
         LoginRequest {
-            transit,
-            cont: false,
+            transit: transit && !more,
+            cont: more,
             csg,
-            nsg,
+            nsg: if more { csg } else { nsg },
             version_max: 0,
             version_min: 0,
             isid: self.cfg.isid,
@@ -529,7 +615,7 @@ impl Login {
             cid: self.cfg.cid,
             cmd_sn: self.cfg.cmd_sn,
             exp_stat_sn: self.exp_stat_sn,
-            data: text::encode(keys),
+            data,
         }
         .to_pdu()
     }
@@ -573,9 +659,14 @@ impl Login {
 
     /// Feed one PDU from the target.
     pub fn receive(&mut self, pdu: &Pdu) -> Result<Step, LoginError> {
+        // The budgets come first: no PDU, of any kind, escapes them.
         self.rounds += 1;
         if self.rounds > MAX_ROUNDS {
             return Err(LoginError::TooManyRounds);
+        }
+        self.received = self.received.saturating_add(pdu.data.len());
+        if self.received > MAX_LOGIN_BYTES {
+            return Err(LoginError::TooManyBytes);
         }
         let rsp = match Message::from_pdu(pdu)? {
             Message::LoginResponse(r) => r,
@@ -609,6 +700,18 @@ impl Login {
                 expected: self.stage,
                 got: rsp.csg,
             });
+        }
+        if let Some(next) = self.outgoing.pop_front() {
+            // The target's answer to a continued request of ours: empty, so
+            // that we send the next piece (RFC 7143 §6.1). Text here would
+            // be lost, and a C bit means both sides are continuing.
+            if !rsp.data.is_empty() || rsp.cont {
+                return Err(LoginError::ContinuationAnswer {
+                    len: rsp.data.len(),
+                    cont: rsp.cont,
+                });
+            }
+            return Ok(Step::Send(self.piece(next)));
         }
         self.partial.extend_from_slice(&rsp.data);
         if self.partial.len() > MAX_LOGIN_TEXT {
@@ -883,11 +986,7 @@ pub struct Portal {
 
 impl fmt::Display for Portal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.host.contains(':') {
-            write!(f, "[{}]:{}", self.host, self.port)
-        } else {
-            write!(f, "{}:{}", self.host, self.port)
-        }
+        f.write_str(&host_port(&self.host, self.port))
     }
 }
 

@@ -5,10 +5,13 @@
 //! 6.1 and open-iscsi's copy); reference: shared/reference
 //! iscsi-kernel-and-login.md §1. Everything here is host byte order; the
 //! iSCSI PDU carried in SEND_PDU / KEVENT_RECV_PDU is big-endian and is
-//! handled by `pdu.rs`.
+//! handled by `pdu.rs`. The `nlmsghdr` framing is [`crate::netlink::hdr`]'s.
 
 use std::fmt;
 use std::mem::size_of;
+
+pub use crate::netlink::hdr::NLMSG_HDRLEN;
+use crate::netlink::hdr::{self, HdrError, NlMsgBuilder, Payload};
 
 /// `NETLINK_ISCSI` protocol number (include/uapi/linux/netlink.h).
 pub const NETLINK_ISCSI: i32 = 8;
@@ -16,8 +19,6 @@ pub const NETLINK_ISCSI: i32 = 8;
 /// events only reach sockets bound to it.
 pub const GROUP_ISCSID: u32 = 1;
 
-/// `struct nlmsghdr` length.
-pub const NLMSG_HDRLEN: usize = 16;
 /// `sizeof(struct iscsi_uevent)`.
 pub const UEVENT_LEN: usize = 56;
 /// Offset of the payload (SET_PARAM value, PDU) in a whole message.
@@ -262,24 +263,11 @@ fn put64(b: &mut [u8], off: usize, v: u64) {
 /// uevent `type` are both the request type (the kernel dispatches on the
 /// former); flags 0 as open-iscsi sends them.
 pub fn encode(req: &Request<'_>, transport_handle: u64, seq: u32, portid: u32) -> Vec<u8> {
-    let payload_len = match req {
-        // SET_PARAM: NUL-terminated, `len` counts the NUL.
-        Request::SetParam { value, .. } => value.len() + 1,
-        Request::SendPdu { hdr, data, .. } => hdr.len() + data.len(),
-        _ => 0,
-    };
-    let total = PAYLOAD_OFF + payload_len;
-    // NLMSG_ALIGN: the message length is padded to 4 bytes.
-    let mut b = vec![0u8; (total + 3) & !3];
-    put32(&mut b, 0, total as u32);
-    put16(&mut b, 4, req.kind() as u16);
-    put16(&mut b, 6, 0);
-    put32(&mut b, 8, seq);
-    put32(&mut b, 12, portid);
-    let e = NLMSG_HDRLEN;
-    put32(&mut b, e, req.kind());
-    put64(&mut b, e + 8, transport_handle);
-    let u = e + U_OFF;
+    // The iscsi_uevent; offsets below are into it.
+    let mut b = [0u8; UEVENT_LEN];
+    put32(&mut b, 0, req.kind());
+    put64(&mut b, 8, transport_handle);
+    let u = U_OFF;
     match *req {
         Request::CreateSession {
             initial_cmdsn,
@@ -317,8 +305,8 @@ pub fn encode(req: &Request<'_>, transport_handle: u64, seq: u32, portid: u32) -
             put32(&mut b, u, sid);
             put32(&mut b, u + 4, cid);
             put32(&mut b, u + 8, param as u32);
+            // NUL-terminated, `len` counts the NUL.
             put32(&mut b, u + 12, (value.len() + 1) as u32);
-            b[PAYLOAD_OFF..PAYLOAD_OFF + value.len()].copy_from_slice(value.as_bytes());
         }
         Request::StopConn {
             sid,
@@ -341,12 +329,20 @@ pub fn encode(req: &Request<'_>, transport_handle: u64, seq: u32, portid: u32) -
             put32(&mut b, u + 4, cid);
             put32(&mut b, u + 8, hdr.len() as u32);
             put32(&mut b, u + 12, data.len() as u32);
-            b[PAYLOAD_OFF..PAYLOAD_OFF + hdr.len()].copy_from_slice(hdr);
-            let d = PAYLOAD_OFF + hdr.len();
-            b[d..d + data.len()].copy_from_slice(data);
         }
     }
-    b
+    let mut m = NlMsgBuilder::new(req.kind() as u16, 0, seq, portid);
+    m.bytes(&b);
+    match req {
+        Request::SetParam { value, .. } => {
+            m.bytes(value.as_bytes()).bytes(&[0]);
+        }
+        Request::SendPdu { hdr, data, .. } => {
+            m.bytes(hdr).bytes(data);
+        }
+        _ => {}
+    }
+    m.finish()
 }
 
 /// One message from the kernel, decoded.
@@ -405,7 +401,8 @@ pub enum DecodeError {
     Short { len: usize },
     /// nlmsg_len inconsistent with the datagram.
     BadLength { nlmsg_len: usize, available: usize },
-    /// A netlink-level error (NLMSG_ERROR) from the socket layer.
+    /// A netlink-level error (NLMSG_ERROR) from the socket layer: positive
+    /// errno, 0 for an ACK.
     Netlink { errno: i32 },
 }
 
@@ -423,7 +420,29 @@ impl fmt::Display for DecodeError {
                 f,
                 "NETLINK_ISCSI nlmsg_len {nlmsg_len} does not fit the {available} bytes received"
             ),
-            DecodeError::Netlink { errno } => write!(f, "netlink error {errno}"),
+            DecodeError::Netlink { errno: 0 } => {
+                write!(f, "NETLINK_ISCSI: a netlink ACK where a reply was due")
+            }
+            DecodeError::Netlink { errno } => write!(
+                f,
+                "NETLINK_ISCSI: netlink error: {}",
+                std::io::Error::from_raw_os_error(*errno)
+            ),
+        }
+    }
+}
+
+impl From<HdrError> for DecodeError {
+    fn from(e: HdrError) -> DecodeError {
+        match e {
+            HdrError::Short { have, .. } => DecodeError::Short { len: have },
+            HdrError::BadLength { len, have, .. } => DecodeError::BadLength {
+                nlmsg_len: len as usize,
+                available: have,
+            },
+            HdrError::ShortControl { len, .. } => DecodeError::Short {
+                len: NLMSG_HDRLEN + len,
+            },
         }
     }
 }
@@ -445,21 +464,7 @@ pub struct Header {
 /// Decode every message in one datagram. Truncated trailing bytes end the
 /// walk with an error for that message only; earlier ones are returned.
 pub fn decode(datagram: &[u8]) -> Vec<Result<(Header, Message), DecodeError>> {
-    let mut out = Vec::new();
-    let mut off = 0usize;
-    while off + NLMSG_HDRLEN <= datagram.len() {
-        let rest = &datagram[off..];
-        let len = get32(rest, 0) as usize;
-        if len < NLMSG_HDRLEN || len > rest.len() {
-            out.push(Err(DecodeError::BadLength {
-                nlmsg_len: len,
-                available: rest.len(),
-            }));
-            break;
-        }
-        out.push(decode_one(&rest[..len]));
-        off += (len + 3) & !3;
-    }
+    let mut out: Vec<_> = hdr::messages(datagram).map(|m| decode_one(&m?)).collect();
     if out.is_empty() {
         out.push(Err(DecodeError::Short {
             len: datagram.len(),
@@ -468,24 +473,27 @@ pub fn decode(datagram: &[u8]) -> Vec<Result<(Header, Message), DecodeError>> {
     out
 }
 
-/// NLMSG_ERROR, from the netlink core rather than the iSCSI transport.
-const NLMSG_ERROR: u16 = 2;
-
-fn decode_one(m: &[u8]) -> Result<(Header, Message), DecodeError> {
-    let nlmsg_type = u16::from_ne_bytes([m[4], m[5]]);
+fn decode_one(m: &hdr::NlMsg<'_>) -> Result<(Header, Message), DecodeError> {
+    let nlmsg_type = m.hdr.ty;
     let hdr = Header {
         nlmsg_type,
-        seq: get32(m, 8),
-        pid: get32(m, 12),
+        seq: m.hdr.seq,
+        pid: m.hdr.pid,
     };
-    if nlmsg_type == NLMSG_ERROR {
-        let errno = get32(m, NLMSG_HDRLEN) as i32;
+    // NLMSG_ERROR comes from the netlink core rather than the iSCSI
+    // transport (errno 0 is an ACK). Everything else carries an
+    // iscsi_uevent: replies echo the request type in nlmsg_type, kernel
+    // events use type 0 (scsi_transport_iscsi.c `iscsi_if_send_reply`,
+    // `iscsi_multicast_skb` callers).
+    if let Payload::Error { errno, .. } = m.payload()? {
         return Err(DecodeError::Netlink { errno });
     }
-    if m.len() < PAYLOAD_OFF {
-        return Err(DecodeError::Short { len: m.len() });
+    let e = m.body;
+    if e.len() < UEVENT_LEN {
+        return Err(DecodeError::Short {
+            len: NLMSG_HDRLEN + e.len(),
+        });
     }
-    let e = &m[NLMSG_HDRLEN..];
     let kind = get32(e, 0);
     let iferror = get32(e, 4) as i32;
     let r = [
@@ -503,7 +511,7 @@ fn decode_one(m: &[u8]) -> Result<(Header, Message), DecodeError> {
         KEVENT_RECV_PDU => Message::RecvPdu {
             sid: r[0],
             cid: r[1],
-            pdu: m[PAYLOAD_OFF..].to_vec(),
+            pdu: e.get(UEVENT_LEN..).unwrap_or_default().to_vec(),
         },
         KEVENT_CONN_ERROR => Message::ConnError {
             sid: r[0],

@@ -95,6 +95,37 @@ pub fn encode<K: AsRef<str>, V: AsRef<str>>(pairs: &[(K, V)]) -> Vec<u8> {
     out
 }
 
+/// Data segment limit for Login and Text PDUs until the peer declared its
+/// MaxRecvDataSegmentLength (RFC 7143 §13.12 default), and the most the
+/// kernel's iscsi_tcp carries in one login or text PDU (reference §2:
+/// larger SEND_PDU data is refused).
+pub const LOGIN_DATA_SEGMENT: usize = 8192;
+
+/// Cut one logical text data segment (RFC 7143 §6.1) into data segments
+/// of at most `limit` bytes, to go out with the C bit on all but the last.
+/// A piece ends after a NUL where one lies in its window, so each pair
+/// stays whole for targets that join text only at pair boundaries; a pair
+/// longer than the limit is cut inside, which RFC 7143 §6.1 allows
+/// ("key=value pairs may span PDU boundaries"). Empty text is one empty
+/// piece. The pieces concatenate back to `data`.
+pub fn split_segments(data: &[u8], limit: usize) -> Vec<&[u8]> {
+    let limit = limit.max(1);
+    let mut out = Vec::new();
+    let mut rest = data;
+    while rest.len() > limit {
+        let window = rest.get(..limit).unwrap_or(rest);
+        let cut = window
+            .iter()
+            .rposition(|&b| b == 0)
+            .map_or(limit, |nul| nul + 1);
+        let (piece, tail) = rest.split_at(cut);
+        out.push(piece);
+        rest = tail;
+    }
+    out.push(rest);
+    out
+}
+
 /// Special answers (RFC 7143 §6.2).
 pub const NOT_UNDERSTOOD: &str = "NotUnderstood";
 pub const IRRELEVANT: &str = "Irrelevant";
@@ -392,6 +423,36 @@ mod tests {
             "only the first = splits"
         );
         assert_eq!(encode(&pairs), data.to_vec());
+    }
+
+    #[test]
+    fn split_segments_at_pair_boundaries_within_the_limit() {
+        let pieces = |d: &'static [u8], n| split_segments(d, n);
+        assert_eq!(pieces(b"", 8), vec![&b""[..]]);
+        assert_eq!(pieces(b"a=1\0", 8), vec![&b"a=1\0"[..]]);
+        // Whole pairs while they fit.
+        assert_eq!(
+            pieces(b"a=1\0b=2\0c=3\0", 8),
+            vec![&b"a=1\0b=2\0"[..], b"c=3\0"]
+        );
+        // A pair longer than the limit is cut inside it.
+        assert_eq!(
+            pieces(b"k=0123456789\0x=1\0", 8),
+            vec![&b"k=012345"[..], b"6789\0", b"x=1\0"]
+        );
+        // Exactly at the limit: one piece.
+        assert_eq!(pieces(b"a=1\0b=2\0", 8), vec![&b"a=1\0b=2\0"[..]]);
+        // Limit 0 cannot loop.
+        assert_eq!(pieces(b"ab", 0), vec![&b"a"[..], b"b"]);
+        let big = encode(
+            &(0..2000)
+                .map(|i| (format!("X-k{i}"), "v".repeat(i % 50)))
+                .collect::<Vec<_>>(),
+        );
+        let p = split_segments(&big, LOGIN_DATA_SEGMENT);
+        assert!(p.len() > 1 && p.iter().all(|c| c.len() <= LOGIN_DATA_SEGMENT));
+        assert!(p.iter().all(|c| c.last() == Some(&0)), "pairs kept whole");
+        assert_eq!(p.concat(), big);
     }
 
     #[test]

@@ -6,7 +6,9 @@
 
 use super::dhcp::{self, Client, DecodeError, Kind, Reply};
 use super::NetError;
-use rustix::event::{poll, PollFd, PollFlags};
+use crate::backoff::Backoff;
+use crate::sys::poll::poll_until;
+use rustix::event::PollFlags;
 use rustix::fd::OwnedFd;
 use rustix::io::Errno;
 use rustix::net::addr::{SocketAddrArg, SocketAddrLen, SocketAddrOpaque};
@@ -15,9 +17,10 @@ use rustix::net::{
 };
 use std::time::{Duration, Instant};
 
-/// First retransmission after 1 s, doubling up to this (RFC 2131 §4.1
+/// First retransmission after 1 s, doubling up to 8 s (RFC 2131 §4.1
 /// asks for 4 s doubling to 64 s; a booting machine wants faster retries
 /// and the deadline bounds the whole exchange).
+const RETRY_FIRST: Duration = Duration::from_secs(1);
 const RETRY_MAX: Duration = Duration::from_secs(8);
 /// REQUESTs sent without an ACK before starting over with DISCOVER
 /// (RFC 2131 §3.1 step 5: the client reinitializes).
@@ -125,24 +128,17 @@ impl PacketSocket {
     /// One packet into `buf`, waiting until `until`; `None` on timeout.
     pub fn recv(&self, buf: &mut [u8], until: Instant) -> Result<Option<usize>, NetError> {
         loop {
-            let left = until.saturating_duration_since(Instant::now());
-            if left.is_zero() {
+            let ready = poll_until(&self.fd, PollFlags::IN, until)
+                .map_err(|errno| NetError::DhcpSocket { op: "poll", errno })?;
+            if !ready {
                 return Ok(None);
-            }
-            let ts = rustix::time::Timespec {
-                tv_sec: left.as_secs() as _,
-                tv_nsec: left.subsec_nanos() as _,
-            };
-            let mut fds = [PollFd::new(&self.fd, PollFlags::IN)];
-            match poll(&mut fds, Some(&ts)) {
-                Ok(0) => return Ok(None),
-                Ok(_) | Err(Errno::INTR) => {}
-                Err(errno) => return Err(NetError::DhcpSocket { op: "poll", errno }),
             }
             match rustix::net::recv(&self.fd, &mut *buf, rustix::net::RecvFlags::DONTWAIT) {
                 Ok((n, _)) => return Ok(Some(n)),
-                // Woken without a packet (signal, or readiness raced): wait on.
-                Err(Errno::AGAIN | Errno::INTR) => {}
+                // Woken without a packet (readiness raced): wait on, unless
+                // the time is up.
+                Err(Errno::AGAIN | Errno::INTR) if Instant::now() < until => {}
+                Err(Errno::AGAIN | Errno::INTR) => return Ok(None),
                 Err(errno) => return Err(NetError::DhcpSocket { op: "recv", errno }),
             }
         }
@@ -190,7 +186,7 @@ pub fn obtain(
     let mut last_nak: Option<Reply> = None;
     let mut last_bad: Option<DecodeError> = None;
     let mut state = State::Selecting;
-    let mut backoff = Duration::from_secs(1);
+    let mut backoff = Backoff::new(RETRY_FIRST, RETRY_MAX);
     let mut buf = vec![0u8; 4096];
     loop {
         // (Re)transmit the message of the current state.
@@ -204,8 +200,7 @@ pub fn obtain(
         };
         sock.send(&pkt)?;
         sent += 1;
-        let next = (Instant::now() + backoff).min(deadline);
-        backoff = (backoff * 2).min(RETRY_MAX);
+        let next = (Instant::now() + backoff.next()).min(deadline);
         // Wait for a reply to this transmission.
         while let Some(n) = sock.recv(&mut buf, next)? {
             let reply = match dhcp::parse(buf.get(..n).unwrap_or(&[]), client.xid, &mac) {
@@ -230,7 +225,7 @@ pub fn obtain(
                         offer: Box::new(reply),
                         tries: 0,
                     };
-                    backoff = Duration::from_secs(1);
+                    backoff.reset();
                     break;
                 }
                 (State::Requesting { offer, .. }, Kind::Ack)
@@ -261,7 +256,7 @@ pub fn obtain(
                     last_nak = Some(reply);
                     state = State::Selecting;
                     client.xid = new_xid(&mac);
-                    backoff = Duration::from_secs(1);
+                    backoff.reset();
                     break;
                 }
                 // Further offers while requesting, an ACK/NAK of another

@@ -14,8 +14,10 @@ pub mod dhcp_sock;
 pub mod rtnl;
 
 use crate::plan::{IpConfig, IpMethod, Network};
+use crate::sys::errno::errno_text;
+use crate::sys::poll::{deadline_after, poll_until};
 use rtnl::{Link, Message};
-use rustix::event::{poll, PollFd, PollFlags};
+use rustix::event::PollFlags;
 use rustix::fd::OwnedFd;
 use rustix::io::Errno;
 use rustix::net::netlink::SocketAddrNetlink;
@@ -85,9 +87,16 @@ pub enum NetError {
     NotEthernet { iface: String, mac: String },
 }
 
-fn errno_text(e: i32) -> String {
-    std::io::Error::from_raw_os_error(e).to_string()
-}
+/// What a refused rtnetlink request usually means.
+const REFUSED_HINTS: &[(Errno, &str)] = &[
+    (Errno::PERM, "needs CAP_NET_ADMIN"),
+    (
+        Errno::NETUNREACH,
+        "gateway not inside the address's prefix?",
+    ),
+    (Errno::BUSY, "the interface must be down to be renamed"),
+    (Errno::INVAL, "MTU outside the driver's range?"),
+];
 
 impl fmt::Display for NetError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -100,16 +109,11 @@ impl fmt::Display for NetError {
                 REPLY_TIMEOUT.as_secs()
             ),
             NetError::Decode { what, err } => write!(f, "{what}: {err}"),
-            NetError::Refused { what, errno } => {
-                let hint = match Errno::from_raw_os_error(*errno) {
-                    Errno::PERM => " (hint: needs CAP_NET_ADMIN)",
-                    Errno::NETUNREACH => " (hint: gateway not inside the address's prefix?)",
-                    Errno::BUSY => " (hint: the interface must be down to be renamed)",
-                    Errno::INVAL => " (hint: MTU outside the driver's range?)",
-                    _ => "",
-                };
-                write!(f, "{what}: {}{hint}", errno_text(*errno))
-            }
+            NetError::Refused { what, errno } => write!(
+                f,
+                "{what}: {}",
+                errno_text(*errno, REFUSED_HINTS)
+            ),
             NetError::Unsupported { value } => write!(
                 f,
                 "ip={value} is not supported yet; use ip=dhcp or a static ip=CLIENT::GATEWAY:NETMASK::IFACE:off"
@@ -228,18 +232,9 @@ fn open_route(groups: u32) -> Result<OwnedFd, NetError> {
     Ok(fd)
 }
 
-/// Wait until `fd` is readable or `timeout` passes; true if readable.
-fn wait_readable(fd: &OwnedFd, timeout: Duration) -> Result<bool, NetError> {
-    let ts = rustix::time::Timespec {
-        tv_sec: timeout.as_secs() as _,
-        tv_nsec: timeout.subsec_nanos() as _,
-    };
-    let mut fds = [PollFd::new(fd, PollFlags::IN)];
-    match poll(&mut fds, Some(&ts)) {
-        Ok(n) => Ok(n > 0),
-        Err(Errno::INTR) => Ok(false),
-        Err(errno) => Err(NetError::Io { op: "poll", errno }),
-    }
+/// Wait until `fd` is readable or `deadline` passes; true if readable.
+fn wait_readable(fd: &OwnedFd, deadline: Instant) -> Result<bool, NetError> {
+    poll_until(fd, PollFlags::IN, deadline).map_err(|errno| NetError::Io { op: "poll", errno })
 }
 
 impl Rtnl {
@@ -267,7 +262,7 @@ impl Rtnl {
 
     /// Receive and decode one datagram, waiting at most REPLY_TIMEOUT.
     fn recv(&mut self, what: &dyn Fn() -> String) -> Result<Vec<Message>, NetError> {
-        if !wait_readable(&self.fd, REPLY_TIMEOUT)? {
+        if !wait_readable(&self.fd, deadline_after(REPLY_TIMEOUT))? {
             return Err(NetError::NoReply { what: what() });
         }
         let n = match recv(&self.fd, &mut self.buf[..], RecvFlags::empty()) {
@@ -306,7 +301,7 @@ impl Rtnl {
     ) -> Result<(), NetError> {
         match self.request(build, what)? {
             Ok(()) => Ok(()),
-            Err(errno) if ok_exists && Errno::from_raw_os_error(errno) == Errno::EXIST => Ok(()),
+            Err(errno) if ok_exists && errno == Errno::EXIST.raw_os_error() => Ok(()),
             Err(errno) => Err(NetError::Refused {
                 what: what(),
                 errno,
@@ -413,7 +408,8 @@ impl Rtnl {
             return Ok(());
         }
         // Wake at least every 250 ms: notifications can be lost.
-        if wait_readable(&self.monitor, left.min(Duration::from_millis(250)))? {
+        let wake = deadline_after(Duration::from_millis(250));
+        if wait_readable(&self.monitor, until.min(wake))? {
             while recv(&self.monitor, &mut self.buf[..], RecvFlags::DONTWAIT).is_ok() {}
         }
         Ok(())

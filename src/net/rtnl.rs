@@ -2,9 +2,9 @@
 //! replies they produce. Pure code, host byte order, no I/O (the socket is
 //! in `net/mod.rs`).
 //!
-//! Layouts from include/uapi/linux/netlink.h, rtnetlink.h, if_link.h,
-//! if_addr.h; attribute framing (`struct rtattr`, 4-byte aligned) from
-//! rtnetlink.h `RTA_ALIGN`. Decoding is checked and never panics: short
+//! Layouts from include/uapi/linux/rtnetlink.h, if_link.h, if_addr.h; the
+//! `nlmsghdr` and `struct rtattr` framing is [`crate::netlink::hdr`]'s, this
+//! file holds only the rtnetlink payloads. Decoding is checked and never panics: short
 //! buffers, lying lengths and odd attributes give a [`DecodeError`] or are
 //! skipped (unknown attributes and message types are kept as `Other`, so a
 //! newer kernel does not break the boot).
@@ -13,18 +13,10 @@ use std::fmt;
 use std::mem::size_of;
 use std::net::IpAddr;
 
-// nlmsghdr types and flags (netlink.h).
-pub const NLMSG_NOOP: u16 = 1;
-pub const NLMSG_ERROR: u16 = 2;
-pub const NLMSG_DONE: u16 = 3;
-pub const NLM_F_REQUEST: u16 = 0x1;
-pub const NLM_F_MULTI: u16 = 0x2;
-pub const NLM_F_ACK: u16 = 0x4;
-pub const NLM_F_REPLACE: u16 = 0x100;
-pub const NLM_F_EXCL: u16 = 0x200;
-pub const NLM_F_CREATE: u16 = 0x400;
-/// NLM_F_ROOT | NLM_F_MATCH.
-pub const NLM_F_DUMP: u16 = 0x300;
+use crate::netlink::hdr::{
+    self, HdrError, NlMsgBuilder, Payload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_REPLACE,
+    NLM_F_REQUEST,
+};
 
 // rtnetlink.h message types.
 pub const RTM_NEWLINK: u16 = 16;
@@ -71,18 +63,9 @@ pub const IF_OPER_UP: u8 = 6;
 
 const AF_INET: u8 = 2;
 const AF_INET6: u8 = 10;
-pub const NLMSG_HDRLEN: usize = 16;
 /// IFNAMSIZ − 1 (if.h): longest interface name.
 pub const IFNAME_MAX: usize = 15;
 
-#[repr(C)]
-struct RawNlMsgHdr {
-    len: u32,
-    ty: u16,
-    flags: u16,
-    seq: u32,
-    pid: u32,
-}
 #[repr(C)]
 struct RawIfInfoMsg {
     family: u8,
@@ -112,25 +95,12 @@ struct RawRtMsg {
     ty: u8,
     flags: u32,
 }
-#[repr(C)]
-struct RawRtAttr {
-    len: u16,
-    ty: u16,
-}
 const IFINFOMSG_LEN: usize = 16;
 const IFADDRMSG_LEN: usize = 8;
 const RTMSG_LEN: usize = 12;
-const RTA_HDRLEN: usize = 4;
-const _: () = assert!(size_of::<RawNlMsgHdr>() == NLMSG_HDRLEN);
 const _: () = assert!(size_of::<RawIfInfoMsg>() == IFINFOMSG_LEN);
 const _: () = assert!(size_of::<RawIfAddrMsg>() == IFADDRMSG_LEN);
 const _: () = assert!(size_of::<RawRtMsg>() == RTMSG_LEN);
-const _: () = assert!(size_of::<RawRtAttr>() == RTA_HDRLEN);
-
-/// NLMSG_ALIGN / RTA_ALIGN.
-const fn align4(n: usize) -> usize {
-    (n + 3) & !3
-}
 
 /// A reply that cannot be decoded; offsets are into the datagram.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -167,6 +137,25 @@ impl fmt::Display for DecodeError {
 }
 
 impl std::error::Error for DecodeError {}
+
+impl From<HdrError> for DecodeError {
+    fn from(e: HdrError) -> DecodeError {
+        match e {
+            HdrError::Short { offset, have } => DecodeError::ShortHeader {
+                offset,
+                remaining: have,
+            },
+            HdrError::BadLength { offset, len, have } => DecodeError::BadLength {
+                offset,
+                len,
+                remaining: have,
+            },
+            HdrError::ShortControl { offset, ty, len } => {
+                DecodeError::ShortBody { offset, ty, len }
+            }
+        }
+    }
+}
 
 /// One link from an RTM_NEWLINK (dump reply or notification).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -243,70 +232,28 @@ fn rd_u32(b: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_ne_bytes(b.get(at..at + 4)?.try_into().ok()?))
 }
 
-/// Iterate `struct rtattr`s in `b`; stops at the first malformed one.
-fn attrs(b: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
-    let mut off = 0usize;
-    std::iter::from_fn(move || {
-        let len = usize::from(rd_u16(b, off)?);
-        let ty = rd_u16(b, off + 2)?;
-        if len < RTA_HDRLEN {
-            return None;
-        }
-        let data = b.get(off + RTA_HDRLEN..off + len)?;
-        off += align4(len);
-        // NLA_F_NESTED / NLA_F_NET_BYTEORDER live in the top bits.
-        Some((ty & 0x3fff, data))
-    })
-}
-
 /// Decode every message of one datagram.
 pub fn parse(buf: &[u8]) -> Result<Vec<Message>, DecodeError> {
     let mut out = Vec::new();
-    let mut off = 0usize;
-    while off < buf.len() {
-        let remaining = buf.len() - off;
-        let rest = buf.get(off..).unwrap_or(&[]);
-        let (Some(len), Some(ty), Some(seq)) = (rd_u32(rest, 0), rd_u16(rest, 4), rd_u32(rest, 8))
-        else {
-            return Err(DecodeError::ShortHeader {
-                offset: off,
-                remaining,
-            });
-        };
-        let ulen = len as usize;
-        if ulen < NLMSG_HDRLEN || ulen > remaining {
-            return Err(DecodeError::BadLength {
-                offset: off,
-                len,
-                remaining,
-            });
-        }
-        let body = rest.get(NLMSG_HDRLEN..ulen).unwrap_or(&[]);
-        let short = || DecodeError::ShortBody {
-            offset: off,
-            ty,
-            len: body.len(),
-        };
-        let msg = match ty {
-            NLMSG_ERROR | NLMSG_DONE => {
-                // nlmsgerr.error / the int after NLMSG_DONE: −errno.
-                let e = rd_u32(body, 0).ok_or_else(short)? as i32;
-                let errno = e.checked_neg().unwrap_or(i32::MAX);
-                match (ty, errno) {
-                    (NLMSG_DONE, _) => Message::Done { seq, errno },
-                    (_, 0) => Message::Ack { seq },
-                    _ => Message::Error { seq, errno },
-                }
-            }
-            RTM_NEWLINK | RTM_DELLINK => Message::Link {
+    for m in hdr::messages(buf) {
+        let m = m?;
+        let (seq, ty) = (m.hdr.seq, m.hdr.ty);
+        let msg = match m.payload()? {
+            Payload::Error { errno: 0, .. } => Message::Ack { seq },
+            Payload::Error { errno, .. } => Message::Error { seq, errno },
+            Payload::Done { errno } => Message::Done { seq, errno },
+            Payload::Family(body) if matches!(ty, RTM_NEWLINK | RTM_DELLINK) => Message::Link {
                 seq,
                 deleted: ty == RTM_DELLINK,
-                link: parse_link(body).ok_or_else(short)?,
+                link: parse_link(body).ok_or(DecodeError::ShortBody {
+                    offset: m.offset,
+                    ty,
+                    len: body.len(),
+                })?,
             },
-            _ => Message::Other { seq, ty },
+            Payload::Noop | Payload::Overrun | Payload::Family(_) => Message::Other { seq, ty },
         };
         out.push(msg);
-        off += align4(ulen).min(remaining);
     }
     Ok(out)
 }
@@ -318,8 +265,9 @@ fn parse_link(body: &[u8]) -> Option<Link> {
         flags: rd_u32(body, 8)?,
         ..Link::default()
     };
-    for (ty, data) in attrs(body.get(IFINFOMSG_LEN..)?) {
-        match ty {
+    for a in hdr::attrs(body.get(IFINFOMSG_LEN..)?) {
+        let data = a.data;
+        match a.kind() {
             IFLA_IFNAME => {
                 let s = data.split(|&b| b == 0).next().unwrap_or(&[]);
                 l.name = String::from_utf8_lossy(s).into_owned();
@@ -334,39 +282,10 @@ fn parse_link(body: &[u8]) -> Option<Link> {
     Some(l)
 }
 
-/// A request under construction; `finish` writes the length.
-struct Req(Vec<u8>);
-
-impl Req {
-    fn new(ty: u16, flags: u16, seq: u32) -> Req {
-        let mut v = Vec::with_capacity(64);
-        v.extend_from_slice(&0u32.to_ne_bytes());
-        v.extend_from_slice(&ty.to_ne_bytes());
-        v.extend_from_slice(&(flags | NLM_F_REQUEST).to_ne_bytes());
-        v.extend_from_slice(&seq.to_ne_bytes());
-        // nlmsg_pid 0: the kernel fills in our port id.
-        v.extend_from_slice(&0u32.to_ne_bytes());
-        Req(v)
-    }
-    fn bytes(&mut self, b: &[u8]) -> &mut Req {
-        self.0.extend_from_slice(b);
-        self
-    }
-    fn attr(&mut self, ty: u16, data: &[u8]) -> &mut Req {
-        let len = RTA_HDRLEN + data.len();
-        self.0.extend_from_slice(&(len as u16).to_ne_bytes());
-        self.0.extend_from_slice(&ty.to_ne_bytes());
-        self.0.extend_from_slice(data);
-        self.0.resize(align4(self.0.len()), 0);
-        self
-    }
-    fn finish(&mut self) -> Vec<u8> {
-        let len = (self.0.len() as u32).to_ne_bytes();
-        if let Some(h) = self.0.get_mut(0..4) {
-            h.copy_from_slice(&len);
-        }
-        std::mem::take(&mut self.0)
-    }
+/// A request: NLM_F_REQUEST, and nlmsg_pid 0 (the kernel fills in our
+/// port id).
+fn req(ty: u16, flags: u16, seq: u32) -> NlMsgBuilder {
+    NlMsgBuilder::new(ty, flags | NLM_F_REQUEST, seq, 0)
 }
 
 fn ifinfomsg(index: i32, flags: u32, change: u32) -> [u8; IFINFOMSG_LEN] {
@@ -380,7 +299,7 @@ fn ifinfomsg(index: i32, flags: u32, change: u32) -> [u8; IFINFOMSG_LEN] {
 
 /// RTM_GETLINK dump of every link.
 pub fn get_links(seq: u32) -> Vec<u8> {
-    Req::new(RTM_GETLINK, NLM_F_DUMP, seq)
+    req(RTM_GETLINK, NLM_F_DUMP, seq)
         .bytes(&ifinfomsg(0, 0, 0))
         .finish()
 }
@@ -402,7 +321,7 @@ pub fn set_link(
         Some(false) => (0, IFF_UP),
         None => (0, 0),
     };
-    let mut r = Req::new(RTM_NEWLINK, NLM_F_ACK, seq);
+    let mut r = req(RTM_NEWLINK, NLM_F_ACK, seq);
     r.bytes(&ifinfomsg(index, flags, change));
     if let Some(m) = mtu {
         r.attr(IFLA_MTU, &m.to_ne_bytes());
@@ -440,7 +359,7 @@ pub fn add_address(seq: u32, index: i32, addr: IpAddr, prefix: u8) -> Vec<u8> {
     hdr[2] = flags;
     hdr[3] = scope;
     hdr[4..8].copy_from_slice(&(index as u32).to_ne_bytes());
-    let mut r = Req::new(RTM_NEWADDR, NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE, seq);
+    let mut r = req(RTM_NEWADDR, NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE, seq);
     r.bytes(&hdr)
         .attr(IFA_LOCAL, &bytes)
         .attr(IFA_ADDRESS, &bytes);
@@ -465,7 +384,7 @@ pub fn add_default_route(seq: u32, index: i32, gateway: IpAddr, protocol: u8) ->
     hdr[5] = protocol;
     hdr[6] = RT_SCOPE_UNIVERSE;
     hdr[7] = RTN_UNICAST;
-    Req::new(RTM_NEWROUTE, NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE, seq)
+    req(RTM_NEWROUTE, NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE, seq)
         .bytes(&hdr)
         .attr(RTA_GATEWAY, &gw)
         .attr(RTA_OIF, &(index as u32).to_ne_bytes())
@@ -475,6 +394,7 @@ pub fn add_default_route(seq: u32, index: i32, gateway: IpAddr, protocol: u8) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::netlink::hdr::{NLMSG_DONE, NLMSG_ERROR, NLM_F_MULTI};
     use std::net::{Ipv4Addr, Ipv6Addr};
 
     #[test]
@@ -539,11 +459,10 @@ mod tests {
     /// An RTM_NEWLINK as the kernel sends it in a dump (trimmed to the
     /// attributes we read plus one unknown one), then ACK, error and DONE.
     fn link_reply() -> Vec<u8> {
-        let mut r = Req::new(RTM_NEWLINK, NLM_F_MULTI, 5);
-        r.bytes(&ifinfomsg(2, IFF_UP | IFF_LOWER_UP | IFF_RUNNING, 0));
-        if let Some(b) = r.0.get_mut(16 + 2..16 + 4) {
-            b.copy_from_slice(&ARPHRD_ETHER.to_ne_bytes());
-        }
+        let mut r = req(RTM_NEWLINK, NLM_F_MULTI, 5);
+        let mut info = ifinfomsg(2, IFF_UP | IFF_LOWER_UP | IFF_RUNNING, 0);
+        info[2..4].copy_from_slice(&ARPHRD_ETHER.to_ne_bytes());
+        r.bytes(&info);
         r.attr(IFLA_IFNAME, b"eth0\0")
             .attr(IFLA_MTU, &1500u32.to_ne_bytes())
             .attr(99, &[1, 2, 3])
@@ -551,13 +470,13 @@ mod tests {
             .attr(IFLA_OPERSTATE, &[IF_OPER_UP])
             .attr(IFLA_CARRIER, &[1]);
         let mut v = r.finish();
-        let mut ack = Req::new(NLMSG_ERROR, 0, 6);
+        let mut ack = req(NLMSG_ERROR, 0, 6);
         ack.bytes(&0i32.to_ne_bytes()).bytes(&[0; 16]);
         v.extend(ack.finish());
-        let mut err = Req::new(NLMSG_ERROR, 0, 7);
+        let mut err = req(NLMSG_ERROR, 0, 7);
         err.bytes(&(-17i32).to_ne_bytes()).bytes(&[0; 16]);
         v.extend(err.finish());
-        let mut done = Req::new(NLMSG_DONE, NLM_F_MULTI, 5);
+        let mut done = req(NLMSG_DONE, NLM_F_MULTI, 5);
         done.bytes(&0i32.to_ne_bytes());
         v.extend(done.finish());
         v
@@ -606,7 +525,7 @@ mod tests {
             parse(&bad),
             Err(DecodeError::BadLength { len: 8, .. })
         ));
-        let mut short = Req::new(NLMSG_ERROR, 0, 1);
+        let mut short = req(NLMSG_ERROR, 0, 1);
         short.bytes(&[0, 0]);
         assert!(matches!(
             parse(&short.finish()),

@@ -16,10 +16,10 @@
 
 use super::call::CallError;
 use super::RxTransport;
-use rustix::event::{poll, PollFd, PollFlags};
-use rustix::io::Errno;
+use crate::sys::errno::{errno_text, last_errno};
+use crate::sys::poll::poll_until;
+use rustix::event::PollFlags;
 use rustix::net::{socket_with, AddressFamily, Protocol, SocketFlags, SocketType};
-use rustix::time::Timespec;
 use std::fmt;
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
@@ -207,11 +207,6 @@ impl fmt::Display for KernelError {
 
 impl std::error::Error for KernelError {}
 
-/// The caller names the server; the message names the operation.
-fn errno_text(op: &str) -> String {
-    format!("AF_RXRPC {op}: {}", std::io::Error::last_os_error())
-}
-
 /// `socket(AF_RXRPC, SOCK_DGRAM, family)`: the protocol argument is the
 /// transport family, PF_INET or PF_INET6 (net/rxrpc/af_rxrpc.c
 /// `rxrpc_create`). Both are non-zero; were one not, the kernel would get
@@ -350,7 +345,9 @@ impl KernelTransport {
         let name = sockaddr(peer, service_id);
         let mut control = request_control(CALL_ID, with_timeout.then_some(timeout));
         if Self::send(&fd, Some(&name), request, &mut control) < 0 {
-            return Err(CallError::Io(errno_text("sendmsg")));
+            // The caller names the server; the message names the operation.
+            let e = errno_text(last_errno(), &[]);
+            return Err(CallError::Io(format!("AF_RXRPC sendmsg: {e}")));
         }
         let mut reply = Vec::new();
         let mut buf = vec![0u8; 16 * 1024];
@@ -361,15 +358,9 @@ impl KernelTransport {
                 Self::abort(&fd, RX_CALL_TIMEOUT);
                 return Err(CallError::Timeout);
             }
-            // `left` is below the caller's timeout, far from Timespec's
-            // i64 seconds; the fallback only keeps this total.
-            let wait = Timespec::try_from(left).unwrap_or(Timespec {
-                tv_sec: i64::MAX,
-                tv_nsec: 0,
-            });
-            match poll(&mut [PollFd::new(&fd, PollFlags::IN)], Some(&wait)) {
-                Ok(0) | Err(Errno::INTR) => continue,
-                Ok(_) => {}
+            match poll_until(&fd, PollFlags::IN, deadline) {
+                Ok(false) => continue,
+                Ok(true) => {}
                 Err(e) => return Err(CallError::Io(format!("AF_RXRPC poll: {e}"))),
             }
             let mut iov = libc::iovec {

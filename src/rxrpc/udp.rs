@@ -7,7 +7,8 @@ use super::call::{CallError, CallId, ClientCall};
 use super::server::{AppReply, Server};
 use super::wire::{Packet, RANDOM_EPOCH};
 use super::RxTransport;
-use rustix::event::{poll, PollFd, PollFlags, Timespec};
+use crate::sys::poll::{deadline_after, poll_fds_until};
+use rustix::event::{PollFd, PollFlags};
 use std::io::ErrorKind;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -161,19 +162,11 @@ pub fn serve(
                 t.saturating_duration_since(now)
             })
             .min(Duration::from_millis(500));
-        let ts = Timespec {
-            tv_sec: wait.as_secs() as i64,
-            tv_nsec: i64::from(wait.subsec_nanos()),
-        };
         let mut fds: Vec<PollFd<'_>> = sockets
             .iter()
             .map(|s| PollFd::new(s, PollFlags::IN))
             .collect();
-        match poll(&mut fds, Some(&ts)) {
-            Ok(_) => {}
-            Err(rustix::io::Errno::INTR) => continue,
-            Err(e) => return Err(e.into()),
-        }
+        poll_fds_until(&mut fds, Some(deadline_after(wait)))?;
         let ready: Vec<bool> = fds.iter().map(|f| !f.revents().is_empty()).collect();
         drop(fds);
         for (i, s) in sockets.iter().enumerate() {

@@ -642,6 +642,222 @@ fn endless_target_is_cut_off() {
     panic!("never cut off");
 }
 
+/// `n` vendor keys `X-com.example.PREFIX-NNNN`, as a target might offer
+/// them (answered NotUnderstood) or as overrides offer them.
+fn vendor_keys(prefix: &str, n: usize) -> Vec<(String, String)> {
+    (0..n)
+        .map(|i| (format!("X-com.example.{prefix}-{i:04}"), format!("value-{i}")))
+        .collect()
+}
+
+/// A response to `req` carrying `data` as given, with the C bit as asked.
+fn rsp_data(req: &Pdu, transit: bool, cont: bool, tsih: u16, data: Vec<u8>) -> Pdu {
+    let stage = LoginRequest::from_pdu(req).unwrap().csg;
+    let mut r =
+        LoginResponse::from_pdu(&rsp(req, transit, stage, Stage::FullFeature, 0, tsih, &[]))
+            .unwrap();
+    r.cont = cont;
+    r.data = data;
+    r.to_pdu()
+}
+
+/// Sends the target's (empty) answer to each continued request of ours
+/// until a request without the C bit; returns every piece, in order.
+fn collect_pieces(l: &mut Login, first: Pdu) -> Vec<LoginRequest> {
+    let mut pieces = vec![LoginRequest::from_pdu(&first).unwrap()];
+    while pieces.last().unwrap().cont {
+        let last = pieces.last().unwrap().to_pdu();
+        let next = send(l.receive(&rsp_data(&last, false, false, 0, vec![])).unwrap());
+        pieces.push(LoginRequest::from_pdu(&next).unwrap());
+    }
+    pieces
+}
+
+fn assert_split(pieces: &[LoginRequest], limit: usize) {
+    let (last, more) = pieces.split_last().unwrap();
+    for (i, p) in more.iter().enumerate() {
+        assert!(p.cont && !p.transit, "piece {i}: C=1, T=0");
+        assert!(p.data.len() <= limit, "piece {i}: {} > {limit}", p.data.len());
+        assert_eq!(p.csg, last.csg, "piece {i} stays in the stage");
+    }
+    assert!(!last.cont && last.data.len() <= limit);
+}
+
+#[test]
+fn many_target_keys_are_answered_in_pdus_within_8192_bytes() {
+    let (mut l, p1) = Login::start(cfg()).unwrap();
+    let offered = vendor_keys("key", 800);
+    let text = text::encode(&offered);
+    assert!(text.len() > 3 * 8192, "the target's text spans PDUs too");
+    // The target's offer comes in 8192-byte pieces; we fetch each.
+    let mut req = p1;
+    let chunks = text::split_segments(&text, 8192);
+    for (i, c) in chunks.iter().enumerate() {
+        let more = i + 1 < chunks.len();
+        let step = l.receive(&rsp_data(&req, false, more, 0, c.to_vec())).unwrap();
+        req = send(step);
+        if more {
+            assert!(req.data.is_empty(), "empty request for the rest");
+        }
+    }
+    let pieces = collect_pieces(&mut l, req);
+    assert!(pieces.len() >= 4, "{} pieces", pieces.len());
+    assert_split(&pieces, 8192);
+    let last = pieces.last().unwrap();
+    assert!(last.transit && last.nsg == Stage::FullFeature);
+    let whole: Vec<u8> = pieces.iter().flat_map(|p| p.data.clone()).collect();
+    let answers = text::parse(&whole).unwrap();
+    let want: Vec<(String, String)> = offered
+        .iter()
+        .map(|(k, _)| (k.clone(), "NotUnderstood".to_string()))
+        .collect();
+    assert_eq!(answers, want, "every key answered once, in order");
+    let o = done(
+        l.receive(&rsp(
+            &last.to_pdu(),
+            true,
+            Stage::Operational,
+            Stage::FullFeature,
+            0,
+            5,
+            TGT_ANSWERS,
+        ))
+        .unwrap(),
+    );
+    assert_eq!(o.tsih, 5);
+}
+
+#[test]
+fn first_request_is_split_and_declared_limit_is_honoured() {
+    let mut c = cfg();
+    c.apply_overrides(&vendor_keys("ours", 600)).unwrap();
+    let (mut l, p1) = Login::start(c).unwrap();
+    let pieces = collect_pieces(&mut l, p1);
+    assert_split(&pieces, 8192);
+    let whole: Vec<u8> = pieces.iter().flat_map(|p| p.data.clone()).collect();
+    assert_eq!(
+        text::parse(&whole).unwrap().len(),
+        3 + 14 + 600,
+        "names, defaults and every override"
+    );
+    // The target declares 1024 (and offers keys): our answer follows it.
+    let last = pieces.last().unwrap().to_pdu();
+    let mut kv: Vec<(String, String)> =
+        vec![("MaxRecvDataSegmentLength".into(), "1024".into())];
+    kv.extend(vendor_keys("theirs", 100));
+    let next = send(l.receive(&rsp_data(&last, false, false, 0, text::encode(&kv))).unwrap());
+    let pieces = collect_pieces(&mut l, next);
+    assert!(pieces.len() > 2);
+    assert_split(&pieces, 1024);
+}
+
+#[test]
+fn continued_request_needs_an_empty_answer() {
+    let mut c = cfg();
+    c.apply_overrides(&vendor_keys("ours", 600)).unwrap();
+    for (data, cont, want) in [
+        (
+            b"X-a=1\0".to_vec(),
+            false,
+            "target answered our continued login request with 6 bytes of text, not the empty response RFC 7143 §6.1 asks for",
+        ),
+        (
+            vec![],
+            true,
+            "target answered our continued login request with 0 bytes of text and the C bit, not the empty response RFC 7143 §6.1 asks for",
+        ),
+    ] {
+        let (mut l, p1) = Login::start(c.clone()).unwrap();
+        assert!(LoginRequest::from_pdu(&p1).unwrap().cont);
+        let e = l.receive(&rsp_data(&p1, false, cont, 0, data)).unwrap_err();
+        assert_eq!(e.to_string(), want);
+    }
+}
+
+#[test]
+fn unsolicited_pdus_during_login_end_it_and_count() {
+    use crate::iscsi::pdu::{AsyncMessage, NopIn, RESERVED_TAG};
+    let nop = NopIn {
+        lun: 0,
+        itt: RESERVED_TAG,
+        ttt: 7,
+        sn: TargetSn::default(),
+        data: vec![],
+    }
+    .to_pdu();
+    let (mut l, _) = Login::start(cfg()).unwrap();
+    let e = l.receive(&nop).unwrap_err();
+    assert_eq!(e.to_string(), "target sent a NOP-In (0x20) during login");
+    // Even at the end of the budget: the PDU is counted before it is looked at.
+    let (mut l, mut p) = Login::start(cfg()).unwrap();
+    for _ in 1..MAX_ROUNDS {
+        p = send(l.receive(&rsp_data(&p, false, true, 0, vec![])).unwrap());
+    }
+    let e = l.receive(&nop).unwrap_err();
+    assert!(matches!(e, LoginError::UnexpectedPdu { opcode: 0x20 }), "{e}");
+    let (mut l, _) = Login::start(cfg()).unwrap();
+    let async_msg = AsyncMessage {
+        lun: 0,
+        sn: TargetSn::default(),
+        event: 4,
+        vcode: 0,
+        params: [0; 3],
+        data: vec![],
+    }
+    .to_pdu();
+    let e = l.receive(&async_msg).unwrap_err();
+    assert!(matches!(e, LoginError::UnexpectedPdu { opcode: 0x32 }), "{e}");
+}
+
+#[test]
+fn endless_empty_continuations_hit_the_pdu_budget() {
+    let (mut l, mut p) = Login::start(cfg()).unwrap();
+    let mut n = 0;
+    let e = loop {
+        n += 1;
+        match l.receive(&rsp_data(&p, false, true, 0, vec![])) {
+            Ok(Step::Send(next)) => p = next,
+            Ok(Step::Done(_)) => panic!("done"),
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(n, MAX_ROUNDS + 1);
+    assert_eq!(
+        e.to_string(),
+        "login did not complete within its budget of 64 PDUs from the target"
+    );
+}
+
+#[test]
+fn repeated_large_responses_hit_the_byte_budget() {
+    // Answers to keys already settled need no reply: the target can keep
+    // sending them in T=0 responses, 7 KiB at a time.
+    let repeats: Vec<(&str, &str)> = std::iter::repeat(("HeaderDigest", "None"))
+        .take(7 * 1024 / 18)
+        .collect();
+    let (mut l, mut p) = Login::start(cfg()).unwrap();
+    let e = loop {
+        let r = rsp(
+            &p,
+            false,
+            Stage::Operational,
+            Stage::Operational,
+            0,
+            0,
+            &repeats,
+        );
+        match l.receive(&r) {
+            Ok(Step::Send(next)) => p = next,
+            Ok(Step::Done(_)) => panic!("done"),
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(
+        e.to_string(),
+        "target sent more than the login's budget of 262144 bytes of text"
+    );
+}
+
 #[test]
 fn discovery_session_offers_only_discovery_keys() {
     let c = LoginConfig::new("iqn.x", None, SessionType::Discovery);

@@ -2,7 +2,8 @@
 //!
 //! Pure code: encoding and decoding never touch a socket (the socket is in
 //! `events::sock`). Everything is host byte order, as in
-//! `include/uapi/linux/connector.h` and `include/uapi/linux/netlink.h`.
+//! `include/uapi/linux/connector.h` and `include/uapi/linux/netlink.h`; the
+//! `nlmsghdr` framing is [`super::hdr`]'s.
 //!
 //! ```text
 //! nlmsghdr (16 B)  len u32 | type u16 | flags u16 | seq u32 | pid u32
@@ -16,12 +17,10 @@
 use std::fmt;
 use std::mem::size_of;
 
+use super::hdr::{self, HdrError, NlMsgBuilder, NlMsgHdr, NLMSG_DONE, NLMSG_HDRLEN};
+
 /// `NETLINK_CONNECTOR` protocol number (`include/uapi/linux/netlink.h`).
 pub const NETLINK_CONNECTOR: u32 = 11;
-/// `NLMSG_DONE`: the type kernel connector senders use (`cn_netlink_send_mult`).
-pub const NLMSG_DONE: u16 = 3;
-/// `NLMSG_HDRLEN`: `sizeof(struct nlmsghdr)`, already 4-aligned.
-pub const NLMSG_HDRLEN: usize = 16;
 /// `sizeof(struct cn_msg)` without the flexible `data[]`.
 pub const CN_MSG_HDRLEN: usize = 20;
 /// `CONNECTOR_MAX_MSG_SIZE` (connector.h). `cn_rx_skb` (drivers/connector/
@@ -51,20 +50,8 @@ struct RawCnMsg {
     flags: u16,
 }
 
-/// `struct nlmsghdr` (netlink.h).
-#[repr(C)]
-#[derive(Debug, Clone, Copy)]
-struct RawNlMsgHdr {
-    len: u32,
-    ty: u16,
-    flags: u16,
-    seq: u32,
-    pid: u32,
-}
-
 const _: () = assert!(size_of::<RawCbId>() == 8);
 const _: () = assert!(size_of::<RawCnMsg>() == CN_MSG_HDRLEN);
-const _: () = assert!(size_of::<RawNlMsgHdr>() == NLMSG_HDRLEN);
 
 // Named offsets inside `cn_msg` (connector.h).
 const CN_IDX: usize = 0;
@@ -73,12 +60,6 @@ const CN_SEQ: usize = 8;
 const CN_ACK: usize = 12;
 const CN_LEN: usize = 16;
 const CN_FLAGS: usize = 18;
-// Named offsets inside `nlmsghdr` (netlink.h).
-const NL_LEN: usize = 0;
-const NL_TYPE: usize = 4;
-const NL_FLAGS: usize = 6;
-const NL_SEQ: usize = 8;
-const NL_PID: usize = 12;
 
 /// Connector user identifier (`struct cb_id`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -95,16 +76,6 @@ pub struct CnMsg {
     pub ack: u32,
     pub flags: u16,
     pub data: Vec<u8>,
-}
-
-/// `struct nlmsghdr`, decoded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct NlMsgHdr {
-    pub len: u32,
-    pub ty: u16,
-    pub flags: u16,
-    pub seq: u32,
-    pub pid: u32,
 }
 
 /// Why bytes are not a connector message.
@@ -165,11 +136,6 @@ fn u16_at(b: &[u8], off: usize) -> u16 {
 
 fn u32_at(b: &[u8], off: usize) -> u32 {
     u32::from_ne_bytes([b[off], b[off + 1], b[off + 2], b[off + 3]])
-}
-
-/// `NLMSG_ALIGN`: round up to 4.
-pub const fn nlmsg_align(len: usize) -> usize {
-    (len + 3) & !3
 }
 
 impl CnMsg {
@@ -236,64 +202,39 @@ impl CnMsg {
     /// kernel's `cn_netlink_send_mult`: type `NLMSG_DONE`, `nlmsg_seq = cn_msg.seq`.
     /// `pid` is the sender's port id (0 lets the kernel fill it in).
     pub fn encode_nl(&self, pid: u32) -> Result<Vec<u8>, CodecError> {
-        let total = NLMSG_HDRLEN + self.wire_len();
-        let mut out = Vec::with_capacity(nlmsg_align(total));
-        encode_nlmsghdr(
-            &NlMsgHdr {
-                len: total as u32,
-                ty: NLMSG_DONE,
-                flags: 0,
-                seq: self.seq,
-                pid,
+        Ok(NlMsgBuilder::new(NLMSG_DONE, 0, self.seq, pid)
+            .bytes(&self.encode()?)
+            .finish())
+    }
+}
+
+impl From<HdrError> for CodecError {
+    fn from(e: HdrError) -> CodecError {
+        match e {
+            HdrError::Short { have, .. } => CodecError::Short {
+                what: "nlmsghdr",
+                need: NLMSG_HDRLEN,
+                have,
             },
-            &mut out,
-        );
-        self.encode_into(&mut out)?;
-        out.resize(nlmsg_align(total), 0);
-        Ok(out)
+            HdrError::BadLength { len, have, .. } => CodecError::NlLen {
+                nlmsg_len: len,
+                have,
+            },
+            // Not produced here: the connector never asks for the control
+            // payload (its messages are all NLMSG_DONE without an error code).
+            HdrError::ShortControl { len, .. } => CodecError::Short {
+                what: "nlmsgerr",
+                need: 4,
+                have: len,
+            },
+        }
     }
 }
 
-/// Append a `nlmsghdr` to `out`.
-pub fn encode_nlmsghdr(h: &NlMsgHdr, out: &mut Vec<u8>) {
-    out.extend_from_slice(&h.len.to_ne_bytes());
-    out.extend_from_slice(&h.ty.to_ne_bytes());
-    out.extend_from_slice(&h.flags.to_ne_bytes());
-    out.extend_from_slice(&h.seq.to_ne_bytes());
-    out.extend_from_slice(&h.pid.to_ne_bytes());
-}
-
-/// Decode a `nlmsghdr` and check `nlmsg_len` against the datagram.
-/// Returns the header and the message body (`nlmsg_len - 16` bytes).
-pub fn decode_nlmsghdr(b: &[u8]) -> Result<(NlMsgHdr, &[u8]), CodecError> {
-    if b.len() < NLMSG_HDRLEN {
-        return Err(CodecError::Short {
-            what: "nlmsghdr",
-            need: NLMSG_HDRLEN,
-            have: b.len(),
-        });
-    }
-    let h = NlMsgHdr {
-        len: u32_at(b, NL_LEN),
-        ty: u16_at(b, NL_TYPE),
-        flags: u16_at(b, NL_FLAGS),
-        seq: u32_at(b, NL_SEQ),
-        pid: u32_at(b, NL_PID),
-    };
-    let nl_len = h.len as usize;
-    if nl_len < NLMSG_HDRLEN || nl_len > b.len() {
-        return Err(CodecError::NlLen {
-            nlmsg_len: h.len,
-            have: b.len(),
-        });
-    }
-    Ok((h, &b[NLMSG_HDRLEN..nl_len]))
-}
-
-/// Decode one netlink message carrying a `cn_msg`, checking both lengths as
+/// The `cn_msg` in one netlink message, checking both lengths as
 /// `cn_call_callback` does: `nlmsg_len >= NLMSG_HDRLEN + sizeof(cn_msg) + len`.
-pub fn decode_nl(b: &[u8]) -> Result<(NlMsgHdr, CnMsg), CodecError> {
-    let (h, body) = decode_nlmsghdr(b)?;
+fn cn_of(m: &hdr::NlMsg<'_>) -> Result<(NlMsgHdr, CnMsg), CodecError> {
+    let body = m.body;
     if body.len() < CN_MSG_HDRLEN {
         return Err(CodecError::Short {
             what: "cn_msg",
@@ -302,44 +243,49 @@ pub fn decode_nl(b: &[u8]) -> Result<(NlMsgHdr, CnMsg), CodecError> {
         });
     }
     let need = NLMSG_HDRLEN + CN_MSG_HDRLEN + usize::from(u16_at(body, CN_LEN));
-    if need > h.len as usize {
+    if need > m.hdr.len as usize {
         return Err(CodecError::CnBeyondNl {
             need,
-            nlmsg_len: h.len,
+            nlmsg_len: m.hdr.len,
         });
     }
-    Ok((h, CnMsg::decode(body)?))
+    Ok((m.hdr, CnMsg::decode(body)?))
+}
+
+/// Decode the netlink message at the start of `b` carrying a `cn_msg`.
+pub fn decode_nl(b: &[u8]) -> Result<(NlMsgHdr, CnMsg), CodecError> {
+    cn_of(&hdr::message_at(b, 0)?)
 }
 
 /// Iterate over the netlink messages in one datagram (NLMSG_NEXT). Stops
 /// after the first error, which it yields.
 pub fn messages(datagram: &[u8]) -> Messages<'_> {
-    Messages { rest: datagram }
+    Messages {
+        inner: hdr::messages(datagram),
+        failed: false,
+    }
 }
 
 /// Iterator returned by [`messages`].
 pub struct Messages<'a> {
-    rest: &'a [u8],
+    inner: hdr::Messages<'a>,
+    failed: bool,
 }
 
 impl Iterator for Messages<'_> {
     type Item = Result<(NlMsgHdr, CnMsg), CodecError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.rest.is_empty() {
+        if self.failed {
             return None;
         }
-        match decode_nl(self.rest) {
-            Ok((h, m)) => {
-                let step = nlmsg_align(h.len as usize).min(self.rest.len());
-                self.rest = &self.rest[step..];
-                Some(Ok((h, m)))
-            }
-            Err(e) => {
-                self.rest = &[];
-                Some(Err(e))
-            }
-        }
+        let r = self
+            .inner
+            .next()?
+            .map_err(CodecError::from)
+            .and_then(|m| cn_of(&m));
+        self.failed = r.is_err();
+        Some(r)
     }
 }
 

@@ -1,45 +1,38 @@
-//! Kernel modules without modprobe or udev: the text indexes `depmod`
-//! writes (`modules.dep`, `modules.alias`, `modules.softdep`,
-//! `modules.builtin`), dependency resolution in load order, coldplug by
-//! `modalias`, and `finit_module(2)`.
+//! The text indexes `depmod` writes — `modules.dep`, `modules.alias`,
+//! `modules.softdep`, `modules.builtin` — and dependency resolution in load
+//! order.
 //!
-//! The parsers and the resolver are pure (they take text and return data) and
-//! never panic; the syscalls sit behind [`ModuleLoader`] so the executor logic
-//! is tested with a recording fake. Formats: depmod(8), modules.dep(5),
-//! modprobe.d(5) for `softdep`; matching follows kmod (libkmod-module.c
-//! `kmod_module_new_from_lookup`: the name is normalised, then looked up as a
-//! module name, then as a builtin, then as an alias with fnmatch(3), flags 0).
+//! Pure: the parsers and the resolver take text and return data, never
+//! panic, and import nothing from the loading half (`load.rs`).
+//! Formats: depmod(8), modules.dep(5), modprobe.d(5) for `softdep`;
+//! matching follows kmod (libkmod-module.c `kmod_module_new_from_lookup`:
+//! the name is normalised, then looked up as a module name, then as a
+//! builtin, then as an alias with fnmatch(3), flags 0).
 
+use super::fnmatch::{fnmatch, literal_prefix};
+use crate::sys::errno::errno_text;
+use rustix::io::Errno;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
-use rustix::io::Errno;
-
-/// Modules the boot needs although no table says so.
-///
-/// `crc32c`: ext4 and jbd2 compute metadata checksums (on by default with
-/// mkfs.ext4) and iSCSI header/data digests use the `crc32c` crypto
-/// transform. The kernel finds a transform by `request_module("crypto-…")`
-/// (crypto/api.c `crypto_larval_lookup`), which runs `/sbin/modprobe` — there
-/// is none in our initramfs, so the lookup fails and the mount with
-/// `metadata_csum` fails with ENOMEM/ENOENT. ext4/jbd2 declare the softdep,
-/// iscsi_tcp does not; we load it first either way. It resolves through the
-/// `crc32c` alias to `crc32c_generic` (see [`ModuleIndex::resolve`]).
-pub const BOOT_EXTRAS: &[&str] = &["crc32c"];
-
-/// `MODULE_INIT_COMPRESSED_FILE` (include/uapi/linux/module.h, Linux 5.17):
-/// the kernel decompresses the file itself (CONFIG_MODULE_DECOMPRESS).
-pub const MODULE_INIT_COMPRESSED_FILE: libc::c_int = 4;
-
-/// Deepest directory nesting walked below `/sys/devices`. Real trees are
-/// about 12 deep (PCI bridge chains); the bound only stops a runaway walk.
-const MAX_SYSFS_DEPTH: usize = 24;
 /// How deep softdep/dependency chains may nest before we call it a loop.
 const MAX_DEP_DEPTH: usize = 64;
+
+/// What `finit_module(2)` errors usually mean at boot.
+const LOAD_HINTS: &[(Errno, &str)] = &[
+    (Errno::NOEXEC, "built for another kernel?"),
+    (Errno::NOENT, "unknown symbol — dependency missing?"),
+    (
+        Errno::KEYREJECTED,
+        "signature rejected — module.sig_enforce?",
+    ),
+    (Errno::BADMSG, "signature rejected — module.sig_enforce?"),
+    (Errno::NODEV, "no matching hardware or CPU feature"),
+    (Errno::PERM, "needs CAP_SYS_MODULE; modules_disabled set?"),
+    (Errno::NOSYS, "kernel without module support"),
+];
 
 /// Everything that can fail here, each naming the file, module or value.
 #[derive(Debug)]
@@ -85,25 +78,12 @@ impl fmt::Display for ModulesError {
             ModulesError::Open { path, err } => {
                 write!(f, "opening module {}: {err}", path.display())
             }
-            ModulesError::Load { path, errno } => {
-                let hint = match Errno::from_raw_os_error(*errno) {
-                    Errno::NOEXEC => " (hint: built for another kernel?)",
-                    Errno::NOENT => " (hint: unknown symbol — dependency missing?)",
-                    Errno::KEYREJECTED | Errno::BADMSG => {
-                        " (hint: signature rejected — module.sig_enforce?)"
-                    }
-                    Errno::NODEV => " (hint: no matching hardware or CPU feature)",
-                    Errno::PERM => " (hint: needs CAP_SYS_MODULE; modules_disabled set?)",
-                    Errno::NOSYS => " (hint: kernel without module support)",
-                    _ => "",
-                };
-                write!(
-                    f,
-                    "finit_module({}): {}{hint}",
-                    path.display(),
-                    io::Error::from_raw_os_error(*errno)
-                )
-            }
+            ModulesError::Load { path, errno } => write!(
+                f,
+                "finit_module({}): {}",
+                path.display(),
+                errno_text(*errno, LOAD_HINTS)
+            ),
         }
     }
 }
@@ -139,10 +119,6 @@ pub fn normalize_alias(s: &str) -> String {
         out.push(c);
     }
     out
-}
-
-fn is_compressed(path: &str) -> bool {
-    path.ends_with(".ko.xz") || path.ends_with(".ko.zst") || path.ends_with(".ko.gz")
 }
 
 /// One `modules.dep` line: the module's path (relative to the module
@@ -249,110 +225,6 @@ pub fn parse_builtin(text: &str) -> Vec<String> {
     v.sort_unstable();
     v.dedup();
     v
-}
-
-/// fnmatch(3) with flags 0 (no FNM_PATHNAME, no FNM_PERIOD): `*`, `?`,
-/// `[...]` with ranges and `!`/`^` negation, `\` escapes. Iterative with one
-/// backtrack point per `*` (the classic linear-memory matcher), so no
-/// recursion depth and no panics on any input.
-pub fn fnmatch(pattern: &str, s: &str) -> bool {
-    let p = pattern.as_bytes();
-    let t = s.as_bytes();
-    let (mut pi, mut ti) = (0usize, 0usize);
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        let c = t.get(ti).copied().unwrap_or(0);
-        let step = match p.get(pi) {
-            Some(b'*') => {
-                star = Some((pi, ti));
-                pi += 1;
-                continue;
-            }
-            Some(b'?') => Some(1),
-            Some(b'[') => match bracket(p, pi, c) {
-                Some((true, len)) => Some(len),
-                Some((false, _)) => None,
-                // An unterminated `[` is a literal `[` (glibc behaviour).
-                None => (c == b'[').then_some(1),
-            },
-            Some(b'\\') => match p.get(pi + 1) {
-                Some(&e) if e == c => Some(2),
-                None if c == b'\\' => Some(1),
-                _ => None,
-            },
-            Some(&l) if l == c => Some(1),
-            _ => None,
-        };
-        match step {
-            Some(n) => {
-                pi += n;
-                ti += 1;
-            }
-            None => match star {
-                Some((sp, st)) => {
-                    pi = sp + 1;
-                    ti = st + 1;
-                    star = Some((sp, st + 1));
-                }
-                None => return false,
-            },
-        }
-    }
-    while p.get(pi) == Some(&b'*') {
-        pi += 1;
-    }
-    pi == p.len()
-}
-
-/// Match `c` against the bracket expression starting at `p[start] == '['`.
-/// Returns (matched, length of the expression) or None if unterminated.
-fn bracket(p: &[u8], start: usize, c: u8) -> Option<(bool, usize)> {
-    let mut i = start + 1;
-    let negate = matches!(p.get(i), Some(b'!') | Some(b'^'));
-    if negate {
-        i += 1;
-    }
-    let mut matched = false;
-    let mut first = true;
-    loop {
-        let mut lo = *p.get(i)?;
-        if lo == b']' && !first {
-            break;
-        }
-        first = false;
-        if lo == b'\\' {
-            i += 1;
-            lo = *p.get(i)?;
-        }
-        i += 1;
-        let mut hi = lo;
-        if p.get(i) == Some(&b'-') && p.get(i + 1).is_some_and(|&b| b != b']') {
-            hi = *p.get(i + 1)?;
-            i += 2;
-            if hi == b'\\' {
-                hi = *p.get(i)?;
-                i += 1;
-            }
-        }
-        if lo <= c && c <= hi {
-            matched = true;
-        }
-    }
-    Some((matched != negate, i + 1 - start))
-}
-
-/// The literal prefix of a glob pattern (up to the first special byte): a
-/// cheap filter before fnmatch, since modalias patterns start with their
-/// bus (`pci:v00008086d…`).
-fn literal_prefix(p: &str) -> &str {
-    let end = p.find(['*', '?', '[', '\\']).unwrap_or(p.len());
-    p.get(..end).unwrap_or("")
-}
-
-/// The module directory of the running kernel: `/lib/modules/$(uname -r)`.
-pub fn running_kernel_dir() -> PathBuf {
-    let uts = rustix::system::uname();
-    Path::new("/lib/modules").join(uts.release().to_string_lossy().as_ref())
 }
 
 /// One module to load: its normalised name and absolute path.
@@ -609,254 +481,9 @@ impl ModuleIndex {
     }
 }
 
-/// Collect every `modalias` file's content below `sysfs/devices`, without
-/// following symlinks and at most [`MAX_SYSFS_DEPTH`] deep. Unreadable
-/// entries are skipped: devices come and go while we walk. Sorted, each once.
-pub fn scan_modaliases(sysfs: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![(sysfs.join("devices"), 0usize)];
-    while let Some((dir, depth)) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for ent in rd.flatten() {
-            // DirEntry::file_type does not follow symlinks.
-            let Ok(ft) = ent.file_type() else { continue };
-            if ft.is_dir() {
-                if depth < MAX_SYSFS_DEPTH {
-                    stack.push((ent.path(), depth + 1));
-                }
-            } else if ft.is_file() && ent.file_name() == "modalias" {
-                if let Ok(s) = std::fs::read_to_string(ent.path()) {
-                    let s = s.trim();
-                    if !s.is_empty() {
-                        out.push(s.to_string());
-                    }
-                }
-            }
-        }
-    }
-    out.sort_unstable();
-    out.dedup();
-    out
-}
-
-/// The syscall seam for loading.
-pub trait ModuleLoader {
-    /// Is the module already in the kernel (`/sys/module/NAME`)?
-    fn is_loaded(&self, name: &str) -> bool;
-    /// Insert one module file; `EEXIST` must come back as `Ok`.
-    fn load(&mut self, path: &Path) -> Result<(), ModulesError>;
-}
-
-/// The real loader: `finit_module(2)`, `/sys/module` for "loaded".
-#[derive(Debug, Clone)]
-pub struct KernelLoader {
-    sys_module: PathBuf,
-}
-
-impl KernelLoader {
-    /// `sysfs` is where sysfs is mounted (`/sys` at boot).
-    pub fn new(sysfs: &Path) -> KernelLoader {
-        KernelLoader {
-            sys_module: sysfs.join("module"),
-        }
-    }
-}
-
-impl ModuleLoader for KernelLoader {
-    fn is_loaded(&self, name: &str) -> bool {
-        self.sys_module.join(module_name(name)).exists()
-    }
-
-    fn load(&mut self, path: &Path) -> Result<(), ModulesError> {
-        let file = File::open(path).map_err(|err| ModulesError::Open {
-            path: path.to_path_buf(),
-            err,
-        })?;
-        let flags = if is_compressed(&path.to_string_lossy()) {
-            MODULE_INIT_COMPRESSED_FILE
-        } else {
-            0
-        };
-        match rustix::system::finit_module(&file, c"", flags) {
-            // EEXIST: loaded meanwhile (e.g. by the kernel's own request_module).
-            Ok(()) | Err(Errno::EXIST) => Ok(()),
-            Err(errno) => Err(ModulesError::Load {
-                path: path.to_path_buf(),
-                errno: errno.raw_os_error(),
-            }),
-        }
-    }
-}
-
-/// What happened to one module.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Loaded {
-    pub name: String,
-    pub path: PathBuf,
-    /// Already in the kernel: not loaded again.
-    pub already: bool,
-    pub duration: Duration,
-}
-
-/// Load resolved modules in order, skipping those already loaded; stops at
-/// the first failure.
-pub fn load_modules(
-    loader: &mut dyn ModuleLoader,
-    modules: &[ModulePath],
-) -> Result<Vec<Loaded>, ModulesError> {
-    let mut out = Vec::with_capacity(modules.len());
-    for m in modules {
-        out.push(load_one(loader, m)?);
-    }
-    Ok(out)
-}
-
-fn load_one(loader: &mut dyn ModuleLoader, m: &ModulePath) -> Result<Loaded, ModulesError> {
-    let t = Instant::now();
-    let already = loader.is_loaded(&m.name);
-    if !already {
-        loader.load(&m.path)?;
-    }
-    Ok(Loaded {
-        name: m.name.clone(),
-        path: m.path.clone(),
-        already,
-        duration: t.elapsed(),
-    })
-}
-
-/// Resolve and load `names` (plus [`BOOT_EXTRAS`] first when `extras`).
-pub fn load_by_name<S: AsRef<str>>(
-    index: &ModuleIndex,
-    loader: &mut dyn ModuleLoader,
-    names: &[S],
-    extras: bool,
-) -> Result<Vec<Loaded>, ModulesError> {
-    let mut all: Vec<&str> = Vec::new();
-    if extras {
-        all.extend(BOOT_EXTRAS);
-    }
-    all.extend(names.iter().map(|n| n.as_ref()));
-    load_modules(loader, &index.resolve(&all)?)
-}
-
-/// Result of coldplug: what was loaded, and what failed (not fatal: a
-/// driver may refuse hardware it cannot drive, like udev we carry on).
-#[derive(Debug, Default)]
-pub struct Coldplug {
-    pub loaded: Vec<Loaded>,
-    pub failed: Vec<ModulesError>,
-    /// Rounds that found new modaliases.
-    pub rounds: usize,
-}
-
-/// Coldplug: match every device's modalias below `sysfs/devices` against
-/// modules.alias and load the matching modules present in this index. Runs
-/// in rounds (at most `max_rounds`), because loading a bus driver creates
-/// new devices: virtio_pci binds the PCI device and registers the virtio
-/// device `virtio:d00000001v…`, which only then matches virtio_net.
-pub fn coldplug(
-    index: &ModuleIndex,
-    loader: &mut dyn ModuleLoader,
-    sysfs: &Path,
-    max_rounds: usize,
-) -> Coldplug {
-    coldplug_with(index, loader, max_rounds, || scan_modaliases(sysfs))
-}
-
-/// [`coldplug`] with the sysfs scan injected (for tests).
-pub fn coldplug_with(
-    index: &ModuleIndex,
-    loader: &mut dyn ModuleLoader,
-    max_rounds: usize,
-    mut scan: impl FnMut() -> Vec<String>,
-) -> Coldplug {
-    let mut out = Coldplug::default();
-    let mut seen_alias: Vec<String> = Vec::new();
-    let mut tried: Vec<String> = Vec::new();
-    for _ in 0..max_rounds {
-        let fresh: Vec<String> = scan()
-            .into_iter()
-            .filter(|a| {
-                let new = !seen_alias.contains(a);
-                if new {
-                    seen_alias.push(a.clone());
-                }
-                new
-            })
-            .collect();
-        if fresh.is_empty() {
-            break;
-        }
-        out.rounds += 1;
-        let mut wanted: Vec<String> = Vec::new();
-        for a in &fresh {
-            for m in index.match_alias(a) {
-                if !tried.contains(&m) {
-                    tried.push(m.clone());
-                    wanted.push(m);
-                }
-            }
-        }
-        if wanted.is_empty() {
-            continue;
-        }
-        // Resolve one module at a time so one bad entry does not block the
-        // rest; modules already loaded by an earlier entry are skipped.
-        for m in wanted {
-            let list = match index.resolve(&[m.as_str()]) {
-                Ok(l) => l,
-                Err(e) => {
-                    out.failed.push(e);
-                    continue;
-                }
-            };
-            for mp in list {
-                if out.loaded.iter().any(|l| l.name == mp.name) {
-                    continue;
-                }
-                match load_one(loader, &mp) {
-                    Ok(l) => out.loaded.push(l),
-                    Err(e) => {
-                        out.failed.push(e);
-                        break;
-                    }
-                }
-            }
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn fnmatch_basics() {
-        assert!(fnmatch(
-            "pci:v00001AF4d*sv*sd*bc*sc*i*",
-            "pci:v00001AF4d00001000sv00001AF4sd00000001bc02sc00i00"
-        ));
-        assert!(!fnmatch("pci:v00008086d*", "pci:v00001AF4d00001000"));
-        assert!(fnmatch("a?c", "abc"));
-        assert!(!fnmatch("a?c", "ac"));
-        assert!(fnmatch("x[0-9]y", "x5y"));
-        assert!(!fnmatch("x[!0-9]y", "x5y"));
-        assert!(fnmatch("x[]]y", "x]y"));
-        assert!(fnmatch("a[", "a["));
-        assert!(fnmatch("a\\*", "a*"));
-        assert!(!fnmatch("a\\*", "ab"));
-        assert!(fnmatch("*", ""));
-        assert!(fnmatch("a*b*c", "aXbYbZc"));
-        assert!(!fnmatch("a*b*c", "aXbYbZ"));
-        assert!(fnmatch("dmi*:svnQEMU*", "dmi:bvnSeaBIOS:svnQEMU:pn"));
-        for p in ["[", "[!", "\\", "[a-", "*[", "[\\"] {
-            let _ = fnmatch(p, "a-[\\");
-        }
-    }
 
     #[test]
     fn names_normalise() {

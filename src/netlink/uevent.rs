@@ -11,13 +11,14 @@
 //! libudev message) or a [`UeventError`], never a panic. [`UeventSocket`] is
 //! the only code here that makes syscalls.
 
-use rustix::event::{poll, PollFd, PollFlags};
+use crate::sys::poll::{deadline_after, poll_until};
+use rustix::event::PollFlags;
 use rustix::fd::{AsFd, OwnedFd};
 use rustix::io::Errno;
 use rustix::net::netlink::{self, SocketAddrNetlink};
 use rustix::net::{bind, recvfrom, socket_with, AddressFamily, RecvFlags, SocketFlags, SocketType};
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Multicast group the kernel sends uevents to (kobject_uevent.c: `1` in
 /// `netlink_broadcast_filtered(..., 0, 1, ...)`); udevd uses group 2.
@@ -276,19 +277,11 @@ impl UeventSocket {
     /// unparsable datagrams are dropped (logged at debug) and the wait goes
     /// on until the timeout, which is measured from the call.
     pub fn recv(&mut self, timeout: Duration) -> Result<Received, UeventError> {
-        let end = std::time::Instant::now() + timeout;
+        let end = deadline_after(timeout);
         let mut buf = [0u8; MAX_MESSAGE];
         loop {
-            let left = end.saturating_duration_since(std::time::Instant::now());
-            let ts = rustix::time::Timespec {
-                tv_sec: left.as_secs() as _,
-                tv_nsec: left.subsec_nanos() as _,
-            };
-            let mut fds = [PollFd::new(&self.fd, PollFlags::IN)];
-            match poll(&mut fds, Some(&ts)) {
-                Ok(0) => return Ok(Received::Timeout),
-                Ok(_) | Err(Errno::INTR) => {}
-                Err(e) => return Err(UeventError::Recv(e)),
+            if !poll_until(&self.fd, PollFlags::IN, end).map_err(UeventError::Recv)? {
+                return Ok(Received::Timeout);
             }
             let (n, sender) = match recvfrom(self.fd.as_fd(), &mut buf, RecvFlags::DONTWAIT) {
                 Ok((n, _, addr)) => (
@@ -309,7 +302,7 @@ impl UeventSocket {
                 Ok(None) => {}
                 Err(e) => log::debug!("{e}"),
             }
-            if left.is_zero() {
+            if Instant::now() >= end {
                 return Ok(Received::Timeout);
             }
         }

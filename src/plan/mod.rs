@@ -1,52 +1,14 @@
 //! The boot plan: every input (command line, later DHCP, iBFT, RxRPC config)
 //! is parsed into these values before anything is executed.
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Serialize, Serializer};
 use std::fmt;
 
-/// A secret (CHAP password). It never prints: `Debug`, `Display` and JSON all
-/// show `***`; only [`Secret::expose`] gives the bytes, for the CHAP digest.
-#[derive(Clone, PartialEq, Eq, Default)]
-pub struct Secret(String);
+pub mod secret;
 
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Self {
-        Secret(s.into())
-    }
-    /// The secret itself; call only where the value is consumed (CHAP, SET_PARAM).
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl Serialize for Secret {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str("***")
-    }
-}
-
-/// A config document's passwords go straight into the type that never
-/// prints them (`config::schema`).
-impl<'de> Deserialize<'de> for Secret {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d).map(Secret::new)
-    }
-}
+/// Used throughout the plan, the cmdline, the config and iSCSI as
+/// `plan::Secret`.
+pub use secret::Secret;
 
 /// CHAP credentials. `mutual` is the target's name and secret the initiator
 /// checks (RFC 7143 §12.1.3, "bidirectional" CHAP).
@@ -99,11 +61,7 @@ pub const DEFAULT_TPGT: u16 = 1;
 impl RootPath {
     /// `host:port`, with IPv6 literals bracketed, for messages and connect().
     pub fn portal(&self) -> String {
-        if self.server.contains(':') {
-            format!("[{}]:{}", self.server, self.port)
-        } else {
-            format!("{}:{}", self.server, self.port)
-        }
+        crate::hostport::host_port(&self.server, self.port)
     }
 }
 
@@ -430,7 +388,8 @@ impl From<LogLevel> for log::LevelFilter {
     }
 }
 
-/// Connector address for boot events (DESIGN.md §1).
+/// Connector address for boot events (DESIGN.md §1): parsed from
+/// `netboot.events=` by `cmdline::events`, used by the events emitter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct EventsTarget {
     /// Netlink multicast group, 1..=32.
@@ -438,6 +397,15 @@ pub struct EventsTarget {
     pub idx: u32,
     pub val: u32,
 }
+
+/// The default connector address of boot events: group 26, idx 0x4e42
+/// (ASCII "NB"), val 1 (the boot event stream). Why these numbers (clear of
+/// the kernel's connector users): the `events` module docs, "Transport".
+pub const DEFAULT_EVENTS_TARGET: EventsTarget = EventsTarget {
+    group: 26,
+    idx: 0x4e42,
+    val: 1,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct ConfigSource {
@@ -493,8 +461,7 @@ impl Default for BootPlan {
             on_fail: FailurePolicy::Reboot,
             reboot_delay_ms: DEFAULT_REBOOT_DELAY_MS,
             log: LogLevel::Info,
-            // Group 26, idx 0x4e42 "NB", val 1: see the events module.
-            events: Some(crate::events::DEFAULT_TARGET),
+            events: Some(DEFAULT_EVENTS_TARGET),
             config: ConfigSource::default(),
         }
     }
