@@ -1,5 +1,10 @@
 //! The logger: `/dev/kmsg` as PID 1, `/dev/console` until devtmpfs exists,
-//! stderr for the command-line tools. Every line passes the secret guard.
+//! stderr for the command-line tools. Every line passes the secret guard,
+//! then has its control characters escaped (`\n` → `\\n`, ESC → `\\u{1b}`):
+//! a message is one record, whatever a target, a DHCP server or a config
+//! server put into the text it carries, so none can forge a second line
+//! ("netboot: … all good") or drive the console. The only newline is the
+//! one ending each record.
 //!
 //! kmsg format (Documentation/ABI/testing/dev-kmsg): one record per write,
 //! `<N>` = syslog priority; without a facility the kernel files it as
@@ -20,6 +25,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::sync::{Mutex, OnceLock, RwLock};
 
+use crate::escape::escape_controls;
 use crate::plan::secret::Redactor;
 use crate::plan::LogLevel;
 
@@ -91,41 +97,37 @@ fn split_at_char(s: &str, max: usize) -> (&str, &str) {
     s.split_at(end)
 }
 
-/// kmsg records for one message: one per line, each `<N>netboot: …\n`,
-/// long lines split. Secrets are replaced before splitting.
+/// `msg` as it may be written: secrets replaced (before escaping, so a
+/// secret holding a control character is still found), then every control
+/// character escaped, newlines included: one message, one line.
+fn one_line(msg: &str, redactor: &Redactor) -> String {
+    escape_controls(&redactor.redact(msg)).into_owned()
+}
+
+/// kmsg records for one message: `<N>netboot: …\n`, split only where the
+/// message is longer than a record. Secrets are replaced and control
+/// characters escaped before splitting.
 pub fn kmsg_records(level: Level, msg: &str, redactor: &Redactor) -> Vec<String> {
     let prefix = format!("<{}>{TAG}", syslog_priority(level));
     let room = KMSG_LINE_MAX - prefix.len() - 1;
-    let msg = redactor.redact(msg);
+    let msg = one_line(msg, redactor);
     let mut out = Vec::new();
-    for line in msg.lines() {
-        let mut rest = line;
-        loop {
-            let (head, tail) = split_at_char(rest, room);
-            out.push(format!("{prefix}{head}\n"));
-            if tail.is_empty() {
-                break;
-            }
-            rest = tail;
+    let mut rest = msg.as_str();
+    loop {
+        let (head, tail) = split_at_char(rest, room);
+        out.push(format!("{prefix}{head}\n"));
+        if tail.is_empty() {
+            break;
         }
-    }
-    if out.is_empty() {
-        out.push(format!("{prefix}\n"));
+        rest = tail;
     }
     out
 }
 
-/// Console/stderr lines: `netboot: LEVEL: msg`, one per line of `msg`.
+/// The console/stderr line: `netboot: LEVEL: msg`, secrets replaced and
+/// control characters escaped.
 pub fn text_lines(level: Level, msg: &str, redactor: &Redactor) -> String {
-    let msg = redactor.redact(msg);
-    let mut out = String::new();
-    for line in msg.lines() {
-        out.push_str(&format!("{TAG}{level}: {line}\n"));
-    }
-    if out.is_empty() {
-        out.push_str(&format!("{TAG}{level}: \n"));
-    }
-    out
+    format!("{TAG}{level}: {}\n", one_line(msg, redactor))
 }
 
 enum Sink {
@@ -286,7 +288,7 @@ mod tests {
         let r = Redactor::new(vec!["hunter2".into()]);
         assert_eq!(
             kmsg_records(Level::Error, "a\nb hunter2", &r),
-            ["<3>netboot: a\n", "<3>netboot: b ***\n"]
+            ["<3>netboot: a\\nb ***\n"]
         );
         assert_eq!(kmsg_records(Level::Warn, "", &r), ["<4>netboot: \n"]);
         assert_eq!(kmsg_records(Level::Info, "x", &r)[0], "<6>netboot: x\n");
@@ -309,7 +311,40 @@ mod tests {
         let r = Redactor::new(vec!["hunter2".into()]);
         assert_eq!(
             text_lines(Level::Warn, "pw hunter2\nnext", &r),
-            "netboot: WARN: pw ***\nnetboot: WARN: next\n"
+            "netboot: WARN: pw ***\\nnext\n"
         );
+        assert_eq!(text_lines(Level::Warn, "", &r), "netboot: WARN: \n");
+    }
+
+    /// Text a target, a DHCP server or a config server chose (a CHAP_A
+    /// value, a TargetName, a host name, an abort message) reaches the log
+    /// inside a message: its newline must not start a record of its own
+    /// that reads like ours, nor its escape sequences reach the console.
+    #[test]
+    fn forged_lines_stay_inside_their_record() {
+        let r = Redactor::new(vec!["s3cr\u{1}t".into()]);
+        let forged = "login to t failed: unsupported CHAP_A 5\n<6>netboot: \
+                      logged in to iqn.x, all good\r\u{1b}[2K secret s3cr\u{1}t";
+        let recs = kmsg_records(Level::Warn, forged, &r);
+        assert_eq!(
+            recs,
+            [
+                "<4>netboot: login to t failed: unsupported CHAP_A 5\\n<6>netboot: \
+              logged in to iqn.x, all good\\r\\u{1b}[2K secret ***\n"
+            ]
+        );
+        let line = text_lines(
+            Level::Warn,
+            "portal 198.18.0.1:3260,1 t\n198.18.0.66:3260,1 evil",
+            &r,
+        );
+        assert_eq!(
+            line,
+            "netboot: WARN: portal 198.18.0.1:3260,1 t\\n198.18.0.66:3260,1 evil\n"
+        );
+        for rec in recs.iter().chain([&line]) {
+            assert_eq!(rec.matches('\n').count(), 1, "{rec:?}");
+            assert!(!rec.contains('\u{1b}') && !rec.contains('\r'), "{rec:?}");
+        }
     }
 }

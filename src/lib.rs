@@ -6,11 +6,13 @@
 
 pub mod backoff;
 pub mod boot;
+pub mod bounded;
 pub mod cli;
 pub mod cmdline;
 pub mod config;
 pub mod disk;
 pub mod entropy;
+pub mod escape;
 pub mod events;
 pub mod hostport;
 pub mod iscsi;

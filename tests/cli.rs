@@ -340,3 +340,72 @@ fn echoed_control_characters_stay_escaped() {
         "{err}"
     );
 }
+
+/// Issue 12 defect 1: `discover` masks every credential of its argument,
+/// also one whose `@HOST` was forgotten, and one starting with `iqn.`.
+#[test]
+fn discover_never_echoes_a_secret() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "user:S3cretPw",
+            "netboot discover: invalid portal \"user:***\" (expected HOST[:PORT] or [IPv6][:PORT])\n",
+        ),
+        (
+            "user:S3cretPw:iqn.2026-11.org.t:iqn.Mut7alPw",
+            "netboot discover: invalid portal \"user:***:iqn.2026-11.org.t:***\" (expected HOST[:PORT] or [IPv6][:PORT])\n",
+        ),
+        (
+            "user:iqn.S3cretPw@bad host",
+            "netboot discover: invalid portal \"bad host\" (expected HOST[:PORT] or [IPv6][:PORT])\n",
+        ),
+        (
+            "user:S3c@retPw@h:99999",
+            "netboot discover: invalid portal \"h:***\" (expected HOST[:PORT] or [IPv6][:PORT])\n",
+        ),
+    ];
+    for (arg, first) in cases {
+        let (code, out, err) = run(NETBOOT, &["discover", arg]);
+        assert_eq!((code, out.as_str()), (2, ""), "{arg:?}");
+        assert_eq!(err, format!("{first}{}", usage_of("discover")), "{arg:?}");
+        for s in ["S3cretPw", "Mut7alPw", "S3c@retPw", "retPw"] {
+            assert!(!err.contains(s), "{s} leaked for {arg:?}: {err}");
+        }
+    }
+}
+
+/// Issue 12 defect 4: a forged `boot.json` cannot add lines to `netboot
+/// report`; defect 8: the report is read with a cap.
+#[test]
+fn report_escapes_a_forged_file_and_caps_its_size() {
+    let dir = std::env::temp_dir().join(format!("netboot-report-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tmp dir");
+    let f = dir.join("boot.json");
+    std::fs::write(
+        &f,
+        r#"{"v":1,"outcome":"failed:iscsi.login\nboot ok in 1.0s (13 steps, 0 not ok)",
+            "total_us":1,"steps":[{"step":"iscsi.login","start_us":0,"duration_us":1,
+            "result":"error","facts":{"mac":"52:54\n+0.000003","target":"iqn.x\n+0.000002        1us  root.mount       ok"}}]}"#,
+    )
+    .expect("write");
+    let (code, out, err) = run(NETBOOT, &["report", f.to_str().expect("utf-8")]);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        "boot failed:iscsi.login\\nboot ok in 1.0s (13 steps, 0 not ok) in 1us (1 steps, 1 not ok)\n\
+         \n\
+         slowest first:\n\
+         \x20      1us iscsi.login  (error)\n\
+         \n\
+         in order:\n\
+         \x20     start   duration  step             result  details\n\
+         \x20 +0.000000        1us  iscsi.login      error   \
+         mac=52:54\\n+0.000003 target=\"iqn.x\\n+0.000002        1us  root.mount       ok\"\n"
+    );
+    let (code, out, err) = run(NETBOOT, &["report", "/dev/zero"]);
+    assert_eq!((code, out.as_str()), (1, ""));
+    assert_eq!(
+        err,
+        "netboot report: /dev/zero is not a netboot boot report: longer than 16777216 bytes\n"
+    );
+}

@@ -72,12 +72,10 @@ const VALID: &[Valid] = &[
         ("/iscsi/node_params/1/value", r#""5""#)]),
     ("rd.iscsi.login_retry_max=10000", &[("/iscsi/login_retry_max", "10000")]),
     ("ro", &[("/iscsi/login_retry_max", "0")]),
-    ("rd.iscsi.firmware rd.iscsi.ibft=1", &[("/iscsi/firmware", "true"), ("/iscsi/ibft", "true")]),
+    ("rd.iscsi.firmware=0 rd.iscsi.ibft=0", &[("/iscsi/firmware", "false"), ("/iscsi/ibft", "false")]),
     // --- ip= and friends ----------------------------------------------------
     ("ip=dhcp", &[("/network/ip/0/method", r#""dhcp""#), ("/network/ip/0/iface", "null")]),
     ("ip=on", &[("/network/ip/0/method", r#""dhcp""#)]),
-    ("ip=dhcp6", &[("/network/ip/0/method", r#""dhcp6""#)]),
-    ("ip=auto6", &[("/network/ip/0/method", r#""auto6""#)]),
     ("ip=off", &[("/network/ip/0/method", r#""off""#)]),
     ("ip=eth0:dhcp", &[("/network/ip/0/iface", r#""eth0""#), ("/network/ip/0/method", r#""dhcp""#)]),
     ("ip=eth0:dhcp:9000:52:54:00:AB:CD:EF", &[
@@ -93,7 +91,7 @@ const VALID: &[Valid] = &[
         ("/network/ip/0/prefix_len", "64"), ("/network/ip/0/dns/0", r#""2001:db8::53""#)]),
     ("ip=198.18.0.10:::24::eth0:off:1400:52:54:00:12:34:56", &[
         ("/network/ip/0/mtu", "1400"), ("/network/ip/0/mac", r#""52:54:00:12:34:56""#)]),
-    ("ip=eth0:dhcp ip=eth1:dhcp6", &[("/network/ip/1/iface", r#""eth1""#), ("/network/ip/1/method", r#""dhcp6""#)]),
+    ("ip=eth0:dhcp ip=eth1:dhcp", &[("/network/ip/1/iface", r#""eth1""#), ("/network/ip/1/method", r#""dhcp""#)]),
     ("ifname=lan0:52:54:00:12:34:56", &[
         ("/network/ifnames/0/name", r#""lan0""#), ("/network/ifnames/0/mac", r#""52:54:00:12:34:56""#)]),
     ("BOOTIF=01-52-54-00-12-34-56", &[("/network/bootif", r#""52:54:00:12:34:56""#)]),
@@ -173,8 +171,23 @@ const INVALID: &[(&str, &str)] = &[
     ("iscsi=198.18.0.1", r#"invalid iscsi=: "198.18.0.1" is not [user:password@]server:[proto]:[port]:[lun]:target"#),
     ("iscsi=198.18.0.1::3260:a:b:c:d:iqn.a:x", r#"invalid iscsi=: "198.18.0.1::3260:a:b:c:d:iqn.a:x" is not [user:password@]server:[proto]:[port]:[lun]:target"#),
     ("iscsi=198.18.0.256::::iqn.a:x", r#"invalid iscsi=: server "198.18.0.256" in "198.18.0.256::::iqn.a:x" is not a host name or IP address"#),
-    ("iscsi=user:S3cretPw:x@198.18.0.1::::iqn.a:x", r#"invalid iscsi=: credentials in "***@198.18.0.1::::iqn.a:x" must be user:password@ or user:password:target-user:target-password@"#),
-    ("iscsi=user:@198.18.0.1::::iqn.a:x", r#"invalid iscsi=: credentials in "user:***@198.18.0.1::::iqn.a:x" must be user:password@ or user:password:target-user:target-password@"#),
+    ("iscsi=user:S3cretPw:tgt@198.18.0.1::::iqn.a:x", r#"invalid iscsi=: credentials in "***@198.18.0.1::::iqn.a:x" must be user:password@ or user:password:target-user:target-password@"#),
+    // An empty password: which field is the user name is anyone's guess.
+    ("iscsi=fleet:@198.18.0.1::::iqn.a:x", r#"invalid iscsi=: credentials in "***@198.18.0.1::::iqn.a:x" must be user:password@ or user:password:target-user:target-password@"#),
+    // Issue 12: credentials that start like target names (a mutual-CHAP
+    // target user is often the target's IQN) are masked from the parse,
+    // not found by a search for "iqn.".
+    ("iscsi=u:iqn.S3cretPw@198.18.0.1::99999::iqn.a:x", r#"invalid iscsi=: port "99999" in "u:***@198.18.0.1::99999::iqn.a:x" is not 1..65535"#),
+    ("netroot=iscsi:u:eui.S3cretPw:iqn.2026-11.org.t:naa.Mut7alPw@198.18.0.1:9:::iqn.a:x", r#"invalid netroot=: protocol "9" in "iscsi:u:***:iqn.2026-11.org.t:***@198.18.0.1:9:::iqn.a:x" is not empty or 6 (TCP)"#),
+    ("root=iscsi:u:iqn.S3cretPw@198.18.0.256::::iqn.a:x", r#"invalid root=: server "198.18.0.256" in "iscsi:u:***@198.18.0.256::::iqn.a:x" is not a host name or IP address"#),
+    ("iscsi=u:iqn.S3cretPw@[2001:db8::zz]::::iqn.a:x", r#"invalid iscsi=: "[2001:db8::zz]" in "u:***@[2001:db8::zz]::::iqn.a:x" is not an IPv6 address"#),
+    ("iscsi=u:iqn.S3cretPw@198.18.0.1::iqn.a:x", r#"invalid iscsi=: "u:***@198.18.0.1::iqn.a:x" is not [user:password@]server:[proto]:[port]:[lun]:target"#),
+    // An unclosed quote pulls a credentialed root path into another key's
+    // value: its error masks what the whole line holds.
+    ("netboot.log=\"x iscsi=u:iqn.S3cretPw@198.18.0.1::::iqn.a:x", r#"invalid netboot.log=: "x iscsi=u:***@198.18.0.1::::iqn.a:x" is not one of off, error, warn, warning, info, debug, trace"#),
+    ("netboot.on_fail=\"x rd.iscsi.password=S3cretPw", r#"invalid netboot.on_fail=: "x rd.iscsi.password=***" is not one of shell, reboot, halt"#),
+    // A secret echoed by another key is masked too.
+    ("rd.iscsi.username=u rd.iscsi.password=S3cretPw netboot.timeout=S3cretPw", r#"invalid netboot.timeout=: "***" is not seconds in 0.001..86400 (at most 3 decimals)"#),
     ("netroot=iscsi:user:S3cretPw@198.18.0.1::70000::iqn.a:x", r#"invalid netroot=: port "70000" in "iscsi:user:***@198.18.0.1::70000::iqn.a:x" is not 1..65535"#),
     ("root=iscsi:u:S3cretPw:t:Mut7alPw@198.18.0.1:9:::iqn.a:x", r#"invalid root=: protocol "9" in "iscsi:u:***:t:***@198.18.0.1:9:::iqn.a:x" is not empty or 6 (TCP)"#),
     ("iscsi=user:S3cretPw@198.18.0.1::iqn.a:x", r#"invalid iscsi=: "user:***@198.18.0.1::iqn.a:x" is not [user:password@]server:[proto]:[port]:[lun]:target"#),
@@ -246,6 +259,20 @@ const INVALID: &[(&str, &str)] = &[
     ("netboot.param.=1", r#"invalid netboot.param.=: "" is not an iSCSI key name (letters, digits, . - + @ _; at most 63)"#),
     ("\"netboot.param.HeaderDigest=None CRC32C\"", r#"invalid netboot.param.HeaderDigest=: "None CRC32C" is not an iSCSI value (1..255 printable ASCII characters)"#),
     ("netboot.param.CHAP_Secret=", r#"invalid netboot.param.CHAP_Secret=: "***" is not an iSCSI value (1..255 printable ASCII characters)"#),
+    // Issue 12 defect 7: what the boot refuses, `netboot plan` refuses, with
+    // the boot's own words.
+    ("netboot.param.MaxRecvDataSegmentLength=abc", r#"invalid netboot.param.MaxRecvDataSegmentLength=: invalid value "abc" for MaxRecvDataSegmentLength"#),
+    ("netboot.param.MaxRecvDataSegmentLength=100", r#"invalid netboot.param.MaxRecvDataSegmentLength=: invalid value "100" for MaxRecvDataSegmentLength"#),
+    ("netboot.param.ImmediateData=maybe", r#"invalid netboot.param.ImmediateData=: invalid value "maybe" for ImmediateData"#),
+    ("netboot.param.HeaderDigest=MD5", r#"invalid netboot.param.HeaderDigest=: invalid value "MD5" for HeaderDigest"#),
+    ("rd.iscsi.param=node.session.iscsi.FirstBurstLength=abc", r#"invalid rd.iscsi.param=: node.session.iscsi.FirstBurstLength: invalid value "abc" for FirstBurstLength"#),
+    ("ip=dhcp6", "ip=dhcp6 is not supported yet; use ip=dhcp or a static ip=CLIENT::GATEWAY:NETMASK::IFACE:off"),
+    ("ip=auto6", "ip=auto6 is not supported yet; use ip=dhcp or a static ip=CLIENT::GATEWAY:NETMASK::IFACE:off"),
+    ("ip=eth0:dhcp ip=eth1:dhcp6", "ip=eth1:dhcp6 is not supported yet; use ip=dhcp or a static ip=CLIENT::GATEWAY:NETMASK::IFACE:off"),
+    ("ip=[2001:db8::10]::[2001:db8::1]:64::eth0:auto6", "ip=2001:db8::10::…:eth0:auto6 is not supported yet; use ip=dhcp or a static ip=CLIENT::GATEWAY:NETMASK::IFACE:off"),
+    ("ip=198.18.0.10::[2001:db8::1]:24::eth0:off", "ip=198.18.0.10::…:eth0:off: gateway 2001:db8::1 is not of the same IP version as address 198.18.0.10"),
+    ("rd.iscsi.firmware", "rd.iscsi.firmware / rd.iscsi.ibft (iBFT) are not supported yet; give the root path on the command line"),
+    ("iscsi=198.18.0.1::::iqn.a:x rd.iscsi.ibft=1", "rd.iscsi.firmware / rd.iscsi.ibft (iBFT) are not supported yet; give the root path on the command line"),
     // The first invalid argument wins.
     ("netboot.log=x iscsi=", r#"invalid netboot.log=: "x" is not one of off, error, warn, warning, info, debug, trace"#),
 ];
@@ -346,6 +373,55 @@ fn very_long_input() {
 
 const SECRETS: [&str; 3] = ["S3cretPw", "Mut7alPw", "hunter22"];
 
+/// `ip=` entries for `n` interfaces, one per interface.
+fn many_ip(n: usize) -> String {
+    (0..n).map(|i| format!("ip=e{i}:dhcp ")).collect()
+}
+
+/// Issue 12 defect 8: 100 000 `ip=` entries parse (the duplicate check is
+/// a set, not a scan of the earlier entries), the last duplicate is still
+/// found, and as a file the line is refused by the cap, with the cap named.
+#[test]
+fn many_ip_entries_parse_in_linear_time() {
+    let line = many_ip(100_000);
+    let p = parse_plan(&line).expect("valid");
+    assert_eq!(p.network.ip.len(), 100_000);
+    assert_eq!(p.network.ip[99_999].iface.as_deref(), Some("e99999"));
+    let e = parse_plan(&format!("{line} ip=e0:dhcp6")).expect_err("duplicate");
+    assert_eq!(
+        e.to_string(),
+        r#"invalid ip=: interface "e0" is already configured by an earlier ip="#
+    );
+    assert!(line.len() as u64 > netboot::cmdline::MAX_CMDLINE_LEN);
+    let dir = std::env::temp_dir().join(format!("netboot-many-ip-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tmp dir");
+    let f = dir.join("cmdline");
+    std::fs::write(&f, &line).expect("write");
+    let (code, out, err) = netboot(&["plan", "--cmdline-file", f.to_str().expect("utf-8")]);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!((code, out.as_str()), (1, ""));
+    assert_eq!(
+        err,
+        format!(
+            "netboot plan: cannot read {:?}: longer than 1048576 bytes; no kernel command line \
+             is longer (COMMAND_LINE_SIZE is 2048 bytes on x86 and arm64, at most 1 MiB on s390)\n",
+            f.to_str().expect("utf-8")
+        )
+    );
+}
+
+/// `/dev/zero` as the command line file: the cap, not all memory.
+#[test]
+fn cli_plan_dev_zero_hits_the_cap() {
+    let (code, out, err) = netboot(&["plan", "--cmdline-file", "/dev/zero"]);
+    assert_eq!((code, out.as_str()), (1, ""));
+    assert_eq!(
+        err,
+        "netboot plan: cannot read \"/dev/zero\": longer than 1048576 bytes; no kernel command \
+         line is longer (COMMAND_LINE_SIZE is 2048 bytes on x86 and arm64, at most 1 MiB on s390)\n"
+    );
+}
+
 #[test]
 fn secrets_never_leak() {
     let lines: Vec<String> = INVALID
@@ -369,6 +445,20 @@ fn secrets_never_leak() {
                 "rd.iscsi.param=node.session.auth.password=S3cretPw",
                 "rd.iscsi.param=node.session.auth.password_in=Mut7alPw iscsi=",
                 "netboot.param.CHAP_Secret=S3cretPw\u{7f}",
+                // Issue 12: credentials that look like target names, an
+                // unclosed quote, a secret echoed by another key.
+                "iscsi=u:iqn.S3cretPw@198.18.0.1::99999::iqn.a:x",
+                "iscsi=u:iqn.S3cretPw:iqn.a:x:iqn.Mut7alPw@198.18.0.1::99999::iqn.a:x",
+                "iscsi=u:iqn.S3cretPw:iqn.a:iqn.Mut7alPw@198.18.0.1:7:::iqn.a:x",
+                "iscsi=u:eui.S3cretPw@h:::iqn.a:x",
+                "iscsi=u:naa.S3cretPw@host",
+                "iscsi=iqn.S3cretPw@198.18.0.1::::",
+                "netboot.log=\"x iscsi=u:iqn.S3cretPw@198.18.0.1::::iqn.a:x",
+                "netboot.log=x\"iscsi=u:S3cretPw:t:Mut7alPw@198.18.0.1::::iqn.a:x",
+                "netboot.on_fail=\"x rd.iscsi.password=S3cretPw rd.iscsi.in.password=Mut7alPw",
+                "rd.iscsi.username=u rd.iscsi.password=S3cretPw netboot.events=S3cretPw",
+                "rd.iscsi.param=node.session.auth.password=S3cretPw netboot.log=S3cretPw",
+                "iscsi=u:S3cretPw@198.18.0.1::::iqn.a:x ip=dhcp6 netboot.cmds_max=S3cretPw",
             ]
             .map(str::to_string),
         )

@@ -6,7 +6,10 @@
 //! `nbrx-<pid>-<n>`, put `tc netem` on its `lo`, run configd inside it with
 //! `ip netns exec`, and run the client in a thread that `setns()`es into it;
 //! the namespace is deleted at the end (Drop). Without root or `ip`/`tc`
-//! those tests print `SKIPPED: …` and pass, unless NETBOOT_REQUIRE_ROOT=1.
+//! those tests print `SKIPPED: …` and pass, unless NETBOOT_REQUIRE_ROOT=1
+//! (so does the `--user` test, which needs root to drop it). The flood test
+//! sends from 127.0.0.2 and fetches from 127.0.0.3: two sources to
+//! configd's per-source limits, both on `lo` without any set-up.
 #![allow(clippy::panic)] // a failing test panics (shipped code may not: Cargo.toml)
 
 mod support;
@@ -423,6 +426,274 @@ fn version_request_answered() {
     };
     assert_eq!(b.len(), 65);
     assert!(netboot::rxrpc::wire::version_string(&b).starts_with("netboot-configd "));
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// Issue 12 (5): only regular files in --dir are served. A symlink (to a
+/// config outside, to /etc/shadow, dangling), a FIFO or a directory named
+/// like a config is refused with NBCONF_UNREADABLE and a log line naming
+/// the file and why; none falls through to default.json, none is followed
+/// or blocks the server.
+#[test]
+fn non_regular_files_are_refused_and_reported() {
+    let d = standard_dir("nonregular");
+    let outside = tempdir("nonregular-outside");
+    write(&outside, "elsewhere.json", &cfg("iqn.2024-01.test:outside"));
+    let link = |to: &Path, name: &str| {
+        std::os::unix::fs::symlink(to, d.join(name)).expect("symlink");
+    };
+    link(
+        &outside.join("elsewhere.json"),
+        "mac-52-54-00-00-00-01.json",
+    );
+    link(Path::new("/etc/shadow"), "mac-52-54-00-00-00-02.json");
+    link(Path::new("/nonexistent"), "host-dangling.json");
+    std::fs::create_dir(d.join("host-dir.json")).expect("mkdir");
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        d.join("host-fifo.json"),
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o644),
+        0,
+    )
+    .expect("mkfifo");
+    let s = Configd::start(&d, &[]);
+    let symlink = "is a symbolic link, and configd follows none";
+    let table = [
+        (
+            id("52:54:00:00:00:01", "", ""),
+            "mac-52-54-00-00-00-01.json",
+            symlink,
+        ),
+        (
+            id("52:54:00:00:00:02", "", ""),
+            "mac-52-54-00-00-00-02.json",
+            symlink,
+        ),
+        (id("", "", "dangling"), "host-dangling.json", symlink),
+        (
+            id("", "", "dir"),
+            "host-dir.json",
+            "is a directory, not a regular file",
+        ),
+        (
+            id("", "", "fifo"),
+            "host-fifo.json",
+            "is a FIFO, not a regular file",
+        ),
+    ];
+    for (who, file, why) in &table {
+        assert_eq!(
+            abort_of(fetch(s.addr, who)),
+            proto::NBCONF_UNREADABLE,
+            "{file}"
+        );
+        let want = format!(
+            "{file} refused: {why}; only regular files in the directory are served \
+             (no fall-through to default.json) -> abort 5 (NBCONF_UNREADABLE)"
+        );
+        s.wait_logs(&want, |l| l.iter().any(|l| l.contains(&want)));
+    }
+    // Regular files are still served, and the server never blocked.
+    assert_eq!(
+        fetch(s.addr, &id("", "", "node1"))
+            .expect("config")
+            .initiator
+            .as_deref(),
+        Some("iqn.2024-01.test:by-host")
+    );
+    let _ = std::fs::remove_dir_all(&d);
+    let _ = std::fs::remove_dir_all(&outside);
+}
+
+/// The numeric ids of a passwd account, from the host's /etc/passwd.
+fn passwd_ids(name: &str) -> Option<(u32, u32)> {
+    let text = std::fs::read_to_string("/etc/passwd").ok()?;
+    text.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.first() == Some(&name) && f.len() == 7)
+            .then(|| Some((f[2].parse().ok()?, f[3].parse().ok()?)))
+            .flatten()
+    })
+}
+
+/// Issue 12 (5): `--user nobody` (configd started as root) runs as nobody
+/// once its socket is bound: every task of the process has nobody's uid and
+/// gid (real, effective, saved, fs) and no supplementary group, it still
+/// serves, and a file only root may read is now refused, not served.
+#[test]
+fn user_option_drops_root_after_binding() {
+    if !support::root_or_skip("NETBOOT_REQUIRE_ROOT", "dropping root with --user") {
+        return;
+    }
+    let Some((uid, gid)) = passwd_ids("nobody") else {
+        support::skip_unless_required(
+            "NETBOOT_REQUIRE_ROOT",
+            "this test",
+            "no nobody in /etc/passwd",
+        );
+        return;
+    };
+    let d = standard_dir("user");
+    write(&d, "host-secret.json", &cfg("iqn.2024-01.test:secret"));
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        d.join("host-secret.json"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .expect("chmod");
+    let s = Configd::start(&d, &["--user", "nobody"]);
+    s.wait_logs("the running-as line", |l| {
+        l.iter()
+            .any(|l| l == &format!("netboot-configd: running as \"nobody\" (uid {uid}, gid {gid})"))
+    });
+    assert_eq!(
+        fetch(s.addr, &id("", "", "node1"))
+            .expect("served as nobody")
+            .initiator
+            .as_deref(),
+        Some("iqn.2024-01.test:by-host")
+    );
+    let pid = s.child.id();
+    let tasks: Vec<_> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .expect("tasks")
+        .map(|e| e.expect("task").path())
+        .collect();
+    assert!(!tasks.is_empty());
+    for t in &tasks {
+        let status = std::fs::read_to_string(t.join("status")).expect("status");
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .map(|v| v.split_whitespace().collect::<Vec<_>>().join(" "))
+        };
+        assert_eq!(
+            field("Uid:"),
+            Some(format!("{uid} {uid} {uid} {uid}")),
+            "{t:?}"
+        );
+        assert_eq!(
+            field("Gid:"),
+            Some(format!("{gid} {gid} {gid} {gid}")),
+            "{t:?}"
+        );
+        assert_eq!(field("Groups:"), Some(String::new()), "{t:?}");
+    }
+    assert_eq!(
+        abort_of(fetch(s.addr, &id("", "", "secret"))),
+        proto::NBCONF_UNREADABLE
+    );
+    let want = "host-secret.json: cannot open: Permission denied";
+    s.wait_logs(want, |l| l.iter().any(|l| l.contains(want)));
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn user_option_unknown_account_fails() {
+    let d = tempdir("nouser");
+    let out = Command::new(CONFIGD)
+        .arg("--dir")
+        .arg(&d)
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--user",
+            "no-such-account-netboot",
+        ])
+        .output()
+        .expect("run configd");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "netboot-configd: --user: no account \"no-such-account-netboot\" in /etc/passwd; \
+         hint: create a system account (useradd --system --no-create-home \
+         no-such-account-netboot)\n"
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// The first DATA packet of a request that never completes (no
+/// LAST_PACKET), on connection `cid`.
+fn incomplete_call(cid: u32) -> Vec<u8> {
+    let mut h = hold_call_header(cid);
+    h.seq = 1;
+    h.serial = 1;
+    h.ptype = ptype::DATA;
+    h.flags = flags::CLIENT_INITIATED;
+    Packet {
+        header: h,
+        body: Body::Data(vec![0, 0, 0, 1]),
+    }
+    .encode()
+    .expect("encode")
+}
+
+/// Issue 12 (6): one source flooding incomplete calls (fresh connections,
+/// about 1000 a second) no longer locks out the others. Before, 64 such
+/// calls filled every slot for 10 s and everyone got BUSY. Now the flooder
+/// is held to its per-source share (BUSY for the rest) and its requests
+/// time out after 1 s, while a client from another source gets its config
+/// within the agent's retry schedule (3 s per call, 3 rounds). A functional
+/// bound, not a timing one.
+#[test]
+fn flood_of_incomplete_calls_from_one_source_does_not_lock_out_others() {
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+    use std::sync::Arc;
+    let d = standard_dir("flood");
+    let s = Configd::start(&d, &[]);
+    let flooder = UdpSocket::bind("127.0.0.2:0").expect("bind 127.0.0.2");
+    flooder.set_nonblocking(true).expect("nonblocking");
+    let stop = Arc::new(AtomicBool::new(false));
+    let sent = Arc::new(AtomicU32::new(0));
+    let (to, stop2, sent2) = (s.addr, stop.clone(), sent.clone());
+    let flood = std::thread::spawn(move || {
+        let mut busy = 0u32;
+        let mut buf = [0u8; 2048];
+        while !stop2.load(Ordering::Relaxed) {
+            let n = sent2.fetch_add(1, Ordering::Relaxed);
+            let _ = flooder.send_to(&incomplete_call(4 + 4 * n), to);
+            while let Ok((len, _)) = flooder.recv_from(&mut buf) {
+                if Packet::decode(&buf[..len]).is_ok_and(|p| p.header.ptype == ptype::BUSY) {
+                    busy += 1;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        busy
+    });
+    // Well past the 64 calls that used to fill every slot.
+    support::wait_until(Duration::from_secs(10), "200 flood packets sent", || {
+        let n = sent.load(Ordering::Relaxed);
+        if n >= 200 {
+            Ok(())
+        } else {
+            Err(n)
+        }
+    });
+    let mut t =
+        UdpTransport::new(proto::MAX_REPLY + 8).from_source("127.0.0.3".parse().expect("ip"));
+    let started = Instant::now();
+    let got = fetch_config(
+        &mut t,
+        &server(s.addr),
+        &id("", "", "node1"),
+        Duration::from_secs(3),
+        2,
+    );
+    let took = started.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    let busy = flood.join().expect("flooder");
+    let sent = sent.load(Ordering::Relaxed);
+    eprintln!("flood: {sent} packets sent, {busy} BUSY back; client answered in {took:?}");
+    let logs = s.logs();
+    assert_eq!(
+        got.map(|c| c.initiator),
+        Ok(Some("iqn.2024-01.test:by-host".to_string())),
+        "log: {logs:#?}"
+    );
+    assert!(took < Duration::from_millis(10_500), "{took:?}");
+    assert!(busy > 0, "the flooder was never refused");
     let _ = std::fs::remove_dir_all(&d);
 }
 

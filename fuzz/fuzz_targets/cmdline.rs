@@ -1,8 +1,59 @@
 //! Fuzz the command-line parser: arbitrary bytes (as /proc/cmdline may hold)
-//! must give a plan or an error, never a panic, and both must render.
+//! must give a plan or an error, never a panic, and both must render. And
+//! the masker's invariant: a credential the line holds (found here without
+//! the masker: the values of credential keys, the password fields of root
+//! paths, in the kernel's reading and in words split on white space) never
+//! shows in an error, raw or `{:?}`-escaped.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use netboot::cmdline::{rootpath, tokenize};
+
+/// Keys whose value is a credential.
+fn credential_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    (k.contains("password") || k.contains("secret")) && k != "netboot.secrets"
+}
+
+/// The password fields of a root path's credentials (the parser's split).
+fn root_path_secrets(value: &str, out: &mut Vec<String>) {
+    let v = value.strip_prefix("iscsi:").unwrap_or(value);
+    if let (Some(auth), _) = rootpath::split_auth(v) {
+        if let Some(chap) = rootpath::parse_auth(auth) {
+            out.push(chap.secret.expose().to_string());
+            if let Some(m) = chap.mutual {
+                out.push(m.secret.expose().to_string());
+            }
+        }
+    }
+}
+
+/// Credentials of the line, found independently of the masker.
+fn credentials(line: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for a in tokenize::tokenize(line).args {
+        let Some(v) = a.value else { continue };
+        if credential_key(&a.key) {
+            out.push(v.clone());
+        }
+        if matches!(a.key.as_str(), "iscsi" | "iscsiroot" | "netroot" | "root") {
+            root_path_secrets(&v, &mut out);
+        }
+    }
+    for word in line.split([' ', '\t', '\n', '\x0b', '\x0c', '\r']) {
+        let Some((k, v)) = word.split_once('=') else { continue };
+        let k = tokenize::normalize_key(k.trim_start_matches('"'));
+        if credential_key(&k) {
+            out.push(v.to_string());
+        }
+        if matches!(k.as_str(), "iscsi" | "iscsiroot" | "netroot" | "root") {
+            root_path_secrets(v, &mut out);
+        }
+    }
+    // The mask itself shows `***`.
+    out.retain(|c| !c.is_empty() && !c.bytes().all(|b| b == b'*'));
+    out
+}
 
 fuzz_target!(|data: &[u8]| {
     let line = String::from_utf8_lossy(data);
@@ -24,6 +75,15 @@ fuzz_target!(|data: &[u8]| {
         Err(e) => {
             let msg = e.to_string();
             assert!(!msg.contains('\n'), "multi-line error: {msg}");
+            let shown = format!("{msg} {e:?}");
+            for c in credentials(&line) {
+                let escaped = format!("{c:?}");
+                let escaped = &escaped[1..escaped.len() - 1];
+                assert!(
+                    !shown.contains(&c) && !shown.contains(escaped),
+                    "credential {c:?} shown in {shown:?}"
+                );
+            }
         }
     }
     // Each root path on its own, too (others call it directly).

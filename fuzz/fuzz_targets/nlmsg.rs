@@ -29,8 +29,13 @@ fuzz_target!(|data: &[u8]| {
     let mut at = 0;
     for a in hdr::attrs(data) {
         let len = RTA_HDRLEN + a.data.len();
-        let built = NlMsgBuilder::new(0, 0, 0, 0).attr(a.raw_type, a.data).finish();
-        assert_eq!(&built[NLMSG_HDRLEN..NLMSG_HDRLEN + len], &data[at..at + len]);
+        let built = NlMsgBuilder::new(0, 0, 0, 0)
+            .attr(a.raw_type, a.data)
+            .finish();
+        assert_eq!(
+            &built[NLMSG_HDRLEN..NLMSG_HDRLEN + len],
+            &data[at..at + len]
+        );
         at += hdr::align(len);
     }
 });

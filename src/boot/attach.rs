@@ -99,18 +99,9 @@ pub fn attach(
         error,
     };
     cfg.random_isid().map_err(|e| cfg_err(e.to_string()))?;
-    // rd.iscsi.param's login keys first, netboot.param.KEY on top.
-    let overrides: Vec<(String, String)> = node
-        .login_keys
-        .iter()
-        .cloned()
-        .chain(
-            plan.iscsi
-                .login_params
-                .iter()
-                .map(|p| (p.key.clone(), p.value.clone())),
-        )
-        .collect();
+    // rd.iscsi.param's login keys first, netboot.param.KEY on top: the
+    // list the plan's gate checked (cmdline::supported).
+    let overrides = crate::cmdline::supported::login_overrides(node, plan);
     cfg.apply_overrides(&overrides)
         .map_err(|e| cfg_err(e.to_string()))?;
     let mut connector = KernelConnector {
@@ -177,6 +168,7 @@ fn establish_kind(e: &EstablishError) -> ErrorKind {
             | ChannelError::Send { .. }
             | ChannelError::Recv { .. }
             | ChannelError::RecvTimeout { .. }
+            | ChannelError::Deadline { .. }
             | ChannelError::Closed => ErrorKind::Transient,
             ChannelError::TooLarge { .. } | ChannelError::Pdu(_) | ChannelError::Other(_) => {
                 ErrorKind::Fatal

@@ -13,9 +13,9 @@ pub mod pid1;
 
 pub use error::{BootError, Classify, ErrorKind, StepError};
 
+use crate::cmdline::supported::Executable;
 use crate::events::{step, BootOutcome, Emitter, Facts, Recorder};
 use crate::iscsi::kernel::IscsiNl;
-use crate::iscsi::node::NodeSettings;
 use crate::plan::{BootPlan, FailurePolicy};
 use failover::{Secs, SystemClock};
 use pid1::RealSys;
@@ -56,6 +56,9 @@ impl Exec {
 pub struct BootOptions {
     /// Kernel command line (from /proc/cmdline in PID 1).
     pub cmdline: String,
+    /// The `netboot.secrets=` file's arguments: explicit like the command
+    /// line's own, so a fetched config does not override them.
+    pub secrets_args: Vec<crate::cmdline::tokenize::Arg>,
     /// uptime at agent start, seconds (benchmark mark).
     pub started_uptime: f64,
 }
@@ -102,7 +105,7 @@ pub fn pid1_main() -> ! {
             Vec::new(),
         )
     };
-    let cmdline = match std::fs::read_to_string("/proc/cmdline") {
+    let cmdline = match crate::cmdline::read_cmdline(Path::new("/proc/cmdline")) {
         Ok(c) => c,
         Err(e) => {
             // Booting an empty line would silently drop the operator's
@@ -123,7 +126,7 @@ pub fn pid1_main() -> ! {
     let pre = fallback_policy(&cmdline);
     pid1::crash_guard(pre.0, pre.1);
     pid1::kernel_panic_policy(&cmdline, pre.0, pre.1);
-    let mut plan = match plan_from(&cmdline) {
+    let (mut plan, secrets_args) = match plan_from(&cmdline) {
         Ok(p) => p,
         Err(e) => {
             early_log();
@@ -163,6 +166,7 @@ pub fn pid1_main() -> ! {
     }
     let opts = BootOptions {
         cmdline,
+        secrets_args,
         started_uptime: started,
     };
     match run(&mut exec, &mut plan, &opts) {
@@ -183,15 +187,29 @@ pub fn pid1_main() -> ! {
 
 /// The plan from the command line and, with `netboot.secrets=FILE`, the
 /// credentials in that file (the command line's own keys win).
-pub fn plan_from(cmdline: &str) -> Result<BootPlan, String> {
+pub fn plan_from(cmdline: &str) -> Result<(BootPlan, Vec<crate::cmdline::tokenize::Arg>), String> {
     let plan = crate::cmdline::parse_plan(cmdline).map_err(|e| e.to_string())?;
     let Some(file) = plan.config.credentials_file.clone() else {
-        return Ok(plan);
+        return Ok((plan, Vec::new()));
     };
-    let text = std::fs::read_to_string(&file)
-        .map_err(|e| format!("netboot.secrets={}: {e}", crate::cmdline::quote(&file)))?;
+    let text = read_secrets(&file)?;
     let extra = crate::cmdline::secrets::file_args(&text, &file).map_err(|e| e.to_string())?;
-    crate::cmdline::parse_plan_with(cmdline, &extra).map_err(|e| e.to_string())
+    let plan = crate::cmdline::parse_plan_with(cmdline, &extra).map_err(|e| e.to_string())?;
+    Ok((plan, extra))
+}
+
+/// The secrets file, read with a cap (a FIFO or a huge file must not hang
+/// or exhaust PID 1).
+fn read_secrets(file: &str) -> Result<String, String> {
+    use std::io::Read;
+    let name = crate::cmdline::quote(file);
+    let f = std::fs::File::open(file).map_err(|e| format!("netboot.secrets={name}: {e}"))?;
+    let mut text = String::new();
+    let cap = crate::cmdline::secrets::MAX_LEN as u64;
+    f.take(cap + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| format!("netboot.secrets={name}: {e}"))?;
+    Ok(text)
 }
 
 /// Log the failure (one line with the whole chain and its kind), close the
@@ -231,7 +249,7 @@ pub fn run(exec: &mut Exec, plan: &mut BootPlan, opts: &BootOptions) -> Result<S
     if plan.paths.is_empty() && plan.config.servers.is_empty() && !plan.network.uses_dhcp() {
         return Err(no_root_path());
     }
-    check_supported(plan)?;
+    let mut executable = check_supported(plan)?;
     let moddir = crate::kmod::running_kernel_dir();
     let index = steps::modules(exec, &moddir, &plan.network)?;
     let mut links = steps::network(exec, plan, deadline)?;
@@ -242,13 +260,11 @@ pub fn run(exec: &mut Exec, plan: &mut BootPlan, opts: &BootOptions) -> Result<S
     // host name resolves; rewritten below once the config is merged.
     write_resolv_conf(plan, &links);
     if let Some(f) = config::fetch(exec, plan, &index, &id, deadline)? {
+        let mut explicit = crate::config::explicit_keys(&opts.cmdline);
+        explicit.extend(crate::cmdline::keys::fields_of(&opts.secrets_args));
         let network = plan.network.clone();
-        crate::config::apply(
-            &f.config,
-            plan,
-            &crate::config::explicit_keys(&opts.cmdline),
-        );
-        check_supported(plan)?;
+        crate::config::apply(&f.config, plan, &explicit);
+        executable = check_supported(plan)?;
         adopt(exec, plan);
         deadline = started + Duration::from_millis(plan.timeout_ms);
         // The config's `ip=` entries come on top of the bootstrap network;
@@ -265,19 +281,8 @@ pub fn run(exec: &mut Exec, plan: &mut BootPlan, opts: &BootOptions) -> Result<S
     }
     let plan = &*plan;
     let initiator = attach::initiator_name(plan, mac.as_deref());
-    let mut node = NodeSettings::default();
-    node.apply(
-        plan.iscsi
-            .node_params
-            .iter()
-            .map(|p| (p.key.as_str(), p.value.as_str())),
-    )
-    .map_err(|e| {
-        StepError::new(
-            step::ISCSI_LOGIN,
-            BootError::fatal(format!("rd.iscsi.param: {e}")),
-        )
-    })?;
+    // Every rd.iscsi.param= applied, as check_supported verified.
+    let node = executable.node;
     let sys = Path::new("/sys");
     // The kernel sockets: NETLINK_ISCSI for the sessions, and the uevent
     // socket, opened before any SCSI scan so that no disk event is missed.
@@ -380,16 +385,19 @@ impl Classify for OpenError {}
 
 /// Settings the plan may hold that this build cannot honour: refused, not
 /// ignored.
-fn check_supported(plan: &BootPlan) -> Result<(), StepError> {
-    if plan.iscsi.firmware || plan.iscsi.ibft {
-        return Err(StepError::new(
-            step::ISCSI_LOGIN,
-            BootError::fatal(
-                "rd.iscsi.firmware / rd.iscsi.ibft (iBFT) are not supported yet; give the root path on the command line",
-            ),
-        ));
-    }
-    Ok(())
+/// The plan's one gate ([`crate::cmdline::supported::check`], which
+/// `netboot plan` runs too): before the network, and again once a fetched
+/// config is merged. A refusal is fatal; it is charged to the step that
+/// would have failed.
+fn check_supported(plan: &BootPlan) -> Result<Executable, StepError> {
+    use crate::cmdline::supported::Unsupported;
+    crate::cmdline::supported::check(plan).map_err(|e| {
+        let at = match e {
+            Unsupported::Network(_) => step::NET_LINK,
+            _ => step::ISCSI_LOGIN,
+        };
+        StepError::new(at, BootError::fatal(e.to_string()))
+    })
 }
 
 /// The one line when no path logged in: every path, its attempts and its
@@ -534,12 +542,7 @@ fn dhcp_root_path(
         }
         return Ok(());
     };
-    let path = crate::cmdline::rootpath::parse(value).map_err(|e| {
-        fail(format!(
-            "root path {} from DHCP on {iface}: {e}",
-            crate::cmdline::rootpath::mask(value)
-        ))
-    })?;
+    let path = dhcp_root_path_parse(iface, value).map_err(fail)?;
     log::info!(
         "root path from DHCP on {iface}: {}",
         crate::cmdline::rootpath::mask(value)
@@ -551,6 +554,22 @@ fn dhcp_root_path(
         adopt(exec, plan);
     }
     Ok(())
+}
+
+/// DHCP option 17 (RFC 4173) as a root path. The error quotes the value
+/// masked by the value's own [`Masker`](crate::cmdline::mask::Masker)
+/// (credentials under every reading), escaped: the value comes from the
+/// network.
+pub fn dhcp_root_path_parse(iface: &str, value: &str) -> Result<crate::plan::RootPath, String> {
+    use crate::cmdline::{mask::Masker, quote, rootpath};
+    rootpath::parse(value).map_err(|e| {
+        let text = format!(
+            "root path {} from DHCP on {}: {e}",
+            quote(&rootpath::mask(value)),
+            crate::escape::escape_controls(iface)
+        );
+        Masker::for_root_path(value).mask(&text)
+    })
 }
 
 fn no_root_path() -> StepError {

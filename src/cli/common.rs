@@ -10,12 +10,11 @@
 //! so an error stays one line whatever was typed.
 
 use super::Exit;
-use crate::iscsi::channel::{ChannelError, TcpChannel};
+use crate::iscsi::channel::{ChannelError, Deadline, TcpChannel};
 use crate::iscsi::connect::{establish, Connector, Established, RetryPolicy};
 use crate::iscsi::default_initiator_name;
 use crate::iscsi::login::{LoginConfig, Portal, SessionType};
 use crate::plan::Chap;
-use std::borrow::Cow;
 use std::ffi::{OsStr, OsString};
 use std::fmt::{Display, Write as _};
 use std::io::Write as _;
@@ -257,21 +256,10 @@ pub fn unexpected(a: Arg<'_>) -> ArgError {
 }
 
 /// `s` with every control character escaped (`\n`, `\u{1b}`…), so text
-/// echoed from the user or a peer cannot break a line or drive the terminal.
-pub fn escape_controls(s: &str) -> Cow<'_, str> {
-    if !s.chars().any(char::is_control) {
-        return Cow::Borrowed(s);
-    }
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        if c.is_control() {
-            out.extend(c.escape_debug());
-        } else {
-            out.push(c);
-        }
-    }
-    Cow::Owned(out)
-}
+/// echoed from the user or a peer cannot break a line or drive the terminal
+/// (the one helper, in the leaf [`crate::escape`], which the logger and the
+/// events renderers use too).
+pub use crate::escape::escape_controls;
 
 /// `v` quoted for a message: `"…"`, with Rust's escapes for `"`, `\` and
 /// control characters, `\xNN` for bytes that are not UTF-8, and elided past
@@ -310,19 +298,31 @@ pub fn text<'a>(what: &str, v: &'a OsStr) -> Result<&'a str, String> {
         .ok_or_else(|| format!("{what} {}: not valid UTF-8", quote_os(v)))
 }
 
-/// [`text`] for an argument that may carry CHAP credentials before its last
-/// `@` (a root path, a portal): that part is shown as `***`.
-pub fn text_secret<'a>(what: &str, v: &'a OsStr) -> Result<&'a str, String> {
+/// [`text`] for an argument that may carry CHAP credentials (a root path,
+/// a portal): only what follows its last `@` is shown (`"***@host…"`), and
+/// that masked too, by the argument's `Masker` (a secret may hold `@`);
+/// without `@` nothing is shown, since the whole value may be
+/// `USER:SECRET` with its `@HOST` forgotten. (Valid text goes to the
+/// command's parser, whose errors are masked the same way.)
+/// `reading` is the argument's masker (`Masker::for_root_path`,
+/// `Masker::for_portal`).
+pub fn text_secret<'a>(
+    what: &str,
+    v: &'a OsStr,
+    reading: fn(&str) -> crate::cmdline::mask::Masker,
+) -> Result<&'a str, String> {
     v.to_str().ok_or_else(|| {
         let b = v.as_bytes();
-        let shown = match b.iter().rposition(|&c| c == b'@') {
+        match b.iter().rposition(|&c| c == b'@') {
             Some(at) => {
                 let rest = quote_os(OsStr::from_bytes(b.get(at + 1..).unwrap_or_default()));
-                format!("\"***@{}", rest.get(1..).unwrap_or_default())
+                reading(&String::from_utf8_lossy(b)).mask(&format!(
+                    "{what} \"***@{}: not valid UTF-8",
+                    rest.get(1..).unwrap_or_default()
+                ))
             }
-            None => quote_os(v),
-        };
-        format!("{what} {shown}: not valid UTF-8")
+            None => format!("{what} is not valid UTF-8 (not shown: it may hold a secret)"),
+        }
     })
 }
 
@@ -359,7 +359,8 @@ pub const TOOL_OPTS: &[Opt] = &[
     Opt {
         name: "--timeout",
         value: Some("S"),
-        help: "bound on TCP connect and on each PDU exchange, in seconds,\n\
+        help: "deadline of the whole command (connect, login, every SCSI\n\
+               command or text exchange, logout), in seconds,\n\
                0.001..86400, fractions allowed (default 10)",
     },
     Opt {
@@ -422,15 +423,17 @@ fn iscsi_name(name: &str, v: &OsStr) -> Result<String, String> {
     }
 }
 
-/// Plain TCP connections for the userspace tools.
+/// Plain TCP connections for the userspace tools; the run's deadline
+/// bounds each connect and everything on the channel after it.
 pub struct TcpConnector {
     pub timeout: Duration,
+    pub deadline: Deadline,
 }
 
 impl Connector for TcpConnector {
     type Channel = TcpChannel;
     fn connect(&mut self, portal: &Portal) -> Result<TcpChannel, ChannelError> {
-        TcpChannel::connect(portal, self.timeout)
+        TcpChannel::connect_by(portal, self.timeout, self.deadline)
     }
 }
 
@@ -456,15 +459,22 @@ pub fn login(
     let mut cfg = LoginConfig::new(initiator, target, kind);
     cfg.chap = chap;
     cfg.random_isid()?;
-    let mut conn = TcpConnector { timeout: a.timeout };
+    // `--timeout` is the deadline of the whole command: it starts here and
+    // travels with the channel into the session (probe, discover).
+    let deadline = Deadline::after(a.timeout);
+    let mut conn = TcpConnector {
+        timeout: a.timeout,
+        deadline,
+    };
     // A tool run by hand fails fast on connect errors; target-side transient
-    // errors and redirects are still handled (RetryPolicy::default()).
+    // errors and redirects are still handled (RetryPolicy::default()), and a
+    // backoff never sleeps past the deadline.
     Ok(establish(
         &mut conn,
         portal,
         &cfg,
         &RetryPolicy::default(),
-        &mut std::thread::sleep,
+        &mut |pause| std::thread::sleep(pause.min(deadline.left())),
     )?)
 }
 
@@ -472,6 +482,8 @@ pub fn login(
 mod tests {
     use super::*;
     use crate::cli::COMMANDS;
+    use crate::cmdline::mask::Masker;
+    use std::borrow::Cow;
 
     static T: Spec = Spec {
         prog: "netboot t",
@@ -606,12 +618,16 @@ mod tests {
         assert_eq!(text("--mac", OsStr::new("ok")), Ok("ok"));
         let secret = OsStr::from_bytes(b"iscsi:u:pw\xff@x@h\xfe::::iqn.x");
         assert_eq!(
-            text_secret("ROOT-PATH", secret),
+            text_secret("ROOT-PATH", secret, Masker::for_root_path),
             Err("ROOT-PATH \"***@h\\xFE::::iqn.x\": not valid UTF-8".into())
         );
         assert_eq!(
-            text_secret("portal", OsStr::from_bytes(b"h\xff")),
-            Err("portal \"h\\xFF\": not valid UTF-8".into())
+            text_secret(
+                "portal",
+                OsStr::from_bytes(b"user:S3cret\xff"),
+                Masker::for_portal
+            ),
+            Err("portal is not valid UTF-8 (not shown: it may hold a secret)".into())
         );
     }
 

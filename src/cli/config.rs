@@ -156,6 +156,11 @@ pub fn run(args: &[OsString]) -> i32 {
         Ok(c) => {
             let mut plan = BootPlan::default();
             apply(&c, &mut plan, &Default::default());
+            // The boot's own gate: a config the boot would refuse (ip
+            // dhcp6, a login key of the wrong type) is refused here too.
+            if let Err(e) = crate::cmdline::supported::check(&plan) {
+                return fail(CMD, Exit::Failure, format!("the config's plan: {e}"));
+            }
             match serde_json::to_string_pretty(&plan) {
                 Ok(j) => common::print_stdout(&format!("{j}\n")),
                 Err(e) => fail(CMD, Exit::Failure, e),

@@ -2,11 +2,12 @@
 
 use super::common::{self, Spec};
 use super::{fail, Exit};
+use crate::cmdline::mask::Masker;
 use crate::cmdline::rootpath;
 use crate::iscsi::client::Session;
-use crate::iscsi::login::parse_portal;
-use crate::plan::DEFAULT_PORT;
-use std::ffi::OsString;
+use crate::iscsi::login::{parse_portal, Portal};
+use crate::plan::{Chap, DEFAULT_PORT};
+use std::ffi::{OsStr, OsString};
 
 const CMD: &str = "discover";
 
@@ -28,6 +29,37 @@ exit codes: 0 the targets were listed, 1 connect, login or discovery failed
     opts: common::TOOL_OPTS,
 };
 
+/// The portal argument: discovery CHAP rides on it in the root-path
+/// spelling, `USER:SECRET[:TUSER:TSECRET]@HOST[:PORT]`. Host names never
+/// hold '@', so the last one separates. The error is masked by the
+/// argument's own `Masker`: a secret never shows, even in a value with
+/// its `@HOST` forgotten.
+pub fn portal_of(arg: &OsStr) -> Result<(Option<Chap>, Portal), String> {
+    let arg = common::text_secret("portal", arg, Masker::for_portal)?;
+    let (chap, host_port) = match arg.rsplit_once('@') {
+        Some((creds, rest)) => match rootpath::parse_auth(creds) {
+            Some(c) => (Some(c), rest),
+            None => {
+                return Err("invalid credentials before '@' (expected USER:SECRET or \
+                     USER:SECRET:TUSER:TSECRET)"
+                    .to_string())
+            }
+        },
+        None => (None, arg),
+    };
+    // parse_portal checks the port and an [IPv6] literal; a name must also
+    // be one (RFC 1123), so a typo fails here rather than in the resolver.
+    parse_portal(host_port, DEFAULT_PORT)
+        .filter(|p| p.host.contains(':') || rootpath::valid_host(&p.host))
+        .map(|p| (chap, p))
+        .ok_or_else(|| {
+            Masker::for_portal(arg).mask(&format!(
+                "invalid portal {} (expected HOST[:PORT] or [IPv6][:PORT])",
+                common::quote(host_port)
+            ))
+        })
+}
+
 pub fn run(args: &[OsString]) -> i32 {
     let a = match common::parse(&SPEC, args) {
         Ok(a) => a,
@@ -36,33 +68,9 @@ pub fn run(args: &[OsString]) -> i32 {
     let [portal_arg] = a.positional.as_slice() else {
         return SPEC.usage_error("give one portal, [USER:SECRET@]HOST[:PORT]");
     };
-    let portal_arg = match common::text_secret("portal", portal_arg) {
+    let (chap, portal) = match portal_of(portal_arg) {
         Ok(p) => p,
         Err(e) => return SPEC.usage_error(e),
-    };
-    // Discovery CHAP rides on the portal argument, in the root-path
-    // spelling: USER:SECRET[:TUSER:TSECRET]@HOST[:PORT]. Host names never
-    // hold '@', so the last one separates.
-    let (chap, host_port) = match portal_arg.rsplit_once('@') {
-        Some((creds, rest)) => match rootpath::parse_auth(creds) {
-            Some(c) => (Some(c), rest),
-            None => {
-                return SPEC.usage_error(
-                    "invalid credentials before '@' (expected USER:SECRET or USER:SECRET:TUSER:TSECRET)",
-                )
-            }
-        },
-        None => (None, portal_arg),
-    };
-    // parse_portal checks the port and an [IPv6] literal; a name must also
-    // be one (RFC 1123), so a typo fails here rather than in the resolver.
-    let portal = parse_portal(host_port, DEFAULT_PORT)
-        .filter(|p| p.host.contains(':') || rootpath::valid_host(&p.host));
-    let Some(portal) = portal else {
-        return SPEC.usage_error(format!(
-            "invalid portal {} (expected HOST[:PORT] or [IPv6][:PORT])",
-            common::quote(host_port)
-        ));
     };
     let est = match common::login(&a, &common::initiator(&a), &portal, None, chap) {
         Ok(e) => e,

@@ -220,7 +220,12 @@ pub fn run(args: &[OsString]) -> i32 {
                     }
                 }
                 Item::Malformed(why) => {
-                    eprintln!("netboot {CMD}: skipped malformed message {why}");
+                    // The reason quotes the sender's bytes (serde names
+                    // an unknown variant as sent): one line whatever it is.
+                    eprintln!(
+                        "netboot {CMD}: skipped malformed message {}",
+                        common::escape_controls(&why)
+                    );
                     Ok(())
                 }
                 Item::Foreign => Ok(()),

@@ -34,7 +34,8 @@ file (one line on stderr), 2 bad usage.
         Opt {
             name: "--cmdline-file",
             value: Some("FILE"),
-            help: "parse the command line in FILE (default /proc/cmdline)",
+            help: "parse the command line in FILE (default /proc/cmdline),\n\
+                   at most 1048576 bytes",
         },
     ],
 };
@@ -80,17 +81,16 @@ pub fn run(args: &[OsString]) -> i32 {
                 Some(Source::File(f)) => Path::new(f),
                 _ => Path::new(DEFAULT_CMDLINE),
             };
-            match std::fs::read(path) {
-                Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+            // Capped: `--cmdline-file /dev/zero` is an error, not all memory.
+            match crate::cmdline::read_cmdline(path) {
+                Ok(t) => t,
                 Err(e) => {
+                    let shown = super::common::quote_os(path.as_os_str());
                     return fail(
                         CMD,
                         Exit::Failure,
-                        format!(
-                            "cannot read {}: {e}",
-                            super::common::quote_os(path.as_os_str())
-                        ),
-                    )
+                        crate::cmdline::read_cmdline_error(&shown, &e),
+                    );
                 }
             }
         }
@@ -102,5 +102,20 @@ pub fn run(args: &[OsString]) -> i32 {
     match serde_json::to_string_pretty(&plan) {
         Ok(json) => super::common::print_stdout(&format!("{json}\n")),
         Err(e) => fail(CMD, Exit::Failure, format!("cannot encode the plan: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn help_states_the_file_cap() {
+        let help = super::SPEC.help().replace('\n', " ");
+        assert!(
+            help.contains(&format!(
+                "at most {} bytes",
+                crate::cmdline::MAX_CMDLINE_LEN
+            )),
+            "{help}"
+        );
     }
 }

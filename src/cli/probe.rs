@@ -3,6 +3,7 @@
 
 use super::common::{self, Spec};
 use super::{fail, Exit};
+use crate::cmdline::mask::Masker;
 use crate::cmdline::rootpath;
 use crate::iscsi::channel::TcpChannel;
 use crate::iscsi::client::{Session, SessionError};
@@ -109,7 +110,7 @@ pub fn run(args: &[OsString]) -> i32 {
     let [path_arg] = a.positional.as_slice() else {
         return SPEC.usage_error("give one ROOT-PATH");
     };
-    let root = match common::text_secret("ROOT-PATH", path_arg)
+    let root = match common::text_secret("ROOT-PATH", path_arg, Masker::for_root_path)
         .and_then(|p| rootpath::parse(p).map_err(|e| e.to_string()))
     {
         Ok(r) => r,

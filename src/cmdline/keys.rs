@@ -179,6 +179,8 @@ pub enum ValueError {
     Events(EventsError),
     /// A node key we cannot honour, or its value out of range.
     NodeParam(crate::iscsi::node::NodeParamError),
+    /// A login key's value that is not of the key's RFC 7143 type.
+    LoginValue(crate::iscsi::text::NegotiationError),
     /// A second `ip=` entry for the same interface.
     IpDuplicate {
         iface: String,
@@ -287,6 +289,7 @@ impl fmt::Display for ValueError {
             ValueError::Ip(e) => e.fmt(f),
             ValueError::Events(e) => e.fmt(f),
             ValueError::NodeParam(e) => e.fmt(f),
+            ValueError::LoginValue(e) => e.fmt(f),
             ValueError::IpDuplicate { iface } => write!(
                 f,
                 "interface {iface} is already configured by an earlier ip="
@@ -542,14 +545,36 @@ pub fn flag(value: Option<&str>) -> Result<bool, ValueError> {
 }
 
 /// [`PlanField::Ip`]: one `ip=` entry, at most one per interface
-/// (`earlier` are the entries before it).
+/// (`earlier` are the entries before it; for a short list, the config's).
 pub fn ip_entry(earlier: &[IpConfig], value: &str) -> Result<IpConfig, ValueError> {
     let c = ip::parse(value).map_err(ValueError::Ip)?;
     if earlier.iter().any(|o| o.iface == c.iface) {
-        let iface = c.iface.as_deref().map_or("(any)".to_string(), quote);
-        return Err(ValueError::IpDuplicate { iface });
+        return Err(ip_duplicate(&c));
     }
     Ok(c)
+}
+
+fn ip_duplicate(c: &IpConfig) -> ValueError {
+    let iface = c.iface.as_deref().map_or("(any)".to_string(), quote);
+    ValueError::IpDuplicate { iface }
+}
+
+/// [`ip_entry`] for a long list (the command line): the interfaces seen
+/// so far in a set, so n entries cost O(n log n), not O(n²).
+#[derive(Debug, Default)]
+pub struct IpEntries {
+    ifaces: std::collections::HashSet<Option<String>>,
+}
+
+impl IpEntries {
+    /// Parse one more entry, refusing a second one for an interface.
+    pub fn add(&mut self, value: &str) -> Result<IpConfig, ValueError> {
+        let c = ip::parse(value).map_err(ValueError::Ip)?;
+        if !self.ifaces.insert(c.iface.clone()) {
+            return Err(ip_duplicate(&c));
+        }
+        Ok(c)
+    }
 }
 
 /// [`PlanField::Ifnames`]: `NAME:MAC`.
@@ -725,6 +750,9 @@ pub fn login_param(key: &str, value: &str) -> Result<Param, ValueError> {
             expected: Expected::LoginValue,
         });
     }
+    // The login's own check of an offer (`LoginConfig::apply_overrides`
+    // runs it again at boot): a known key's value must be of its type.
+    crate::iscsi::text::validate(key, value).map_err(ValueError::LoginValue)?;
     Ok(p)
 }
 

@@ -17,12 +17,15 @@
 pub mod events;
 pub mod ip;
 pub mod keys;
+pub mod mask;
 pub mod rootpath;
 pub mod secrets;
+pub mod supported;
 pub mod tokenize;
 
 use crate::plan::{BootPlan, Chap, MutualChap, RootDevice, Secret};
 use keys::{Dur, Num, PlanField, ValueError};
+use mask::Masker;
 use std::fmt;
 use tokenize::Arg;
 
@@ -35,13 +38,42 @@ pub use keys::{
 /// one readable line even for hostile input.
 const QUOTE_MAX: usize = 120;
 
+/// Largest command line read from a file (`/proc/cmdline`, `netboot plan
+/// --cmdline-file`). The kernel's own bound is COMMAND_LINE_SIZE: 2048
+/// bytes on x86 (arch/x86/include/asm/setup.h) and arm64, 4096 by default
+/// on s390, where CONFIG_COMMAND_LINE_SIZE goes up to 1 MiB (arch/s390/
+/// Kconfig, "range 896 1048576"), the largest any architecture allows. A
+/// file beyond that is not a kernel command line; the cap also bounds the
+/// parser's work and memory.
+pub const MAX_CMDLINE_LEN: u64 = 1 << 20;
+
+/// Why reading a command line file stopped at [`MAX_CMDLINE_LEN`], for the
+/// message after `longer than N bytes`.
+pub const CMDLINE_CAP_WHY: &str = "no kernel command line is longer (COMMAND_LINE_SIZE is \
+     2048 bytes on x86 and arm64, at most 1 MiB on s390)";
+
+/// A command line from a file, at most [`MAX_CMDLINE_LEN`] bytes. Like
+/// /proc/cmdline it is bytes, not promised UTF-8 (the parser only cares
+/// about ASCII delimiters): other bytes become U+FFFD.
+pub fn read_cmdline(path: &std::path::Path) -> Result<String, crate::bounded::BoundedReadError> {
+    let b = crate::bounded::read_file(path, MAX_CMDLINE_LEN)?;
+    Ok(String::from_utf8_lossy(&b).into_owned())
+}
+
+/// The message for a failed [`read_cmdline`] of `shown` (the path, quoted).
+pub fn read_cmdline_error(shown: &str, e: &crate::bounded::BoundedReadError) -> String {
+    match e {
+        crate::bounded::BoundedReadError::TooLarge { .. } => {
+            format!("cannot read {shown}: {e}; {CMDLINE_CAP_WHY}")
+        }
+        crate::bounded::BoundedReadError::Io(_) => format!("cannot read {shown}: {e}"),
+    }
+}
+
 /// `value` as a quoted, escaped, length-limited string for messages
 /// (escaping keeps control characters from breaking the one-line rule).
 pub(crate) fn quote(value: &str) -> String {
-    match value.char_indices().nth(QUOTE_MAX) {
-        Some((i, _)) => format!("{:?}…", value.get(..i).unwrap_or("")),
-        None => format!("{value:?}"),
-    }
+    crate::escape::quote_max(value, QUOTE_MAX)
 }
 
 /// A key as typed, for an error line: quoted and escaped if it holds
@@ -54,11 +86,39 @@ fn show_key(key: &str) -> String {
     }
 }
 
-/// One variant per failing key or rule. Display is one line:
-/// `invalid KEY=: what is wrong with which value`, values quoted and
-/// credentials masked.
+/// Why a command line is refused: one line, `invalid KEY=: what is wrong
+/// with which value`, values quoted, and every credential the line holds
+/// anywhere replaced by `***` ([`Masker`]). `Debug` shows the same line.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CmdlineError {
+    message: String,
+}
+
+impl CmdlineError {
+    fn masked(invalid: &Invalid, masker: &Masker) -> CmdlineError {
+        CmdlineError {
+            message: masker.mask(&invalid.to_string()),
+        }
+    }
+}
+
+impl fmt::Display for CmdlineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl fmt::Debug for CmdlineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CmdlineError({:?})", self.message)
+    }
+}
+
+impl std::error::Error for CmdlineError {}
+
+/// One variant per failing key or rule, before masking.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CmdlineError {
+enum Invalid {
     /// A value its field's validator ([`keys`]) refuses; `key` as typed.
     Value {
         key: String,
@@ -72,34 +132,37 @@ pub enum CmdlineError {
     UnknownNetboot {
         key: String,
     },
+    /// The plan is valid but asks for what the boot cannot do
+    /// ([`supported::check`], the boot's own gate).
+    Unsupported(supported::Unsupported),
 }
 
-impl fmt::Display for CmdlineError {
+impl fmt::Display for Invalid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             // `events::EventsError` names the key and value itself.
-            CmdlineError::Value {
+            Invalid::Value {
                 error: ValueError::Events(e),
                 ..
             } => write!(f, "invalid {e}"),
-            CmdlineError::Value { key, error } => write!(f, "invalid {}=: {error}", show_key(key)),
-            CmdlineError::ChapIncomplete { given, missing } => {
+            Invalid::Value { key, error } => write!(f, "invalid {}=: {error}", show_key(key)),
+            Invalid::ChapIncomplete { given, missing } => {
                 write!(f, "invalid {given}=: given without {missing}=")
             }
-            CmdlineError::UnknownNetboot { key } => write!(
+            Invalid::UnknownNetboot { key } => write!(
                 f,
                 "unknown key {}=: netboot.* keys are {}",
                 show_key(key),
                 keys::netboot_keys()
             ),
+            Invalid::Unsupported(e) => e.fmt(f),
         }
     }
 }
 
-impl std::error::Error for CmdlineError {}
-
 /// Parse a whole kernel command line into a plan with every default filled
-/// in. The first invalid argument (in cmdline order) is the error.
+/// in. The first invalid argument (in cmdline order) is the error; a valid
+/// plan the boot could not execute ([`supported::check`]) is one too.
 pub fn parse_plan(cmdline: &str) -> Result<BootPlan, CmdlineError> {
     parse_plan_with(cmdline, &[])
 }
@@ -108,24 +171,40 @@ pub fn parse_plan(cmdline: &str) -> Result<BootPlan, CmdlineError> {
 /// arguments (a `netboot.secrets=` file's credentials): single-valued keys
 /// given on the command line as well keep the command line's value.
 pub fn parse_plan_with(cmdline: &str, before: &[Arg]) -> Result<BootPlan, CmdlineError> {
+    // The masker walks the whole line again: only on the error path.
+    build_plan(cmdline, before)
+        .map_err(|e| CmdlineError::masked(&e, &Masker::for_cmdline(cmdline, before)))
+}
+
+fn build_plan(cmdline: &str, before: &[Arg]) -> Result<BootPlan, Invalid> {
     let tokens = tokenize::tokenize(cmdline);
     let mut plan = BootPlan::default();
-    let mut creds = Creds::default();
+    let mut seen = Seen::default();
     for arg in before.iter().chain(&tokens.args) {
-        apply(&mut plan, &mut creds, arg)?;
+        apply(&mut plan, &mut seen, arg)?;
     }
     plan.init.args = tokens.init_args;
 
     // rd.iscsi.username & co. and the TPGT apply to every path, wherever
     // they appear on the line (dracut reads them before any root path).
-    plan.iscsi.chap = creds.build()?;
+    plan.iscsi.chap = seen.creds.build()?;
     for p in &mut plan.paths {
         if p.chap.is_none() {
             p.chap = plan.iscsi.chap.clone();
         }
     }
     plan.apply_tpgt();
+    supported::check(&plan).map_err(Invalid::Unsupported)?;
     Ok(plan)
+}
+
+/// What parsing has seen so far, beyond the plan itself.
+#[derive(Default)]
+struct Seen {
+    creds: Creds,
+    /// The `ip=` entries' interfaces: one entry per interface, checked in
+    /// a set so that a line of many `ip=` parses in linear time.
+    ip: keys::IpEntries,
 }
 
 /// The separate CHAP keys, each with the name it was given under.
@@ -138,8 +217,8 @@ struct Creds {
 }
 
 impl Creds {
-    fn build(self) -> Result<Option<Chap>, CmdlineError> {
-        let incomplete = |given: &(String, String), missing| CmdlineError::ChapIncomplete {
+    fn build(self) -> Result<Option<Chap>, Invalid> {
+        let incomplete = |given: &(String, String), missing| Invalid::ChapIncomplete {
             given: given.0.clone(),
             missing,
         };
@@ -170,17 +249,17 @@ impl Creds {
 }
 
 /// One argument into the plan, by its field in the key table.
-fn apply(plan: &mut BootPlan, creds: &mut Creds, arg: &Arg) -> Result<(), CmdlineError> {
+fn apply(plan: &mut BootPlan, seen: &mut Seen, arg: &Arg) -> Result<(), Invalid> {
     let Some(field) = PlanField::of_key(&arg.key) else {
         if arg.key.starts_with("netboot.") {
-            return Err(CmdlineError::UnknownNetboot {
+            return Err(Invalid::UnknownNetboot {
                 key: arg.raw.clone(),
             });
         }
         // rdinit= names us; everything else belongs to the kernel or others.
         return Ok(());
     };
-    set(plan, creds, field, arg).map_err(|error| CmdlineError::Value {
+    set(plan, seen, field, arg).map_err(|error| Invalid::Value {
         key: arg.raw.clone(),
         error,
     })
@@ -188,10 +267,11 @@ fn apply(plan: &mut BootPlan, creds: &mut Creds, arg: &Arg) -> Result<(), Cmdlin
 
 fn set(
     plan: &mut BootPlan,
-    creds: &mut Creds,
+    seen: &mut Seen,
     field: PlanField,
     arg: &Arg,
 ) -> Result<(), ValueError> {
+    let creds = &mut seen.creds;
     let value = arg.value.as_deref().unwrap_or("");
     // An empty CHAP value counts as not given.
     let cred = || (!value.is_empty()).then(|| (arg.raw.clone(), value.to_string()));
@@ -228,7 +308,7 @@ fn set(
         PlanField::Firmware => plan.iscsi.firmware = keys::flag(arg.value.as_deref())?,
         PlanField::Ibft => plan.iscsi.ibft = keys::flag(arg.value.as_deref())?,
         PlanField::Ip => {
-            let c = keys::ip_entry(&plan.network.ip, value)?;
+            let c = seen.ip.add(value)?;
             plan.network.ip.push(c);
         }
         PlanField::Ifnames => plan.network.ifnames.push(keys::ifname(value)?),

@@ -20,8 +20,11 @@
 //!    groups `4752-3A4F-6b7e-2F99` (recognised by the `-`), converted to the
 //!    Linux LUN number like `scsilun_to_int()` (group k → bits 16k..16k+15).
 //!
-//! Errors quote the value with credentials masked (`user:***@…`).
+//! Errors quote the value with credentials masked ([`mask`]: `user:***@…`
+//! where rule 1 finds them, and whatever else could be a credential under
+//! another reading of the value, by the value's [`Masker`]).
 
+use super::mask::Masker;
 use super::quote;
 use crate::plan::{Chap, MutualChap, RootPath, Secret, DEFAULT_PORT, DEFAULT_TPGT};
 use std::fmt;
@@ -110,119 +113,234 @@ impl fmt::Display for RootPathError {
 
 impl std::error::Error for RootPathError {}
 
-/// The value with any credential part masked, for messages: the user names
-/// stay, passwords become `***`; anything not cleanly `user:pass[:ruser:rpass]`
-/// becomes `***` entirely. Deliberately wider than the parser's rule: it
-/// masks up to the *last* `@` before the target name, even where the parser
-/// would see no credentials, because a mistyped value (or a password with an
-/// `@`) is exactly when a secret would otherwise leak into a message.
+/// The value with its credentials masked, for messages and events, from
+/// the parser's own reading ([`split_auth`]): user names stay, passwords
+/// become `***` (`user:***@…`, `user:***:tuser:***@…`), anything not
+/// cleanly `user:pass[:ruser:rpass]` becomes `***` entirely. Then the
+/// value's [`Masker`] replaces whatever else could be a credential under
+/// another reading (a password holding `@`, a mistyped path the parser
+/// sees no credentials in), so a secret never shows, whatever it starts
+/// with (`iqn.`…) and however the value is mistyped.
 pub fn mask(value: &str) -> String {
+    Masker::for_root_path(value).mask(&mask_by_split(value))
+}
+
+/// [`mask`] without the masker: the credentials of the parser's reading,
+/// or, when that reading fails and another `@` leaves valid credentials
+/// and a valid path (a password holding `@`), of that one.
+fn mask_by_split(value: &str) -> String {
     let (prefix, v) = match value.strip_prefix("iscsi:") {
         Some(v) => ("iscsi:", v),
         None => ("", value),
     };
-    let region = v.get(..target_start(v).unwrap_or(v.len())).unwrap_or(v);
-    let Some(at) = region.rfind('@') else {
-        return value.to_string();
-    };
-    let (auth, rest) = (v.get(..at).unwrap_or(""), v.get(at..).unwrap_or(""));
-    let fields: Vec<&str> = auth.split(':').collect();
-    let masked = match fields.as_slice() {
-        [""] => String::new(),
-        [u, _] => format!("{u}:***"),
-        [u, _, r, _] => format!("{u}:***:{r}:***"),
-        _ => "***".to_string(),
-    };
-    format!("{prefix}{masked}{rest}")
+    match best_split(v) {
+        (Some(auth), rest) => format!("{prefix}{}@{rest}", mask_auth(auth)),
+        (None, _) => value.to_string(),
+    }
 }
 
-/// Byte offset of the `:` that starts the target name, if a marker is present.
-fn target_start(s: &str) -> Option<usize> {
-    [":iqn.", ":eui.", ":naa."]
-        .iter()
-        .filter_map(|m| s.find(m))
-        .min()
-}
+/// How many `@` (from the start, besides the last) the readings of a
+/// value try: more is not a root path, and the work stays linear.
+const AT_READINGS: usize = 8;
 
-/// Parse one root path (with or without the `iscsi:` prefix).
-pub fn parse(value: &str) -> Result<RootPath, RootPathError> {
-    let masked = mask(value);
-    let path = || quote(&masked);
-    // A field is echoed only if the masked value shows it too: when the
-    // credentials are mistyped, "fields" can be cut from the password.
-    let field = |f: &str| {
-        if masked.contains(f) {
-            quote(f)
-        } else {
-            "\"***\"".to_string()
+/// The `@`s a value's credentials may end at: the first [`AT_READINGS`]
+/// and the last, in order.
+pub(crate) fn auth_ends(v: &str) -> Vec<usize> {
+    let mut ats: Vec<usize> = v
+        .match_indices('@')
+        .map(|(i, _)| i)
+        .take(AT_READINGS)
+        .collect();
+    if let Some(last) = v.rfind('@') {
+        if ats.last() != Some(&last) {
+            ats.push(last);
         }
-    };
+    }
+    ats
+}
+
+/// The parser's split if the value parses; else the first `@` after valid
+/// credentials that leaves a valid path without credentials; else the
+/// parser's split.
+fn best_split(v: &str) -> (Option<&str>, &str) {
+    let parser = split_auth(v);
+    if parse_raw(v).is_ok() {
+        return parser;
+    }
+    for at in auth_ends(v) {
+        let (auth, rest) = (v.get(..at).unwrap_or(""), v.get(at + 1..).unwrap_or(""));
+        if parse_auth(auth).is_some() && split_auth(rest).0.is_none() && parse_raw(rest).is_ok() {
+            return (Some(auth), rest);
+        }
+    }
+    parser
+}
+
+/// True if `prefix` is a complete, valid root path, read with credentials
+/// ending at any of its `@` or without: an `@` right after it is then part
+/// of a target name (`server::::iqn.a@b`), not the end of credentials.
+/// Anything less (a bad port, a bad LUN) could as well be credentials
+/// holding `:`, so it counts as credentials: masking too much beats
+/// showing a password.
+pub(crate) fn is_path_before_at(prefix: &str) -> bool {
+    parse_raw(prefix).is_ok()
+        || auth_ends(prefix).into_iter().any(|at| {
+            let (auth, rest) = (
+                prefix.get(..at).unwrap_or(""),
+                prefix.get(at + 1..).unwrap_or(""),
+            );
+            parse_auth(auth).is_some() && split_auth(rest).0.is_none() && parse_raw(rest).is_ok()
+        })
+}
+
+/// `user:***` / `user:***:tuser:***` for valid credentials, else `***`
+/// (with an empty field, which field is the user name is anyone's guess);
+/// empty stays empty.
+fn mask_auth(auth: &str) -> String {
+    if auth.is_empty() {
+        return String::new();
+    }
+    let fields: Vec<&str> = auth.split(':').collect();
+    match fields.as_slice() {
+        [u, _] if parse_auth(auth).is_some() => format!("{u}:***"),
+        [u, _, r, _] if parse_auth(auth).is_some() => format!("{u}:***:{r}:***"),
+        _ => "***".to_string(),
+    }
+}
+
+/// Rule 1, the one place that decides where credentials are: everything
+/// before the first `@` when dracut's glob `*@*:*:*:*:*` matches (at least
+/// four `:` after it), else none. Returns (credentials, the rest).
+pub fn split_auth(v: &str) -> (Option<&str>, &str) {
+    match v.split_once('@') {
+        Some((a, r)) if r.matches(':').count() >= 4 => (Some(a), r),
+        _ => (None, v),
+    }
+}
+
+/// Rule 3: (`proto:port[:iface:netdev]:lun`, target) of the part after the
+/// server's `:`. The target starts at the first `:iqn.`, `:eui.` or
+/// `:naa.` (or at the very start), else it is the last field.
+fn target_split(rest: &str) -> Option<(&str, &str)> {
+    const MARKERS: [&str; 3] = ["iqn.", "eui.", "naa."];
+    if MARKERS.iter().any(|m| rest.starts_with(m)) {
+        return Some(("", rest));
+    }
+    let at = MARKERS
+        .iter()
+        .filter_map(|m| rest.find(&format!(":{m}")))
+        .min();
+    match at {
+        Some(i) => Some((rest.get(..i).unwrap_or(""), rest.get(i + 1..).unwrap_or(""))),
+        None => rest.rsplit_once(':'),
+    }
+}
+
+/// Which rule a value breaks, with the part that breaks it (a slice of
+/// the value, so nothing is copied before we know it is safe to show).
+enum Fault<'a> {
+    Empty,
+    Credentials,
+    Server(&'a str),
+    UnclosedBracket,
+    Ipv6(&'a str),
+    Fields,
+    Protocol(&'a str),
+    Port(&'a str),
+    Lun(&'a str),
+    EmptyTarget,
+    Target,
+}
+
+/// Parse one root path (with or without the `iscsi:` prefix). Errors
+/// quote the value [`mask`]ed, and a field only where the masked value
+/// shows it too (when the credentials are mistyped, a "field" can be cut
+/// from a password).
+pub fn parse(value: &str) -> Result<RootPath, RootPathError> {
+    parse_raw(value).map_err(|fault| {
+        let masker = Masker::for_root_path(value);
+        let masked = masker.mask(&mask_by_split(value));
+        let path = quote(&masked);
+        let field = |f: &str| {
+            if masked.contains(f) {
+                masker.mask(&quote(f))
+            } else {
+                "\"***\"".to_string()
+            }
+        };
+        match fault {
+            Fault::Empty => RootPathError::Empty,
+            Fault::Credentials => RootPathError::Credentials { path },
+            Fault::Server(s) => RootPathError::Server {
+                server: field(s),
+                path,
+            },
+            Fault::UnclosedBracket => RootPathError::UnclosedBracket { path },
+            Fault::Ipv6(s) => RootPathError::Ipv6 {
+                server: field(s),
+                path,
+            },
+            Fault::Fields => RootPathError::Fields { path },
+            Fault::Protocol(p) => RootPathError::Protocol {
+                proto: field(p),
+                path,
+            },
+            Fault::Port(p) => RootPathError::Port {
+                port: field(p),
+                path,
+            },
+            Fault::Lun(l) => RootPathError::Lun {
+                lun: field(l),
+                path,
+            },
+            Fault::EmptyTarget => RootPathError::EmptyTarget { path },
+            Fault::Target => RootPathError::Target { path },
+        }
+    })
+}
+
+/// The parser proper: rules 1-4 of the module docs, no message built.
+fn parse_raw(value: &str) -> Result<RootPath, Fault<'_>> {
     let v = value.strip_prefix("iscsi:").unwrap_or(value);
     if v.is_empty() {
-        return Err(RootPathError::Empty);
+        return Err(Fault::Empty);
     }
 
     // 1. Credentials: dracut's `*@*:*:*:*:*`.
-    let (auth, rest) = match v.split_once('@') {
-        Some((a, r)) if r.matches(':').count() >= 4 => (Some(a), r),
-        _ => (None, v),
-    };
+    let (auth, rest) = split_auth(v);
     let chap = match auth {
         None | Some("") => None,
-        Some(a) => Some(parse_auth(a).ok_or_else(|| RootPathError::Credentials { path: path() })?),
+        Some(a) => Some(parse_auth(a).ok_or(Fault::Credentials)?),
     };
 
     // 2. Server.
     let (server, rest) = if let Some(r) = rest.strip_prefix('[') {
-        let (inner, after) = r
-            .split_once(']')
-            .ok_or_else(|| RootPathError::UnclosedBracket { path: path() })?;
-        let addr: Ipv6Addr = inner.parse().map_err(|_| RootPathError::Ipv6 {
-            server: field(&format!("[{inner}]")),
-            path: path(),
-        })?;
-        let after = after
-            .strip_prefix(':')
-            .ok_or_else(|| RootPathError::Fields { path: path() })?;
+        let (inner, after) = r.split_once(']').ok_or(Fault::UnclosedBracket)?;
+        let addr: Ipv6Addr = inner
+            .parse()
+            .map_err(|_| Fault::Ipv6(rest.get(..inner.len() + 2).unwrap_or(rest)))?;
+        let after = after.strip_prefix(':').ok_or(Fault::Fields)?;
         (addr.to_string(), after)
     } else {
-        let (s, after) = rest
-            .split_once(':')
-            .ok_or_else(|| RootPathError::Fields { path: path() })?;
+        let (s, after) = rest.split_once(':').ok_or(Fault::Fields)?;
         if !valid_host(s) {
-            return Err(RootPathError::Server {
-                server: field(s),
-                path: path(),
-            });
+            return Err(Fault::Server(s));
         }
         (s.to_string(), after)
     };
 
-    // 3. Target name. `rest` still starts with the `:` after proto, so the
-    // marker search sees `:iqn.` even in `::::iqn.…`.
-    let rest_c = format!(":{rest}");
-    let (head, target) = match target_start(&rest_c) {
-        Some(i) => (
-            rest_c.get(1..i).unwrap_or(""),
-            rest_c.get(i + 1..).unwrap_or(""),
-        ),
-        None => rest
-            .rsplit_once(':')
-            .ok_or_else(|| RootPathError::Fields { path: path() })?,
-    };
+    // 3. Target name.
+    let (head, target) = target_split(rest).ok_or(Fault::Fields)?;
 
     // 4. proto:port[:iface:netdev]:lun
     let fields: Vec<&str> = head.split(':').collect();
     let (proto, port, iface, netdev, lun) = match fields.as_slice() {
         [p, po, l] => (*p, *po, "", "", *l),
         [p, po, i, n, l] => (*p, *po, *i, *n, *l),
-        _ => return Err(RootPathError::Fields { path: path() }),
+        _ => return Err(Fault::Fields),
     };
     if !(proto.is_empty() || proto == "6") {
-        return Err(RootPathError::Protocol {
-            proto: field(proto),
-            path: path(),
-        });
+        return Err(Fault::Protocol(proto));
     }
     let port = if port.is_empty() {
         DEFAULT_PORT
@@ -230,20 +348,14 @@ pub fn parse(value: &str) -> Result<RootPath, RootPathError> {
         parse_dec(port)
             .and_then(|p| u16::try_from(p).ok())
             .filter(|&p| p != 0)
-            .ok_or_else(|| RootPathError::Port {
-                port: field(port),
-                path: path(),
-            })?
+            .ok_or(Fault::Port(port))?
     };
-    let lun = parse_lun(lun).ok_or_else(|| RootPathError::Lun {
-        lun: field(lun),
-        path: path(),
-    })?;
+    let lun = parse_lun(lun).ok_or(Fault::Lun(lun))?;
     if target.is_empty() {
-        return Err(RootPathError::EmptyTarget { path: path() });
+        return Err(Fault::EmptyTarget);
     }
     if !valid_target(target) {
-        return Err(RootPathError::Target { path: path() });
+        return Err(Fault::Target);
     }
     let opt = |s: &str| (!s.is_empty()).then(|| s.to_string());
     Ok(RootPath {
@@ -364,6 +476,18 @@ mod tests {
         assert_eq!(mask("pw@h"), "***@h");
         assert_eq!(mask("h::::iqn.a@b"), "h::::iqn.a@b");
         assert_eq!(mask("u:p@ss@h::::iqn.a@b"), "u:***@h::::iqn.a@b");
-        assert_eq!(mask("h::::t@x"), "***@x");
+        assert_eq!(mask("h::::t@x"), "h::::t@x");
+        assert_eq!(mask("u:pw@host"), "u:***@host");
+        // Issue 12: a password or target user name that starts like a
+        // target name is still a credential.
+        assert_eq!(mask("iscsi:u:iqn.pw@h::::iqn.t"), "iscsi:u:***@h::::iqn.t");
+        assert_eq!(
+            mask("u:iqn.2026-11.x:y:iqn.2026-11.org.t:root:zz@h::::iqn.t"),
+            "***@h::::iqn.t"
+        );
+        assert_eq!(
+            mask("u:eui.pw:iqn.2026-11.org.t:naa.pw2@h::99999::iqn.t"),
+            "u:***:iqn.2026-11.org.t:***@h::99999::iqn.t"
+        );
     }
 }

@@ -7,6 +7,7 @@
 use super::proto::{self, Identity};
 use super::schema::{Config, ConfigError};
 use crate::backoff::Backoff;
+use crate::cmdline::mask::Masker;
 use crate::hostport::host_port;
 use crate::plan::ConfigServer;
 use crate::rxrpc::{CallError, RxTransport};
@@ -195,7 +196,7 @@ pub fn fetch_config_until(
                     continue;
                 }
             };
-            match Config::from_json(json) {
+            match parse_config(json) {
                 Ok(config) => {
                     return Ok(Fetched {
                         config,
@@ -209,6 +210,25 @@ pub fn fetch_config_until(
         }
     }
     Err(FetchError::AllFailed(errors))
+}
+
+/// Validate a document ([`Config::from_json`]) with every credential the
+/// document holds masked in the error (its passwords and sensitive
+/// parameter values, and root-path credentials pasted into any string),
+/// by the one masker of `cmdline::mask`: a server's document is echoed
+/// in logs and by `netboot config-fetch`.
+pub fn parse_config(json: &[u8]) -> Result<Config, ConfigError> {
+    Config::from_json(json).map_err(|e| {
+        let m = Masker::for_config(json);
+        match e {
+            ConfigError::Json(s) => ConfigError::Json(m.mask(&s)),
+            ConfigError::Field { path, msg } => ConfigError::Field {
+                path: m.mask(&path),
+                msg: m.mask(&msg),
+            },
+            other => other,
+        }
+    })
 }
 
 #[cfg(test)]

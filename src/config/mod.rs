@@ -9,7 +9,9 @@
 //! - [`proto`]: the `NETBOOT_CONFIG` Rx service (id, port, GetConfig XDR,
 //!   abort codes), pure;
 //! - [`fetch`]: the client, servers in turn over any `rxrpc::RxTransport`;
-//! - [`store`]: configd's directory of documents.
+//! - [`store`]: configd's directory of documents;
+//! - `unique_keys`: the check that no object of a document repeats a key;
+//! - [`user`]: configd's `--user`, the account and the privilege drop.
 //!
 //! `rxrpc` below is the transport only.
 
@@ -18,10 +20,12 @@ pub mod merge;
 pub mod proto;
 pub mod schema;
 pub mod store;
+mod unique_keys;
+pub mod user;
 
 pub use fetch::{
-    fetch_config, fetch_config_from, fetch_config_until, server_label, AttemptError, FetchError,
-    Fetched,
+    fetch_config, fetch_config_from, fetch_config_until, parse_config, server_label, AttemptError,
+    FetchError, Fetched,
 };
 pub use merge::{apply, explicit_keys};
 pub use proto::Identity;

@@ -17,6 +17,7 @@
 //! | 2 | `NBCONF_INVALID` | the selected file fails schema validation |
 //! | 3 | `NBCONF_TOO_LARGE` | the reply would exceed [`MAX_REPLY`], or the request [`MAX_REQUEST`] |
 //! | 4 | `NBCONF_BAD_IDENTITY` | an identity value is not a MAC / IQN / host name (e.g. `../x`) |
+//! | 5 | `NBCONF_UNREADABLE` | the selected file is not a regular file in the directory (a symlink, FIFO, directory, device), or cannot be opened or read; never a fall-through to `default.json` (store.rs) |
 //! | −453 | `RXGEN_SS_UNMARSHAL` | request does not decode (truncated, bad length, trailing bytes) |
 //! | −455 | `RXGEN_OPCODE` | unknown opcode |
 
@@ -30,6 +31,7 @@ pub const NBCONF_NOT_FOUND: i32 = 1;
 pub const NBCONF_INVALID: i32 = 2;
 pub const NBCONF_TOO_LARGE: i32 = 3;
 pub const NBCONF_BAD_IDENTITY: i32 = 4;
+pub const NBCONF_UNREADABLE: i32 = 5;
 
 /// Largest JSON document served (bytes): a config is a few KiB; 64 KiB
 /// bounds server memory per call and is 47 packets of 1412 bytes.
@@ -49,6 +51,7 @@ pub fn abort_name(code: i32) -> &'static str {
         NBCONF_INVALID => "NBCONF_INVALID",
         NBCONF_TOO_LARGE => "NBCONF_TOO_LARGE",
         NBCONF_BAD_IDENTITY => "NBCONF_BAD_IDENTITY",
+        NBCONF_UNREADABLE => "NBCONF_UNREADABLE",
         c => crate::rxrpc::wire::abort::name(c).unwrap_or("unknown"),
     }
 }

@@ -215,6 +215,13 @@ pub fn parse_raw(bytes: &[u8]) -> Result<RawConfig, ConfigError> {
         Err(e) if !e.is_data() => return Err(json_error(e)),
         _ => {}
     }
+    // Every object, whatever its type in the schema: a repeated key is an
+    // error at the key's own path, never last-wins (unique_keys.rs).
+    match super::unique_keys::check(bytes) {
+        Ok(()) => {}
+        Err(super::unique_keys::Error::Duplicate(d)) => return Err(field(&d.path, d.msg)),
+        Err(super::unique_keys::Error::Json(e)) => return Err(json_error(e)),
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let raw: RawConfig = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
@@ -624,6 +631,27 @@ pub(crate) mod tests {
                 r#"{"version":1,"iscsi":{"login_params":[{"key":"HeaderDigest","value":"None CRC32C"}]}}"#,
                 "config field iscsi.login_params[0]: \"None CRC32C\" is not an iSCSI value \
                  (1..255 printable ASCII characters)",
+            ),
+            // A key given twice is refused at its own path, in every object.
+            (
+                r#"{"version":1,"on_fail":"shell","on_fail":"reboot"}"#,
+                "config field on_fail: duplicate key (a key may appear once per object) \
+                 at line 1 column 40",
+            ),
+            (
+                r#"{"version":1,"paths":[{"server":"a","target":"t","server":"b"}]}"#,
+                "config field paths[0].server: duplicate key (a key may appear once per \
+                 object) at line 1 column 57",
+            ),
+            (
+                r#"{"version":1,"iscsi":{"node_params":[{"key":"k","value":"1","value":"2"}]}}"#,
+                "config field iscsi.node_params[0].value: duplicate key (a key may appear \
+                 once per object) at line 1 column 67",
+            ),
+            (
+                r#"{"version":2,"version":1}"#,
+                "config field version: duplicate key (a key may appear once per object) \
+                 at line 1 column 22",
             ),
             (
                 "{",

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use super::report::{facts_text, fmt_duration};
 use super::{kind, EventRecord};
+use crate::escape::escape_controls;
 use crate::netlink::connector::{messages, CbId};
 
 /// What one datagram turned into.
@@ -236,9 +237,10 @@ pub fn human_line(payload: &Value) -> String {
     if r.truncated {
         details.push_str(" [truncated]");
     }
-    format!("{t} {name:<16} {status:<6} {dur:>9}  {details}")
-        .trim_end()
-        .to_string()
+    // Step names, facts and log messages carry what targets, DHCP and the
+    // config server sent: one event, one line, whatever they hold.
+    let line = format!("{t} {name:<16} {status:<6} {dur:>9}  {details}");
+    escape_controls(line.trim_end()).into_owned()
 }
 
 #[cfg(test)]
@@ -323,6 +325,24 @@ mod tests {
         assert_eq!(
             human_line(&v),
             "  2.345678 iscsi.login      ok       812.0ms  portal=198.18.0.1:3260"
+        );
+        // A forged log message or fact (a target's name, a DHCP host name)
+        // stays on its event's line.
+        let v: Value = serde_json::from_str(
+            r#"{"v":1,"event":"log","t_us":1,"level":"info","msg":"m\n  9.000000 boot ok\u001b[2K"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            human_line(&v),
+            "  0.000001 log              info              m\\n  9.000000 boot ok\\u{1b}[2K"
+        );
+        let v: Value = serde_json::from_str(
+            r#"{"v":1,"event":"step_end","t_us":1,"step":"net.link","result":"ok","facts":{"hostname":"h\nx"}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            human_line(&v),
+            "  0.000001 net.link         ok                hostname=h\\nx"
         );
         assert_eq!(
             json_line(7, &serde_json::json!({"v":1})),

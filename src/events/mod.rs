@@ -3,7 +3,7 @@
 //!
 //! # Transport
 //! Each event is one JSON object in the `data` of one `cn_msg`, multicast on a
-//! NETLINK_CONNECTOR group (see `connector.rs`). Defaults: group
+//! NETLINK_CONNECTOR group (see `netlink/connector.rs`). Defaults: group
 //! [`DEFAULT_GROUP`] (26), id [`DEFAULT_ID`] (`idx 0x4e42` "NB", `val 1`).
 //! - idx: kernel users own idx `0..CN_NETLINK_USERS` (11, connector.h) and a
 //!   message whose `{idx,val}` matches one runs that kernel callback (the

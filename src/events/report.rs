@@ -8,10 +8,17 @@ use std::fmt::{self, Write as _};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
+use crate::escape::escape_controls;
 use crate::plan::secret::Redactor;
 
 /// Where the recorder writes the report unless told otherwise.
 pub const DEFAULT_REPORT_PATH: &str = "/run/netboot/boot.json";
+
+/// Largest report `netboot report` reads. A boot records one step per
+/// login attempt: a day-long `netboot.timeout` against a refusing portal
+/// retries every few seconds (backoff capped at 4 s), some 20 000 attempts
+/// of about 500 bytes each, ~10 MB. Beyond 16 MiB it is not a report.
+pub const MAX_REPORT_LEN: u64 = 16 << 20;
 
 /// `boot.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -61,6 +68,8 @@ pub enum ReportError {
         path: PathBuf,
         cause: serde_json::Error,
     },
+    /// Longer than [`MAX_REPORT_LEN`]: not read further.
+    TooLarge { path: PathBuf, cap: u64 },
 }
 
 impl fmt::Display for ReportError {
@@ -79,6 +88,11 @@ impl fmt::Display for ReportError {
                     path.display()
                 )
             }
+            ReportError::TooLarge { path, cap } => write!(
+                f,
+                "{} is not a netboot boot report: longer than {cap} bytes",
+                path.display()
+            ),
         }
     }
 }
@@ -127,10 +141,17 @@ impl BootReport {
         std::fs::rename(&tmp, path).map_err(werr)
     }
 
+    /// Read and parse a report of at most [`MAX_REPORT_LEN`] bytes.
     pub fn read(path: &Path) -> Result<BootReport, ReportError> {
-        let text = std::fs::read(path).map_err(|cause| ReportError::Read {
-            path: path.to_path_buf(),
-            cause,
+        let text = crate::bounded::read_file(path, MAX_REPORT_LEN).map_err(|e| match e {
+            crate::bounded::BoundedReadError::Io(cause) => ReportError::Read {
+                path: path.to_path_buf(),
+                cause,
+            },
+            crate::bounded::BoundedReadError::TooLarge { cap } => ReportError::TooLarge {
+                path: path.to_path_buf(),
+                cap,
+            },
         })?;
         serde_json::from_slice(&text).map_err(|cause| ReportError::Invalid {
             path: path.to_path_buf(),
@@ -138,20 +159,23 @@ impl BootReport {
         })
     }
 
-    /// Blame (slowest first) then the chronological table.
+    /// Blame (slowest first) then the chronological table. Every string
+    /// comes from the file (and before that from targets, DHCP and the
+    /// config server), so each line has its control characters escaped: a
+    /// forged `boot.json` cannot add a line of its own.
     pub fn render(&self) -> String {
         let mut o = String::new();
         let failed = self.steps.iter().filter(|s| s.result != "ok").count();
         let _ = writeln!(
             o,
             "boot {} in {} ({} steps, {} not ok)",
-            self.outcome,
+            escape_controls(&self.outcome),
             fmt_duration(self.total_us),
             self.steps.len(),
             failed
         );
         if let Some(e) = &self.error {
-            let _ = writeln!(o, "error: {e}");
+            let _ = writeln!(o, "error: {}", escape_controls(e));
         }
         let _ = writeln!(o, "\nslowest first:");
         let mut by_dur: Vec<&StepReport> = self.steps.iter().collect();
@@ -164,9 +188,14 @@ impl BootReport {
             let mark = if s.result == "ok" {
                 String::new()
             } else {
-                format!("  ({})", s.result)
+                format!("  ({})", escape_controls(&s.result))
             };
-            let _ = writeln!(o, "{:>10} {}{mark}", fmt_duration(s.duration_us), s.step);
+            let _ = writeln!(
+                o,
+                "{:>10} {}{mark}",
+                fmt_duration(s.duration_us),
+                escape_controls(&s.step)
+            );
         }
         let _ = writeln!(o, "\nin order:");
         let _ = writeln!(
@@ -188,8 +217,8 @@ impl BootReport {
                 "{:>11} {:>10}  {:<16} {:<7} {details}",
                 format!("+{:.6}", s.start_us as f64 / 1e6),
                 fmt_duration(s.duration_us),
-                s.step,
-                s.result
+                escape_controls(&s.step),
+                escape_controls(&s.result)
             );
             let _ = writeln!(o, "{}", line.trim_end());
         }
@@ -197,16 +226,19 @@ impl BootReport {
     }
 }
 
-/// `key=value key=value`, strings unquoted unless they contain a space.
+/// `key=value key=value`, strings unquoted unless they contain a space;
+/// control characters in keys and values escaped (facts carry what DHCP,
+/// targets and the config server sent).
 pub fn facts_text(facts: &Map<String, Value>) -> String {
     let mut o = String::new();
     for (k, v) in facts {
         if !o.is_empty() {
             o.push(' ');
         }
+        let k = escape_controls(k);
         match v {
             Value::String(s) if !s.contains(' ') && !s.is_empty() => {
-                let _ = write!(o, "{k}={s}");
+                let _ = write!(o, "{k}={}", escape_controls(s));
             }
             other => {
                 let _ = write!(o, "{k}={other}");
@@ -220,6 +252,33 @@ pub fn facts_text(facts: &Map<String, Value>) -> String {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    /// A forged `boot.json` (or a target, DHCP or config server that put
+    /// newlines into a fact) cannot add lines to `netboot report`.
+    #[test]
+    fn render_escapes_every_string_from_the_file() {
+        let json = r#"{"v":1,"outcome":"ok\nboot ok in 1s (all good)","error":"e\u001b[2J",
+            "total_us":5,"steps":[{"step":"net.link\n+0.000001 fake","start_us":1,
+            "duration_us":2,"result":"ok\r","error":"x\ny",
+            "facts":{"hostname":"h\nnet.addr ok","k\u0007":1,"dns":["a\nb"]}}]}"#;
+        let r: BootReport = serde_json::from_str(json).unwrap();
+        let out = r.render();
+        assert_eq!(
+            out,
+            "boot ok\\nboot ok in 1s (all good) in 5us (1 steps, 1 not ok)\n\
+             error: e\\u{1b}[2J\n\
+             \n\
+             slowest first:\n\
+             \x20      2us net.link\\n+0.000001 fake  (ok\\r)\n\
+             \n\
+             in order:\n\
+             \x20     start   duration  step             result  details\n\
+             \x20 +0.000001        2us  net.link\\n+0.000001 fake ok\\r    \
+             dns=[\"a\\nb\"] hostname=\"h\\nnet.addr ok\" k\\u{7}=1 error=\"x\\ny\"\n"
+        );
+        assert_eq!(out.lines().count(), 9);
+        assert!(!out.contains('\r') && !out.contains('\u{1b}') && !out.contains('\u{7}'));
+    }
 
     #[test]
     fn durations() {

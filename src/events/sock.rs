@@ -1,5 +1,5 @@
 //! The NETLINK_CONNECTOR socket: the only code here that makes syscalls.
-//! Message bytes come from the pure codec in `connector.rs`.
+//! Message bytes come from the pure codec in `netlink/connector.rs`.
 
 use crate::sys::poll::{deadline_after, poll_fds_until};
 use rustix::event::{PollFd, PollFlags};

@@ -35,6 +35,11 @@ pub enum ChannelError {
     RecvTimeout {
         after: Duration,
     },
+    /// The deadline of the whole run passed (see [`Deadline`]), however
+    /// busy the target kept the connection.
+    Deadline {
+        total: Duration,
+    },
     /// The peer closed the connection.
     Closed,
     /// The peer announced a data segment larger than we accept.
@@ -68,6 +73,11 @@ impl fmt::Display for ChannelError {
                     secs(*after)
                 )
             }
+            ChannelError::Deadline { total } => write!(
+                f,
+                "timed out after {}, the deadline for the whole command",
+                secs(*total)
+            ),
             ChannelError::Closed => write!(f, "target closed the connection"),
             ChannelError::TooLarge { len, limit } => {
                 write!(f, "target sent a {len}-byte data segment (limit {limit})")
@@ -137,11 +147,47 @@ pub fn connect_stream(portal: &Portal, timeout: Duration) -> Result<TcpStream, C
     }))
 }
 
+/// The end of a whole run (`--timeout` of `netboot probe` and `discover`):
+/// a per-receive timeout alone lets a target that keeps sending something
+/// (NOP-Ins, Data-In without status, empty text continuations) hold the
+/// run forever; with a deadline no connect, send or receive waits past it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadline {
+    pub at: Instant,
+    /// Its length, for the error.
+    pub total: Duration,
+}
+
+impl Deadline {
+    /// `total` from now.
+    pub fn after(total: Duration) -> Deadline {
+        Deadline {
+            at: Instant::now() + total,
+            total,
+        }
+    }
+
+    pub fn left(&self) -> Duration {
+        self.at.saturating_duration_since(Instant::now())
+    }
+
+    /// The error once it has passed.
+    pub fn passed(&self) -> ChannelError {
+        ChannelError::Deadline { total: self.total }
+    }
+}
+
 /// Something that carries whole PDUs both ways.
 pub trait PduChannel {
     fn send(&mut self, pdu: &Pdu) -> Result<(), ChannelError>;
     /// Next PDU, waiting at most the channel's receive timeout.
     fn recv(&mut self) -> Result<Pdu, ChannelError>;
+}
+
+/// The end of one wait, and whether it is the run's deadline.
+struct Wait {
+    end: Instant,
+    deadline: Option<Deadline>,
 }
 
 /// iSCSI over a userspace TCP stream.
@@ -152,6 +198,8 @@ pub struct TcpChannel {
     /// for targets that send a text response up to the 24-bit limit).
     pub max_data: usize,
     pub peer: SocketAddr,
+    /// Bounds every wait together with `timeout`, if set.
+    deadline: Option<Deadline>,
 }
 
 impl TcpChannel {
@@ -167,21 +215,64 @@ impl TcpChannel {
             timeout,
             max_data: pdu::MAX_DATA_SEGMENT,
             peer,
+            deadline: None,
         })
+    }
+
+    /// Connect within `timeout` and what is left of `deadline`, which then
+    /// bounds every send and receive on the channel too.
+    pub fn connect_by(
+        portal: &Portal,
+        timeout: Duration,
+        deadline: Deadline,
+    ) -> Result<TcpChannel, ChannelError> {
+        let left = deadline.left();
+        if left.is_zero() {
+            return Err(deadline.passed());
+        }
+        let mut ch = TcpChannel::connect(portal, timeout.min(left))?;
+        ch.timeout = timeout;
+        ch.deadline = Some(deadline);
+        Ok(ch)
     }
 
     pub fn set_timeout(&mut self, timeout: Duration) {
         self.timeout = timeout;
     }
 
-    fn read_exact_by(&mut self, buf: &mut [u8], deadline: Instant) -> Result<(), ChannelError> {
+    /// When the wait that starts now must end: after the per-PDU timeout,
+    /// or at the run's deadline if that comes first.
+    fn wait_end(&self) -> Wait {
+        let by = Instant::now() + self.timeout;
+        match self.deadline {
+            Some(d) if d.at <= by => Wait {
+                end: d.at,
+                deadline: Some(d),
+            },
+            _ => Wait {
+                end: by,
+                deadline: None,
+            },
+        }
+    }
+
+    /// The error when `wait` ran out.
+    fn late(&self, wait: &Wait) -> ChannelError {
+        match wait.deadline {
+            Some(d) => d.passed(),
+            None => ChannelError::RecvTimeout {
+                after: self.timeout,
+            },
+        }
+    }
+
+    fn read_exact_by(&mut self, buf: &mut [u8], wait: &Wait) -> Result<(), ChannelError> {
+        let deadline = wait.end;
         let mut got = 0;
         while got < buf.len() {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(ChannelError::RecvTimeout {
-                    after: self.timeout,
-                });
+                return Err(self.late(wait));
             }
             self.stream
                 .set_read_timeout(Some(left))
@@ -196,9 +287,7 @@ impl TcpChannel {
                         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
                     ) =>
                 {
-                    return Err(ChannelError::RecvTimeout {
-                        after: self.timeout,
-                    })
+                    return Err(self.late(wait))
                 }
                 Err(error) => return Err(ChannelError::Recv { error }),
             }
@@ -210,18 +299,33 @@ impl TcpChannel {
 impl PduChannel for TcpChannel {
     fn send(&mut self, pdu: &Pdu) -> Result<(), ChannelError> {
         let bytes = pdu.encode().map_err(ChannelError::Pdu)?;
+        let wait = self.wait_end();
+        let left = wait.end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(self.late(&wait));
+        }
         self.stream
-            .set_write_timeout(Some(self.timeout))
+            .set_write_timeout(Some(left))
             .map_err(|error| ChannelError::Send { error })?;
         self.stream
             .write_all(&bytes)
-            .map_err(|error| ChannelError::Send { error })
+            .map_err(|error| match wait.deadline {
+                Some(d)
+                    if matches!(
+                        error.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    d.passed()
+                }
+                _ => ChannelError::Send { error },
+            })
     }
 
     fn recv(&mut self) -> Result<Pdu, ChannelError> {
-        let deadline = Instant::now() + self.timeout;
+        let wait = self.wait_end();
         let mut bhs = [0u8; BHS_LEN];
-        self.read_exact_by(&mut bhs, deadline)?;
+        self.read_exact_by(&mut bhs, &wait)?;
         let (ahs, data) = pdu::segment_lengths(&bhs);
         if data > self.max_data {
             return Err(ChannelError::TooLarge {
@@ -230,7 +334,7 @@ impl PduChannel for TcpChannel {
             });
         }
         let mut tail = vec![0u8; pdu::wire_tail_len(ahs, data)];
-        self.read_exact_by(&mut tail, deadline)?;
+        self.read_exact_by(&mut tail, &wait)?;
         let mut whole = Vec::with_capacity(BHS_LEN + tail.len());
         whole.extend_from_slice(&bhs);
         whole.extend_from_slice(&tail);

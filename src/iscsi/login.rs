@@ -33,9 +33,10 @@ pub const MAX_ROUNDS: u32 = 64;
 /// keys up to 8 KiB; SendTargets is not in login).
 pub const MAX_LOGIN_TEXT: usize = 64 * 1024;
 /// Bytes of text the target may send over the whole login, its byte
-/// budget: four full [`MAX_LOGIN_TEXT`]s. Real logins exchange well under
-/// 2 KiB (tests/fixtures); without it a target could send large text in
-/// every one of its [`MAX_ROUNDS`] PDUs.
+/// budget: four full [`MAX_LOGIN_TEXT`]s. The captured logins receive at
+/// most 2.5 KiB (tests/fixtures: istgt's mutual CHAP, its CHAP_C alone is
+/// 2 KiB); without it a target could send large text in every one of its
+/// [`MAX_ROUNDS`] PDUs.
 pub const MAX_LOGIN_BYTES: usize = 4 * MAX_LOGIN_TEXT;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -570,21 +571,21 @@ impl Login {
             .iter()
             .rev()
             .find(|(k, _)| k == "MaxRecvDataSegmentLength")
-            .and_then(|(_, v)| text::settle("MaxRecvDataSegmentLength", "", v).ok().flatten())
+            .and_then(|(_, v)| {
+                text::settle("MaxRecvDataSegmentLength", "", v)
+                    .ok()
+                    .flatten()
+            })
             .and_then(|v| v.parse::<usize>().ok())
-            .map_or(text::LOGIN_DATA_SEGMENT, |n| n.min(text::LOGIN_DATA_SEGMENT))
+            .map_or(text::LOGIN_DATA_SEGMENT, |n| {
+                n.min(text::LOGIN_DATA_SEGMENT)
+            })
     }
 
     /// The request carrying `keys`: their text is cut at [`Self::xmit_limit`]
     /// (RFC 7143 §6.1, §11.12.2); this is its first PDU, the rest go out
     /// one by one as the target acknowledges each (see [`Login::receive`]).
-    fn request(
-        &mut self,
-        transit: bool,
-        csg: Stage,
-        nsg: Stage,
-        keys: &[(String, String)],
-    ) -> Pdu {
+    fn request(&mut self, transit: bool, csg: Stage, nsg: Stage, keys: &[(String, String)]) -> Pdu {
         let data = text::encode(keys);
         let mut pieces: VecDeque<Vec<u8>> = text::split_segments(&data, self.xmit_limit())
             .into_iter()

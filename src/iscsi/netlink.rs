@@ -739,6 +739,31 @@ mod tests {
     }
 
     #[test]
+    fn netlink_errors_and_trailing_bytes() {
+        // nlmsgerr: error −EPERM, then the echoed request header.
+        let mut m = vec![0u8; 36];
+        m[0..4].copy_from_slice(&36u32.to_ne_bytes());
+        m[4..6].copy_from_slice(&2u16.to_ne_bytes());
+        m[16..20].copy_from_slice(&(-1i32).to_ne_bytes());
+        let got = decode(&m);
+        assert_eq!(got, [Err(DecodeError::Netlink { errno: 1 })]);
+        assert_eq!(
+            DecodeError::Netlink { errno: 1 }.to_string(),
+            format!(
+                "NETLINK_ISCSI: netlink error: {}",
+                std::io::Error::from_raw_os_error(1)
+            )
+        );
+        // A reply, then 3 stray bytes: the reply is kept, the rest reported.
+        let mut d = kernel_msg(11, 11, 0, [4, 2, 0, 0], &[]);
+        d.extend_from_slice(&[1, 2, 3]);
+        let all = decode(&d);
+        assert!(matches!(all[0], Ok((_, Message::Reply { kind: 11, .. }))));
+        assert_eq!(all[1], Err(DecodeError::Short { len: 3 }));
+        assert_eq!(all.len(), 2);
+    }
+
+    #[test]
     fn garbage_never_panics() {
         for len in 0..200 {
             let junk: Vec<u8> = (0..len).map(|i| (i * 37 + 11) as u8).collect();

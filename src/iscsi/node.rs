@@ -61,9 +61,10 @@ node.conn[0].iscsi.{MaxRecvDataSegmentLength,HeaderDigest,DataDigest}";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NodeParamError {
-    /// A key open-iscsi has but we do not act on; `hint` says what to use.
+    /// A key open-iscsi has but we do not act on; `hint` says what to use
+    /// (`key` quoted, cut with `…` if long).
     Unsupported { key: String, hint: &'static str },
-    /// Not a number in range.
+    /// Not a number in range (`value` quoted, cut with `…` if long).
     Range {
         key: String,
         value: String,
@@ -80,7 +81,7 @@ impl fmt::Display for NodeParamError {
             NodeParamError::Unsupported { key, hint } => {
                 write!(
                     f,
-                    "node key {key:?} is not supported{hint}; supported: {SUPPORTED}"
+                    "node key {key} is not supported{hint}; supported: {SUPPORTED}"
                 )
             }
             NodeParamError::Range {
@@ -88,7 +89,7 @@ impl fmt::Display for NodeParamError {
                 value,
                 min,
                 max,
-            } => write!(f, "{key}: {value:?} is not an integer in {min}..{max}"),
+            } => write!(f, "{key}: {value} is not an integer in {min}..{max}"),
             NodeParamError::LoginKey { key, error } => write!(f, "{key}: {error}"),
         }
     }
@@ -123,7 +124,7 @@ impl NodeSettings {
         let secs = |min: u32| -> Result<u32, NodeParamError> {
             let bad = || NodeParamError::Range {
                 key: key.to_string(),
-                value: value.chars().take(32).collect(),
+                value: crate::escape::quote_max(value, 32),
                 min,
                 max: MAX_TIMEOUT_S,
             };
@@ -156,7 +157,7 @@ impl NodeSettings {
                     });
                 let Some(name) = login_key else {
                     return Err(NodeParamError::Unsupported {
-                        key: k.chars().take(80).collect(),
+                        key: crate::escape::quote_max(k, 80),
                         hint: hint(k),
                     });
                 };
@@ -268,6 +269,15 @@ mod tests {
         assert_eq!(
             e("node.startup", "automatic"),
             format!(r#"node key "node.startup" is not supported; supported: {SUPPORTED}"#)
+        );
+        // A long value is cut, and the cut is marked.
+        let long = "9".repeat(40);
+        assert_eq!(
+            e("node.session.timeo.replacement_timeout", long.as_str()),
+            format!(
+                r#"node.session.timeo.replacement_timeout: "{}"… is not an integer in 0..86400"#,
+                "9".repeat(32)
+            )
         );
         assert!(e("node.session.auth.password", "hunter2").contains("rd.iscsi.username"));
         assert!(!e("node.session.auth.password", "hunter2").contains("hunter2"));

@@ -754,19 +754,38 @@ pub fn configure_dhcp(
     })
 }
 
+/// The `ip=` entries this version cannot configure, found without
+/// touching the network: DHCPv6 and SLAAC (`dhcp6`, `auto6`), and a
+/// gateway of another IP version than the address. The one check, made
+/// when the plan is built (`cmdline::supported`, so `netboot plan` refuses
+/// what the boot would) and again by [`bring_up`].
+pub fn refuse_unsupported(net: &Network) -> Result<(), NetError> {
+    for ip in &net.effective_ip() {
+        if matches!(ip.method, IpMethod::Dhcp6 | IpMethod::Auto6) {
+            return Err(NetError::Unsupported {
+                value: ip_value(ip),
+            });
+        }
+        if let (Some(address), Some(gateway)) = (ip.address, ip.gateway) {
+            if address.is_ipv4() != gateway.is_ipv4() {
+                return Err(NetError::GatewayFamily {
+                    iface: format!("ip={}", ip_value(ip)),
+                    address,
+                    gateway,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Bring the boot network up: `lo`, then every `ip=` entry in order (no
 /// `ip=` at all means `ip=dhcp`). `ip=off`/`none` entries configure
 /// nothing; DHCPv6 and SLAAC are refused.
 pub fn bring_up(net: &Network, deadline: Instant) -> Result<Vec<LinkReport>, NetError> {
     let ips = net.effective_ip();
     // Refuse what we cannot do before touching anything.
-    for ip in &ips {
-        if matches!(ip.method, IpMethod::Dhcp6 | IpMethod::Auto6) {
-            return Err(NetError::Unsupported {
-                value: ip_value(ip),
-            });
-        }
-    }
+    refuse_unsupported(net)?;
     let mut rt = Rtnl::open()?;
     loopback_up(&mut rt)?;
     let mut out = Vec::new();

@@ -126,7 +126,8 @@ pub struct IscsiSettings {
     pub tpgt: u16,
     pub login_retry_max: u32,
     /// `rd.iscsi.firmware`: targets from iBFT. Not supported yet: the
-    /// executor refuses to boot when set rather than ignoring it.
+    /// plan's gate (`cmdline::supported`, run by `netboot plan` and by the
+    /// executor) refuses it rather than ignoring it.
     pub firmware: bool,
     /// `rd.iscsi.ibft`: NIC setup from iBFT. Not supported yet (as above).
     pub ibft: bool,

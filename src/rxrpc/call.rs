@@ -117,6 +117,12 @@ impl TxQueue {
         self.acked.iter().all(|&a| a)
     }
 
+    /// Every packet has gone out at least once: only acknowledgements (or
+    /// retransmissions) are left.
+    pub fn all_sent(&self) -> bool {
+        self.sent.iter().all(|&s| s)
+    }
+
     fn hard_acked(&self) -> u32 {
         self.acked.iter().take_while(|&&a| a).count() as u32
     }

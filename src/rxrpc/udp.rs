@@ -10,7 +10,7 @@ use super::RxTransport;
 use crate::sys::poll::{deadline_after, poll_fds_until};
 use rustix::event::{PollFd, PollFlags};
 use std::io::ErrorKind;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -29,6 +29,9 @@ pub struct UdpTransport {
     next_cid: u32,
     /// (peer, service) → (cid, last call number).
     conns: std::collections::HashMap<(SocketAddr, u16), (u32, u32)>,
+    /// Local address to send from, per family (default: the unspecified
+    /// address, so the kernel picks by route).
+    source: Option<IpAddr>,
     /// Reply bound per call.
     pub max_reply: usize,
 }
@@ -42,7 +45,16 @@ impl UdpTransport {
             next_cid: crate::entropy::unique_u32() & 0x3fff_fffc,
             conns: std::collections::HashMap::new(),
             max_reply,
+            source: None,
         }
+    }
+
+    /// Send from `ip` (for its address family): e.g. one of 127.0.0.0/8, so
+    /// that tests and benchmarks on loopback are several sources to the
+    /// server's per-source limits.
+    pub fn from_source(mut self, ip: IpAddr) -> UdpTransport {
+        self.source = Some(ip);
+        self
     }
 
     fn socket(&mut self, peer: SocketAddr) -> std::io::Result<&UdpSocket> {
@@ -52,10 +64,10 @@ impl UdpTransport {
             &mut self.v6
         };
         if slot.is_none() {
-            let local: SocketAddr = if peer.is_ipv4() {
-                (Ipv4Addr::UNSPECIFIED, 0).into()
-            } else {
-                (Ipv6Addr::UNSPECIFIED, 0).into()
+            let local: SocketAddr = match self.source {
+                Some(ip) if ip.is_ipv4() == peer.is_ipv4() => (ip, 0).into(),
+                _ if peer.is_ipv4() => (Ipv4Addr::UNSPECIFIED, 0).into(),
+                _ => (Ipv6Addr::UNSPECIFIED, 0).into(),
             };
             *slot = Some(UdpSocket::bind(local)?);
         }

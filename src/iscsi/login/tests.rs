@@ -646,7 +646,12 @@ fn endless_target_is_cut_off() {
 /// them (answered NotUnderstood) or as overrides offer them.
 fn vendor_keys(prefix: &str, n: usize) -> Vec<(String, String)> {
     (0..n)
-        .map(|i| (format!("X-com.example.{prefix}-{i:04}"), format!("value-{i}")))
+        .map(|i| {
+            (
+                format!("X-com.example.{prefix}-{i:04}"),
+                format!("value-{i}"),
+            )
+        })
         .collect()
 }
 
@@ -667,7 +672,10 @@ fn collect_pieces(l: &mut Login, first: Pdu) -> Vec<LoginRequest> {
     let mut pieces = vec![LoginRequest::from_pdu(&first).unwrap()];
     while pieces.last().unwrap().cont {
         let last = pieces.last().unwrap().to_pdu();
-        let next = send(l.receive(&rsp_data(&last, false, false, 0, vec![])).unwrap());
+        let next = send(
+            l.receive(&rsp_data(&last, false, false, 0, vec![]))
+                .unwrap(),
+        );
         pieces.push(LoginRequest::from_pdu(&next).unwrap());
     }
     pieces
@@ -677,7 +685,11 @@ fn assert_split(pieces: &[LoginRequest], limit: usize) {
     let (last, more) = pieces.split_last().unwrap();
     for (i, p) in more.iter().enumerate() {
         assert!(p.cont && !p.transit, "piece {i}: C=1, T=0");
-        assert!(p.data.len() <= limit, "piece {i}: {} > {limit}", p.data.len());
+        assert!(
+            p.data.len() <= limit,
+            "piece {i}: {} > {limit}",
+            p.data.len()
+        );
         assert_eq!(p.csg, last.csg, "piece {i} stays in the stage");
     }
     assert!(!last.cont && last.data.len() <= limit);
@@ -694,7 +706,9 @@ fn many_target_keys_are_answered_in_pdus_within_8192_bytes() {
     let chunks = text::split_segments(&text, 8192);
     for (i, c) in chunks.iter().enumerate() {
         let more = i + 1 < chunks.len();
-        let step = l.receive(&rsp_data(&req, false, more, 0, c.to_vec())).unwrap();
+        let step = l
+            .receive(&rsp_data(&req, false, more, 0, c.to_vec()))
+            .unwrap();
         req = send(step);
         if more {
             assert!(req.data.is_empty(), "empty request for the rest");
@@ -742,10 +756,12 @@ fn first_request_is_split_and_declared_limit_is_honoured() {
     );
     // The target declares 1024 (and offers keys): our answer follows it.
     let last = pieces.last().unwrap().to_pdu();
-    let mut kv: Vec<(String, String)> =
-        vec![("MaxRecvDataSegmentLength".into(), "1024".into())];
+    let mut kv: Vec<(String, String)> = vec![("MaxRecvDataSegmentLength".into(), "1024".into())];
     kv.extend(vendor_keys("theirs", 100));
-    let next = send(l.receive(&rsp_data(&last, false, false, 0, text::encode(&kv))).unwrap());
+    let next = send(
+        l.receive(&rsp_data(&last, false, false, 0, text::encode(&kv)))
+            .unwrap(),
+    );
     let pieces = collect_pieces(&mut l, next);
     assert!(pieces.len() > 2);
     assert_split(&pieces, 1024);
@@ -794,7 +810,10 @@ fn unsolicited_pdus_during_login_end_it_and_count() {
         p = send(l.receive(&rsp_data(&p, false, true, 0, vec![])).unwrap());
     }
     let e = l.receive(&nop).unwrap_err();
-    assert!(matches!(e, LoginError::UnexpectedPdu { opcode: 0x20 }), "{e}");
+    assert!(
+        matches!(e, LoginError::UnexpectedPdu { opcode: 0x20 }),
+        "{e}"
+    );
     let (mut l, _) = Login::start(cfg()).unwrap();
     let async_msg = AsyncMessage {
         lun: 0,
@@ -806,7 +825,10 @@ fn unsolicited_pdus_during_login_end_it_and_count() {
     }
     .to_pdu();
     let e = l.receive(&async_msg).unwrap_err();
-    assert!(matches!(e, LoginError::UnexpectedPdu { opcode: 0x32 }), "{e}");
+    assert!(
+        matches!(e, LoginError::UnexpectedPdu { opcode: 0x32 }),
+        "{e}"
+    );
 }
 
 #[test]
@@ -832,9 +854,7 @@ fn endless_empty_continuations_hit_the_pdu_budget() {
 fn repeated_large_responses_hit_the_byte_budget() {
     // Answers to keys already settled need no reply: the target can keep
     // sending them in T=0 responses, 7 KiB at a time.
-    let repeats: Vec<(&str, &str)> = std::iter::repeat(("HeaderDigest", "None"))
-        .take(7 * 1024 / 18)
-        .collect();
+    let repeats = vec![("HeaderDigest", "None"); 7 * 1024 / 18];
     let (mut l, mut p) = Login::start(cfg()).unwrap();
     let e = loop {
         let r = rsp(
