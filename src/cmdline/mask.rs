@@ -23,8 +23,9 @@
 //!   before each later one (a password holding `@`; the first eight and
 //!   the last), unless what precedes that `@` is a complete root path
 //!   (then the `@` is in a target name): the password fields of
-//!   `user:pass` and `user:pass:tuser:tpass`, every field but the user
-//!   name of anything else (a lone field too: `pass@`);
+//!   `user:pass` and `user:pass:tuser:tpass`; of anything else every
+//!   field but the user name, or the first one when nothing else is left
+//!   (`pass@`, `pass:@`);
 //! - for a config document, every string under a `password`/`secret` key
 //!   or in a sensitive `{key, value}` parameter, and root-path credentials
 //!   in any string;
@@ -37,13 +38,16 @@
 //! credentials: they identify, the plan prints them, and the target's
 //! name in mutual CHAP is often the target name itself.
 //!
-//! Errors only: building the masker walks the input a few times (linear),
-//! and it is built only when there is an error to mask.
+//! Building a masker walks its input a few times (linear, candidates kept
+//! in a set); the command line's is built only when there is an error to
+//! mask. When masking cannot settle (credentials made of `*` next to a
+//! mask), the whole message is withheld rather than shown.
 
 use super::keys::PlanField;
 use super::rootpath;
 use super::tokenize::{self, normalize_key, Arg};
 use crate::escape::escape_controls;
+use std::collections::BTreeSet;
 use std::fmt;
 
 /// What a credential becomes.
@@ -55,13 +59,20 @@ const ELIDED: &str = "\"…";
 /// most 120 characters, each escaped to at most 10 bytes (`\u{10ffff}`).
 const ELIDED_WINDOW: usize = 120 * 10;
 
+/// Passes of [`Masker::mask`] before it gives up on a text.
+const MAX_PASSES: usize = 8;
+/// What an error says when masking could not settle (credentials made of
+/// `*` and the mask's own characters, found only by fuzzing).
+const WITHHELD: &str = "invalid input (the message is withheld: it would show a credential)";
+
 /// Shortest run between U+FFFD that counts as a credential of its own.
 const MIN_RUN: usize = 4;
 
-/// Every credential candidate of one input. `Debug` shows only how many.
+/// Every credential candidate of one input (a set: a hostile line repeats
+/// itself). `Debug` shows only how many.
 #[derive(Clone, Default)]
 pub struct Masker {
-    candidates: Vec<String>,
+    candidates: BTreeSet<String>,
 }
 
 impl fmt::Debug for Masker {
@@ -98,9 +109,10 @@ fn is_credential_name(key: &str) -> bool {
     k.contains("password") || k.contains("secret")
 }
 
-/// The kernel's `isspace()` (lib/ctype.c), as the tokenizer uses it.
+/// The kernel's `isspace()` (lib/ctype.c), as the tokenizer uses it, and
+/// NUL, where the kernel's line ends (so a value ends there too).
 fn is_space(c: char) -> bool {
-    matches!(c, ' ' | '\t' | '\n' | '\x0b' | '\x0c' | '\r')
+    matches!(c, ' ' | '\t' | '\n' | '\x0b' | '\x0c' | '\r' | '\0')
 }
 
 /// A byte of a key name (`node.conn[0].timeo.x`, `rd-iscsi.password`).
@@ -158,12 +170,12 @@ impl Masker {
         if s.is_empty() || s.bytes().all(|b| b == b'*') {
             return;
         }
-        self.candidates.push(s.to_string());
+        self.candidates.insert(s.to_string());
         if s.contains('\u{fffd}') {
             // Shorter runs would mask common letters everywhere.
             for run in s.split('\u{fffd}') {
                 if run.chars().count() >= MIN_RUN && !run.bytes().all(|b| b == b'*') {
-                    self.candidates.push(run.to_string());
+                    self.candidates.insert(run.to_string());
                 }
             }
         }
@@ -351,13 +363,27 @@ impl Masker {
         forms.retain(|f| !f.is_empty());
         forms.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
         forms.dedup();
+        // A credential holding `*` can reappear where a mask meets what
+        // was next to it: pass again (each replacement removes at least one
+        // character that is not `*`, so this ends), a few times at most.
         let mut out = text.to_string();
-        for f in &forms {
-            if f.len() <= out.len() && out.contains(f.as_str()) {
-                out = out.replace(f.as_str(), MASK);
+        for _ in 0..MAX_PASSES {
+            let mut changed = false;
+            for f in &forms {
+                if f.len() <= out.len() && out.contains(f.as_str()) {
+                    out = out.replace(f.as_str(), MASK);
+                    changed = true;
+                }
+            }
+            if !changed {
+                break;
             }
         }
-        mask_elided(&out, &forms)
+        let out = mask_elided(&out, &forms);
+        if forms.iter().any(|f| out.contains(f.as_str())) {
+            return WITHHELD.to_string();
+        }
+        out
     }
 }
 

@@ -10,14 +10,13 @@
 //! - `rd.iscsi.param=` node keys, applied in order as the executor applies
 //!   them ([`NodeSettings::apply`]);
 //! - the login-key overrides (the node keys' RFC 7143 keys, then
-//!   `netboot.param.KEY`), through the login's own
-//!   [`LoginConfig::apply_overrides`].
+//!   `netboot.param.KEY`), each through the login's own check
+//!   (`iscsi::text::validate`, which `LoginConfig::apply_overrides` runs).
 //!
 //! Called by `parse_plan` (every plan the command line yields), and by the
 //! executor before the network comes up and again after a fetched config
 //! is merged; the executor uses the [`Executable`] it returns.
 
-use crate::iscsi::login::{LoginConfig, SessionType};
 use crate::iscsi::node::{NodeParamError, NodeSettings};
 use crate::iscsi::text::NegotiationError;
 use crate::net::NetError;
@@ -90,9 +89,11 @@ pub fn check(plan: &BootPlan) -> Result<Executable, Unsupported> {
             .map(|p| (p.key.as_str(), p.value.as_str())),
     )
     .map_err(Unsupported::NodeParam)?;
-    // The same call the attach step makes, on a throwaway login config.
-    LoginConfig::new("", Some(""), SessionType::Normal)
-        .apply_overrides(&login_overrides(&node, plan))
-        .map_err(Unsupported::LoginOverride)?;
+    // The check `LoginConfig::apply_overrides` makes of each override at
+    // attach time, key by key (linear: its merge into the offers is not
+    // needed to know that it will succeed).
+    for (k, v) in login_overrides(&node, plan) {
+        crate::iscsi::text::validate(&k, &v).map_err(Unsupported::LoginOverride)?;
+    }
     Ok(Executable { node })
 }

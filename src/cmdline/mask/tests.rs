@@ -303,6 +303,14 @@ fn forms_elision_and_debug() {
     assert_eq!(m.mask(r#"cut "xx a\"b"… end"#), r#"cut "xx ***"… end"#);
     assert_eq!(m.mask(r#"cut "xx q"… end"#), r#"cut "xx q"… end"#);
     assert_eq!(Masker::new().mask("x"), "x");
+    // Fuzz-found: a credential holding `*` reappears next to a mask.
+    let mut m = Masker::new();
+    m.secret("\u{fffd}*");
+    m.secret("zzz");
+    assert_eq!(m.mask("a\u{fffd}zzz b"), "a***** b");
+    let mut m = Masker::new();
+    m.secret("q*");
+    assert_eq!(m.mask("q*"), "***");
 }
 
 #[test]
