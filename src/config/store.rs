@@ -16,7 +16,7 @@
 //! the parsed value, so `/`, NUL and `..` components cannot occur. An
 //! invalid non-empty value refuses the whole call (`NBCONF_BAD_IDENTITY`).
 //!
-//! Every file is validated against the schema ([`Config::from_json`]) when
+//! Every file is validated against the schema ([`super::fetch::parse_config`], errors masked) when
 //! first read and whenever it changes (device, inode, size or mtime, from a
 //! `statat` that follows no symlink, per request; an unchanged file is
 //! answered from the cache without opening it). An existing but invalid file
@@ -38,7 +38,6 @@
 //! should drop to `--user` (README "Configuration over RxRPC").
 
 use super::proto::{self, Identity, MAX_REPLY};
-use super::schema::Config;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags, Stat};
 use rustix::io::Errno;
 use std::collections::HashMap;
@@ -406,7 +405,11 @@ impl Store {
                 len: b.len() as u64,
             };
         }
-        let result = Config::from_json(&b).map(|_| b).map_err(|e| e.to_string());
+        // The agent's own parser, masked: configd's log never shows a
+        // secret from a file that does not validate.
+        let result = super::fetch::parse_config(&b)
+            .map(|_| b)
+            .map_err(|e| e.to_string());
         let found = cached(file.clone(), &result);
         self.cache.insert(file, Entry { stamp, result });
         found
@@ -497,6 +500,24 @@ mod tests {
 
     fn dir_fd(d: &Path) -> OwnedFd {
         rustix::fs::open(d, OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty()).expect("open dir")
+    }
+
+    /// A file that does not validate is reported through the agent's masked
+    /// parser: configd's log never shows a secret from it.
+    #[test]
+    fn an_invalid_file_is_reported_without_its_secrets() {
+        let t = TempDir::new("masked");
+        std::fs::write(
+            t.0.join("default.json"),
+            r#"{"version":1,"paths":["iscsi:u:iqn.S3cretPw@198.18.0.1::99999::iqn.2026-11.test:root"]}"#,
+        )
+        .expect("write");
+        let mut store = Store::open(&t.0).expect("open");
+        let l = store.lookup(&id("", "", ""));
+        let text = describe(&l);
+        assert!(matches!(l, Lookup::Invalid { .. }), "{text}");
+        assert!(!text.contains("S3cretPw"), "{text}");
+        assert!(text.contains("99999"), "{text}");
     }
 
     /// Every kind of non-regular file with a config's name, next to a valid
