@@ -34,6 +34,7 @@
 //! | s        | 198.18.0.1:3260                        | `--no-panic-arg`             | `netboot.on_fail=reboot netboot.reboot_delay=1` / `halt`; initramfs has /etc/netboot/test-crash |
 //! | t        | none: DHCP option 17 `iscsi:chapuser:chapsecret1234@198.18.0.1::3260:1:IQN` | `--dhcp-root-path`, `--chap` | `ip=dhcp root=dhcp`, events recorded |
 //! | u        | 198.18.0.1:3260                        | `--chap`                     | `netboot.secrets=/etc/netboot/secrets` (file in the initramfs) |
+//! | v        | 198.18.0.1:3260                        |                              | `rd.iscsi.param=node.session.timeo.replacement_timeout=30`, `…MaxRecvDataSegmentLength=65536` |
 //!
 //! Disk layout: as in tests/vm.rs (tgt target `iqn.2026-11.test:root`, LUN 1 = a fresh sparse
 //! copy of `plain.img`, ext4 labelled `nbroot`, whose `/sbin/init` prints `NETBOOT-ROOT-OK`,
@@ -832,6 +833,53 @@ fn u_secrets_file_supplies_chap() {
     b.assert_root_ok();
     assert_iscsi_report(&b, Some(CHAP_USER));
     assert_secret_nowhere(&b, CHAP_SECRET);
+}
+
+/// v. `rd.iscsi.param=` reaches the kernel (it was parsed and then ignored before): the
+/// session's replacement timeout and our declared MaxRecvDataSegmentLength come from the
+/// node keys, as the session's sysfs attributes show (default runs show 120 and 262144).
+#[test]
+fn v_node_params_reach_the_kernel() {
+    let name = "v-node-params";
+    let Some(_vm) = prepare("6.1", false) else {
+        return;
+    };
+    let b = boot_with(
+        vm(
+            name,
+            netboot_initrd("6.1"),
+            format!(
+                "{BASE_CMDLINE} iscsi={ROOT_PATH} \
+                 rd.iscsi.param=node.session.timeo.replacement_timeout=30 \
+                 rd.iscsi.param=node.conn[0].iscsi.MaxRecvDataSegmentLength=65536"
+            ),
+        ),
+        &[],
+    );
+    b.assert_root_ok();
+    assert_iscsi_report(&b, None);
+    let kv = b.iscsi();
+    let get = |k: &str| kv.get(k).map(String::as_str).unwrap_or("<missing>");
+    report(
+        name,
+        &format!(
+            "recovery_tmo={} max_recv_dlength={}",
+            get("recovery_tmo"),
+            get("max_recv_dlength")
+        ),
+    );
+    assert_eq!(
+        get("recovery_tmo"),
+        "30",
+        "session recovery_tmo\n{}",
+        b.tail()
+    );
+    assert_eq!(
+        get("max_recv_dlength"),
+        "65536",
+        "connection max_recv_dlength\n{}",
+        b.tail()
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
