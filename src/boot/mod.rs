@@ -198,18 +198,13 @@ pub fn plan_from(cmdline: &str) -> Result<(BootPlan, Vec<crate::cmdline::tokeniz
     Ok((plan, extra))
 }
 
-/// The secrets file, read with a cap (a FIFO or a huge file must not hang
-/// or exhaust PID 1).
+/// The secrets file, read with a cap (a huge file must not exhaust PID 1).
 fn read_secrets(file: &str) -> Result<String, String> {
-    use std::io::Read;
     let name = crate::cmdline::quote(file);
-    let f = std::fs::File::open(file).map_err(|e| format!("netboot.secrets={name}: {e}"))?;
-    let mut text = String::new();
     let cap = crate::cmdline::secrets::MAX_LEN as u64;
-    f.take(cap + 1)
-        .read_to_string(&mut text)
+    let bytes = crate::bounded::read_file(Path::new(file), cap)
         .map_err(|e| format!("netboot.secrets={name}: {e}"))?;
-    Ok(text)
+    String::from_utf8(bytes).map_err(|_| format!("netboot.secrets={name}: not UTF-8 text"))
 }
 
 /// Log the failure (one line with the whole chain and its kind), close the

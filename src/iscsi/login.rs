@@ -561,12 +561,8 @@ impl Login {
         self.cfg.offers.clone()
     }
 
-    /// The largest data segment we may send now: the target's declared
-    /// MaxRecvDataSegmentLength once its text had one, else 8192 (RFC 7143
-    /// §13.12 default). Never above 8192 during login: the kernel channel
-    /// cannot send more in one login PDU (reference §2), and the declared
-    /// value is meant for full feature phase.
-    fn xmit_limit(&self) -> usize {
+    /// The target's last declared MaxRecvDataSegmentLength, settled.
+    fn declared_mrdsl(&self) -> Option<String> {
         self.target_keys
             .iter()
             .rev()
@@ -576,6 +572,15 @@ impl Login {
                     .ok()
                     .flatten()
             })
+    }
+
+    /// The largest data segment we may send now: the target's declared
+    /// MaxRecvDataSegmentLength once its text had one, else 8192 (RFC 7143
+    /// §13.12 default). Never above 8192 during login: the kernel channel
+    /// cannot send more in one login PDU (reference §2), and the declared
+    /// value is meant for full feature phase.
+    fn xmit_limit(&self) -> usize {
+        self.declared_mrdsl()
             .and_then(|v| v.parse::<usize>().ok())
             .map_or(text::LOGIN_DATA_SEGMENT, |n| {
                 n.min(text::LOGIN_DATA_SEGMENT)
@@ -909,16 +914,7 @@ impl Login {
         if rsp.tsih == 0 && self.cfg.tsih == 0 {
             return Err(LoginError::NoTsih);
         }
-        let target_mrdsl = self
-            .target_keys
-            .iter()
-            .rev()
-            .find(|(k, _)| k == "MaxRecvDataSegmentLength")
-            .and_then(|(_, v)| {
-                text::settle("MaxRecvDataSegmentLength", "", v)
-                    .ok()
-                    .flatten()
-            });
+        let target_mrdsl = self.declared_mrdsl();
         let num = |key: &str| -> u32 {
             self.settled
                 .get(key)
