@@ -16,7 +16,7 @@
 mod support;
 
 use netboot::cmdline::parse_plan;
-use netboot::net::{bring_up, LinkReport, NetError};
+use netboot::net::{bring_up, Existing, LinkReport, NetError};
 use netboot::plan::Network;
 use rustix::event::{poll, PollFd, PollFlags};
 use rustix::process::{kill_process, Pid, Signal};
@@ -151,7 +151,31 @@ fn bring(
     let carrier = carrier.to_vec();
     ns.run(move || {
         let _fds: Vec<File> = carrier.iter().map(|t| open_tap(t)).collect();
-        bring_up(&net, Instant::now() + Duration::from_secs_f32(secs))
+        bring_up(
+            &net,
+            Instant::now() + Duration::from_secs_f32(secs),
+            Existing::Configure,
+        )
+    })
+}
+
+/// bring_up as `netboot attach` runs it: links the caller configured are
+/// used as they are.
+fn bring_respecting(
+    ns: &Netns,
+    cmdline: &str,
+    carrier: &[&'static str],
+    secs: f32,
+) -> Result<Vec<LinkReport>, NetError> {
+    let net = network(cmdline);
+    let carrier = carrier.to_vec();
+    ns.run(move || {
+        let _fds: Vec<File> = carrier.iter().map(|t| open_tap(t)).collect();
+        bring_up(
+            &net,
+            Instant::now() + Duration::from_secs_f32(secs),
+            Existing::Respect,
+        )
     })
 }
 
@@ -219,6 +243,42 @@ fn static_ipv4_exact_and_idempotent() {
             .iter()
             .any(|a| a.0 == "127.0.0.1" && a.1 == 8));
     }
+}
+
+#[test]
+fn attach_uses_an_address_the_caller_configured_without_dhcp() {
+    if !root() {
+        return;
+    }
+    let ns = Netns::new();
+    ns.tap("tap0", "52:54:00:aa:00:07");
+    ns.ip(&["addr", "add", "10.9.0.5/24", "dev", "tap0"]);
+    ns.ip(&["link", "set", "tap0", "up"]);
+    // No DHCP server in the namespace: configuring would time out; the
+    // caller's address is taken at once, for `ip=dhcp` and for no `ip=`.
+    for cl in ["ip=dhcp", "", "ip=tap0:dhcp"] {
+        let t = Instant::now();
+        let r = bring_respecting(&ns, cl, &["tap0"], 3.0).unwrap_or_else(|e| panic!("{cl:?}: {e}"));
+        assert!(t.elapsed() < Duration::from_secs(3), "{cl:?} waited");
+        assert_eq!(r.len(), 1, "{cl:?}");
+        assert_eq!(r[0].iface, "tap0");
+        assert_eq!(r[0].address.to_string(), "10.9.0.5");
+        assert_eq!(r[0].prefix_len, 24);
+        assert_eq!(r[0].dhcp_server, None);
+    }
+    // Nothing was added or replaced.
+    assert_eq!(addrs(&ns, "tap0"), [("10.9.0.5".to_string(), 24, None)]);
+    // A link without an address is still configured (static entry).
+    ns.tap("tap1", "52:54:00:aa:00:08");
+    let r = bring_respecting(
+        &ns,
+        "ip=198.18.0.2::198.18.0.1:255.255.255.0::tap1:off",
+        &["tap0", "tap1"],
+        10.0,
+    )
+    .unwrap();
+    assert_eq!(r[0].iface, "tap1");
+    assert_eq!(addrs(&ns, "tap1")[0].0, "198.18.0.2");
 }
 
 #[test]
@@ -374,7 +434,7 @@ fn dhcp6_and_auto6_are_refused_with_a_clear_error() {
                 .collect(),
             ..Network::default()
         };
-        let e = bring_up(&net, Instant::now()).unwrap_err();
+        let e = bring_up(&net, Instant::now(), Existing::Configure).unwrap_err();
         assert_eq!(e.to_string(), want);
     }
 }
@@ -587,7 +647,11 @@ fn dhcp_bring(srv: &Netns, cmdline: &str, secs: f32) -> (Netns, Result<Vec<LinkR
     let net = network(cmdline);
     let r = cli.run(move || {
         let _c0 = c0;
-        bring_up(&net, Instant::now() + Duration::from_secs_f32(secs))
+        bring_up(
+            &net,
+            Instant::now() + Duration::from_secs_f32(secs),
+            Existing::Configure,
+        )
     });
     (cli, r)
 }

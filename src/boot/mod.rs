@@ -61,6 +61,49 @@ pub struct BootOptions {
     pub secrets_args: Vec<crate::cmdline::tokenize::Arg>,
     /// uptime at agent start, seconds (benchmark mark).
     pub started_uptime: f64,
+    /// PID 1 of our own initramfs, or `netboot attach` inside another init.
+    pub mode: Mode,
+}
+
+/// Who runs the boot path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `/init` of netboot's own initramfs: everything is ours to set up.
+    Pid1,
+    /// `netboot attach` inside dracut, initramfs-tools or mkinitcpio: udev
+    /// may be running (and may have renamed the NIC), modules may be
+    /// loaded, links may be configured already. Stops when the root device
+    /// is present; the caller mounts it.
+    Attach,
+}
+
+/// The root device is present (and its queue tuned): what [`run`] mounts
+/// and `netboot attach` hands to the caller.
+pub struct RootReady {
+    pub root: crate::disk::resolve::Root,
+    /// The LUN's disk (`sda`).
+    pub disk: String,
+    pub sid: u32,
+    pub host_no: u32,
+    pub target: String,
+    /// The boot NIC, when the network step configured or found one.
+    pub iface: Option<String>,
+    index: crate::kmod::ModuleIndex,
+}
+
+#[cfg(test)]
+impl RootReady {
+    pub fn for_tests(root: crate::disk::resolve::Root, disk: &str, sid: u32, target: &str) -> Self {
+        RootReady {
+            root,
+            disk: disk.into(),
+            sid,
+            host_no: sid,
+            target: target.into(),
+            iface: Some("eth0".into()),
+            index: crate::kmod::ModuleIndex::default(),
+        }
+    }
 }
 
 /// Pre-scan for `netboot.on_fail=` and `netboot.reboot_delay=` before the full command line is parsed: the operator's
@@ -168,6 +211,7 @@ pub fn pid1_main() -> ! {
         cmdline,
         secrets_args,
         started_uptime: started,
+        mode: Mode::Pid1,
     };
     match run(&mut exec, &mut plan, &opts) {
         Ok(root) => {
@@ -237,6 +281,26 @@ fn fail(exec: &mut Exec, plan: &BootPlan, failed: StepError) -> ! {
 /// One deadline, `netboot.timeout` from here, bounds the network, the
 /// config fetch, every login attempt on every path and the disk wait.
 pub fn run(exec: &mut Exec, plan: &mut BootPlan, opts: &BootOptions) -> Result<String, StepError> {
+    let ready = run_to_device(exec, plan, opts)?;
+    let dir = steps::mount(exec, plan, &ready.index, &ready.root)?;
+    // The benchmark's marks (qemu/bench reads them off the console): agent
+    // start and root mounted.
+    log::info!(
+        "BENCH init={:.3} mounted={:.3}",
+        opts.started_uptime,
+        pid1::uptime()
+    );
+    Ok(dir)
+}
+
+/// The boot path up to "root device present": modules, network, config,
+/// login with failover, scan, disk wait, `root=` resolution, queue tuning.
+/// PID 1 goes on to mount ([`run`]); `netboot attach` stops here.
+pub fn run_to_device(
+    exec: &mut Exec,
+    plan: &mut BootPlan,
+    opts: &BootOptions,
+) -> Result<RootReady, StepError> {
     let started = Instant::now();
     let mut deadline = started + Duration::from_millis(plan.timeout_ms);
     // Without a root path, a config server or DHCP nothing can supply one:
@@ -246,8 +310,12 @@ pub fn run(exec: &mut Exec, plan: &mut BootPlan, opts: &BootOptions) -> Result<S
     }
     let mut executable = check_supported(plan)?;
     let moddir = crate::kmod::running_kernel_dir();
-    let index = steps::modules(exec, &moddir, &plan.network)?;
-    let mut links = steps::network(exec, plan, deadline)?;
+    let index = steps::modules(exec, &moddir, &plan.network, opts.mode)?;
+    let existing = match opts.mode {
+        Mode::Pid1 => crate::net::Existing::Configure,
+        Mode::Attach => crate::net::Existing::Respect,
+    };
+    let mut links = steps::network(exec, plan, deadline, existing)?;
     let mac = links.first().map(|l| l.mac.clone());
     let dhcp_host = links.iter().find_map(|l| l.hostname.clone());
     let id = config::identity(plan, mac.as_deref(), dhcp_host.as_deref());
@@ -265,7 +333,7 @@ pub fn run(exec: &mut Exec, plan: &mut BootPlan, opts: &BootOptions) -> Result<S
         // The config's `ip=` entries come on top of the bootstrap network;
         // what the second pass reports replaces the first pass's links.
         if plan.network != network {
-            let again = steps::network(exec, plan, deadline)?;
+            let again = steps::network(exec, plan, deadline, existing)?;
             merge_links(&mut links, again);
         }
         write_resolv_conf(plan, &links);
@@ -344,19 +412,19 @@ pub fn run(exec: &mut Exec, plan: &mut BootPlan, opts: &BootOptions) -> Result<S
                 log::warn!("{}; trying the next root path", e.chain());
                 (ErrorKind::Fatal, e)
             })?;
-        Ok((path, disk, root))
+        Ok((path, attached.session, disk, root))
     });
-    let (_, (_path, disk, root)) = res.map_err(|e| login_exhausted(plan, e))?;
+    let (_, (path, session, disk, root)) = res.map_err(|e| login_exhausted(plan, e))?;
     steps::tune(exec, plan, &disk)?;
-    let dir = steps::mount(exec, plan, &index, &root)?;
-    // The benchmark's marks (qemu/bench reads them off the console): agent
-    // start and root mounted.
-    log::info!(
-        "BENCH init={:.3} mounted={:.3}",
-        opts.started_uptime,
-        pid1::uptime()
-    );
-    Ok(dir)
+    Ok(RootReady {
+        root,
+        disk,
+        sid: session.sid,
+        host_no: session.host_no,
+        target: path.target.clone(),
+        iface: links.first().map(|l| l.iface.clone()),
+        index,
+    })
 }
 
 /// The kernel sockets of the `iscsi.connect` step.

@@ -24,12 +24,24 @@ pub fn modules(
     exec: &mut Exec,
     dir: &Path,
     net: &crate::plan::Network,
+    mode: super::Mode,
 ) -> Result<ModuleIndex, StepError> {
     exec.step(
         step::MODULES,
         Facts::new().str("dir", dir.display().to_string()),
         || {
             let t = Instant::now();
+            // Inside another init the modules may all be built in or loaded
+            // already, and an image may carry no index: nothing to load is
+            // then not an error (a missing iscsi_tcp shows at iscsi.connect).
+            if mode == super::Mode::Attach && !dir.join("modules.dep").exists() {
+                log::info!("{}: no modules.dep; loading no modules", dir.display());
+                crate::net::raise_early(net);
+                return Ok((
+                    ModuleIndex::default(),
+                    Facts::new().str("skipped", "no modules.dep"),
+                ));
+            }
             let index = ModuleIndex::load(dir)?;
             let sys = Path::new("/sys");
             let mut loader = KernelLoader::new(sys);
@@ -67,9 +79,10 @@ pub fn network(
     exec: &mut Exec,
     plan: &BootPlan,
     deadline: Instant,
+    existing: crate::net::Existing,
 ) -> Result<Vec<crate::net::LinkReport>, StepError> {
     exec.step(step::NET_LINK, Facts::new(), || {
-        let links = crate::net::bring_up(&plan.network, deadline)?;
+        let links = crate::net::bring_up(&plan.network, deadline, existing)?;
         let mut f = Facts::new();
         for (i, l) in links.iter().enumerate() {
             let p = if i == 0 {

@@ -3,8 +3,10 @@
 //! arguments with it and returns an exit code from [`Exit`]; errors are
 //! printed as `netboot CMD: message`, one line.
 
+pub mod attach;
 pub mod common;
 pub mod config;
+pub mod detach;
 pub mod discover;
 pub mod events;
 pub mod plan;
@@ -38,6 +40,16 @@ pub struct Command {
 
 /// Every command, in the order `netboot --help` lists them.
 pub const COMMANDS: &[Command] = &[
+    Command {
+        name: "attach",
+        spec: &attach::SPEC,
+        run: attach::run,
+    },
+    Command {
+        name: "detach",
+        spec: &detach::SPEC,
+        run: detach::run,
+    },
     Command {
         name: "plan",
         spec: &plan::SPEC,
@@ -135,7 +147,11 @@ pub fn main(args: &[OsString]) -> i32 {
         .ok()
         .and_then(|v| crate::klog::parse_log_level(&v).ok())
         .unwrap_or(log::LevelFilter::Warn);
-    crate::klog::init(crate::klog::LogTarget::Stderr, level, Vec::new());
+    // `attach` logs to /dev/kmsg at the plan's level (it runs at boot,
+    // inside another init; stdout carries its answer): it installs its own.
+    if !matches!(args.get(1), Some(a) if a == "attach") {
+        crate::klog::init(crate::klog::LogTarget::Stderr, level, Vec::new());
+    }
     let rest = args.get(2..).unwrap_or(&[]);
     let Some(first) = args.get(1) else {
         eprintln!("{SYNOPSIS}\nnetboot --help lists the commands");

@@ -40,6 +40,7 @@ file (one line on stderr), 2 bad usage.
     ],
 };
 
+#[derive(Debug)]
 pub(super) enum Source<'a> {
     Line(&'a OsStr),
     File(&'a OsStr),
@@ -67,33 +68,32 @@ pub(super) fn parse(args: &[OsString]) -> Result<Option<Source<'_>>, ArgError> {
     Ok(src)
 }
 
+/// The command line from `--cmdline`, `--cmdline-file` or /proc/cmdline.
+/// /proc/cmdline is bytes, not promised UTF-8; the parser only cares about
+/// ASCII delimiters. --cmdline is taken the same way. The file read is
+/// capped: `--cmdline-file /dev/zero` is an error, not all memory.
+pub(super) fn read_source(src: Option<&Source<'_>>) -> Result<String, String> {
+    if let Some(Source::Line(l)) = src {
+        return Ok(String::from_utf8_lossy(l.as_bytes()).into_owned());
+    }
+    let path = match src {
+        Some(Source::File(f)) => Path::new(f),
+        _ => Path::new(DEFAULT_CMDLINE),
+    };
+    crate::cmdline::read_cmdline(path).map_err(|e| {
+        let shown = super::common::quote_os(path.as_os_str());
+        crate::cmdline::read_cmdline_error(&shown, &e)
+    })
+}
+
 pub fn run(args: &[OsString]) -> i32 {
     let src = match parse(args) {
         Ok(s) => s,
         Err(e) => return SPEC.exit(e),
     };
-    // /proc/cmdline is bytes, not promised UTF-8; the parser only cares
-    // about ASCII delimiters. --cmdline is taken the same way.
-    let text = match src {
-        Some(Source::Line(l)) => String::from_utf8_lossy(l.as_bytes()).into_owned(),
-        file => {
-            let path = match file {
-                Some(Source::File(f)) => Path::new(f),
-                _ => Path::new(DEFAULT_CMDLINE),
-            };
-            // Capped: `--cmdline-file /dev/zero` is an error, not all memory.
-            match crate::cmdline::read_cmdline(path) {
-                Ok(t) => t,
-                Err(e) => {
-                    let shown = super::common::quote_os(path.as_os_str());
-                    return fail(
-                        CMD,
-                        Exit::Failure,
-                        crate::cmdline::read_cmdline_error(&shown, &e),
-                    );
-                }
-            }
-        }
+    let text = match read_source(src.as_ref()) {
+        Ok(t) => t,
+        Err(msg) => return fail(CMD, Exit::Failure, msg),
     };
     let plan = match crate::cmdline::parse_plan(&text) {
         Ok(p) => p,

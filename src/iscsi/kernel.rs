@@ -75,6 +75,8 @@ pub enum KernelError {
         value: String,
         errno: i32,
     },
+    /// A PDU we built could not be encoded.
+    Pdu(String),
     /// KEVENT_CONN_ERROR for our connection.
     ConnError {
         sid: u32,
@@ -142,6 +144,7 @@ impl fmt::Display for KernelError {
                 netlink::conn_error_name(*code)
             ),
             KernelError::Decode(e) => write!(f, "{e}"),
+            KernelError::Pdu(e) => write!(f, "cannot encode the PDU: {e}"),
         }
     }
 }
@@ -334,6 +337,79 @@ impl IscsiNl {
             }),
             Err(e) => Err(e),
         }
+    }
+
+    /// Ask the kernel to remove the session's SCSI target (asynchronous:
+    /// the caller watches sysfs for the disks to go). The connection keeps
+    /// running, so the disks' caches are flushed to the target first.
+    pub fn unbind_session(&self, sid: u32) -> Result<(), KernelError> {
+        self.request(&Request::UnbindSession { sid }).map(|_| ())
+    }
+
+    /// Send a Logout Request (close the session, immediate) on the running
+    /// connection `sid:cid` and wait until `deadline` for the target's
+    /// Logout Response. libiscsi fills in the task tag, CmdSN and
+    /// ExpStatSN (`__iscsi_conn_send_pdu`) and hands the response up as
+    /// KEVENT_RECV_PDU. Returns the response code (0 = closed), or `None`
+    /// when nothing came in time.
+    pub fn logout(&self, sid: u32, cid: u32, deadline: Instant) -> Result<Option<u8>, KernelError> {
+        let req = pdu::LogoutRequest {
+            immediate: true,
+            reason: pdu::LOGOUT_CLOSE_SESSION,
+            itt: 0,
+            cid: u16::try_from(cid).unwrap_or(u16::MAX),
+            cmd_sn: 0,
+            exp_stat_sn: 0,
+        }
+        .to_pdu();
+        let bytes = req.encode().map_err(|e| KernelError::Pdu(e.to_string()))?;
+        let hdr = bytes.get(..BHS_LEN).unwrap_or(&[]);
+        self.request_rc(&Request::SendPdu {
+            sid,
+            cid,
+            hdr,
+            data: &[],
+        })?;
+        loop {
+            match self.next_pdu(sid, cid, deadline) {
+                Ok(Some(raw)) => {
+                    if raw.first().map(|b| b & 0x3f) == Some(OP_LOGOUT_RSP) {
+                        return Ok(Some(raw.get(2).copied().unwrap_or(0xff)));
+                    }
+                    // NOP-In, async messages: not ours to answer here.
+                }
+                Ok(None) => return Ok(None),
+                // The target closed the connection (some do right after
+                // the response, racing it): nothing more will come.
+                Err(KernelError::ConnError { .. }) => return Ok(None),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Stop the connection for good and destroy it and the session, as
+    /// iscsid does after a logout. Every step is tried; the first error is
+    /// returned.
+    pub fn terminate(&self, sid: u32, cids: &[u32]) -> Result<(), KernelError> {
+        let mut first = None;
+        for &cid in cids {
+            let stop = self.request(&Request::StopConn {
+                sid,
+                cid,
+                conn_handle: 0,
+                flag: netlink::STOP_CONN_TERM,
+            });
+            let destroy = self.request(&Request::DestroyConn { sid, cid });
+            for r in [stop.map(|_| ()), destroy.map(|_| ())] {
+                if let Err(e) = r {
+                    first.get_or_insert(e);
+                }
+            }
+        }
+        if let Err(e) = self.request(&Request::DestroySession { sid }) {
+            first.get_or_insert(e);
+        }
+        first.map_or(Ok(()), Err)
     }
 
     /// The next PDU for connection `sid:cid`, or its connection error.
@@ -630,6 +706,7 @@ fn bhs_lengths(bytes: &[u8]) -> (usize, usize) {
 
 const OP_LOGIN_RSP: u8 = 0x23;
 const OP_TEXT_RSP: u8 = 0x24;
+const OP_LOGOUT_RSP: u8 = 0x26;
 
 impl PduChannel for KernelChannel {
     fn send(&mut self, pdu: &Pdu) -> Result<(), ChannelError> {

@@ -11,6 +11,7 @@ pub mod netlink;
 pub mod node;
 pub mod pdu;
 pub mod scsi;
+pub mod sysfs;
 pub mod text;
 
 /// Initiator name used when none is configured: an IQN under the project's

@@ -54,6 +54,7 @@ pub const SET_PARAM: u32 = 16;
 pub const START_CONN: u32 = 17;
 pub const STOP_CONN: u32 = 18;
 pub const SEND_PDU: u32 = 19;
+pub const UNBIND_SESSION: u32 = 27;
 
 pub const KEVENT_RECV_PDU: u32 = 101;
 pub const KEVENT_CONN_ERROR: u32 = 102;
@@ -166,6 +167,11 @@ pub enum Request<'a> {
     DestroySession {
         sid: u32,
     },
+    /// Remove the session's SCSI target (its disks) while the connection
+    /// still runs, so their caches are flushed before a logout.
+    UnbindSession {
+        sid: u32,
+    },
     CreateConn {
         sid: u32,
         cid: u32,
@@ -211,6 +217,7 @@ impl Request<'_> {
         match self {
             Request::CreateSession { .. } => CREATE_SESSION,
             Request::DestroySession { .. } => DESTROY_SESSION,
+            Request::UnbindSession { .. } => UNBIND_SESSION,
             Request::CreateConn { .. } => CREATE_CONN,
             Request::DestroyConn { .. } => DESTROY_CONN,
             Request::BindConn { .. } => BIND_CONN,
@@ -238,6 +245,7 @@ pub fn kind_name(kind: u32) -> &'static str {
         START_CONN => "START_CONN",
         STOP_CONN => "STOP_CONN",
         SEND_PDU => "SEND_PDU",
+        UNBIND_SESSION => "UNBIND_SESSION",
         KEVENT_RECV_PDU => "KEVENT_RECV_PDU",
         KEVENT_CONN_ERROR => "KEVENT_CONN_ERROR",
         KEVENT_IF_ERROR => "KEVENT_IF_ERROR",
@@ -278,7 +286,7 @@ pub fn encode(req: &Request<'_>, transport_handle: u64, seq: u32, portid: u32) -
             put16(&mut b, u + 4, cmds_max);
             put16(&mut b, u + 6, queue_depth);
         }
-        Request::DestroySession { sid } => put32(&mut b, u, sid),
+        Request::DestroySession { sid } | Request::UnbindSession { sid } => put32(&mut b, u, sid),
         Request::CreateConn { sid, cid }
         | Request::DestroyConn { sid, cid }
         | Request::StartConn { sid, cid } => {

@@ -379,6 +379,37 @@ impl Rtnl {
         )
     }
 
+    /// Every address of `family` (RTM_GETADDR dump until NLMSG_DONE).
+    pub fn addresses(&mut self, family: u8) -> Result<Vec<rtnl::Addr>, NetError> {
+        let seq = self.next_seq();
+        self.send(&rtnl::get_addrs(seq, family))?;
+        let what = || "RTM_GETADDR dump".to_string();
+        let mut out = Vec::new();
+        loop {
+            for m in self.recv(&what)? {
+                match m {
+                    Message::Addr { seq: s, addr } if s == seq => out.push(addr),
+                    Message::Done { seq: s, errno } if s == seq => {
+                        if errno != 0 {
+                            return Err(NetError::Refused {
+                                what: what(),
+                                errno,
+                            });
+                        }
+                        return Ok(out);
+                    }
+                    Message::Error { seq: s, errno } if s == seq => {
+                        return Err(NetError::Refused {
+                            what: what(),
+                            errno,
+                        })
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
     /// Add (or replace) `addr/prefix` on `link`.
     pub fn add_address(&mut self, link: &Link, addr: IpAddr, prefix: u8) -> Result<(), NetError> {
         let what = || format!("adding address {addr}/{prefix} to {}", link.name);
@@ -782,7 +813,11 @@ pub fn refuse_unsupported(net: &Network) -> Result<(), NetError> {
 /// Bring the boot network up: `lo`, then every `ip=` entry in order (no
 /// `ip=` at all means `ip=dhcp`). `ip=off`/`none` entries configure
 /// nothing; DHCPv6 and SLAAC are refused.
-pub fn bring_up(net: &Network, deadline: Instant) -> Result<Vec<LinkReport>, NetError> {
+pub fn bring_up(
+    net: &Network,
+    deadline: Instant,
+    existing: Existing,
+) -> Result<Vec<LinkReport>, NetError> {
     let ips = net.effective_ip();
     // Refuse what we cannot do before touching anything.
     refuse_unsupported(net)?;
@@ -790,6 +825,12 @@ pub fn bring_up(net: &Network, deadline: Instant) -> Result<Vec<LinkReport>, Net
     loopback_up(&mut rt)?;
     let mut out = Vec::new();
     for ip in &ips {
+        if existing == Existing::Respect {
+            if let Some(r) = already_configured(&mut rt, ip, net)? {
+                out.push(r);
+                continue;
+            }
+        }
         match ip.method {
             IpMethod::Static => out.push(configure(&mut rt, ip, net, deadline)?),
             IpMethod::Dhcp => out.push(configure_dhcp(&mut rt, ip, net, deadline)?),
@@ -797,4 +838,85 @@ pub fn bring_up(net: &Network, deadline: Instant) -> Result<Vec<LinkReport>, Net
         }
     }
     Ok(out)
+}
+
+/// What to do with a link that already has an address when the entry
+/// comes to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Existing {
+    /// PID 1: nobody else configured anything; configure every entry.
+    Configure,
+    /// `netboot attach` inside another init (dracut, initramfs-tools,
+    /// mkinitcpio): a link that already has a global IPv4 address and
+    /// carrier was configured by the caller (its network module, klibc
+    /// ipconfig, a DHCP client); it is used as it is — no second DHCP
+    /// exchange, no address or route replaced.
+    Respect,
+}
+
+/// The link an `ip=` entry means, if it is up with carrier and already has
+/// a global IPv4 address; `None` means "configure it". For an entry
+/// without an interface, the first Ethernet link (ifindex order) that
+/// qualifies.
+fn already_configured(
+    rt: &mut Rtnl,
+    ip: &IpConfig,
+    net: &Network,
+) -> Result<Option<LinkReport>, NetError> {
+    if !matches!(ip.method, IpMethod::Static | IpMethod::Dhcp) {
+        return Ok(None);
+    }
+    let links = rt.links()?;
+    let addrs = rt.addresses(rtnl::AF_INET)?;
+    let want = want_for(ip, net.bootif.as_deref());
+    let Some((link, addr)) = pick_configured(&links, &addrs, &want) else {
+        return Ok(None);
+    };
+    log::info!(
+        "{} already has {}/{} (configured before netboot): using it",
+        link.name,
+        addr.address,
+        addr.prefix_len
+    );
+    Ok(Some(LinkReport {
+        iface: link.name.clone(),
+        mac: link.mac_string(),
+        address: addr.address,
+        prefix_len: addr.prefix_len,
+        gateway: None,
+        mtu: link.mtu,
+        carrier_ms: 0,
+        dhcp_server: None,
+        lease_s: None,
+        root_path: None,
+        hostname: None,
+        dns: Vec::new(),
+        dhcp_ms: None,
+    }))
+}
+
+/// Pure choice for [`already_configured`]: a link `want` names (or, for
+/// any Ethernet, the first in ifindex order) that is up with carrier and
+/// has a global (universe scope) IPv4 address.
+pub fn pick_configured<'a>(
+    links: &'a [Link],
+    addrs: &'a [rtnl::Addr],
+    want: &Want,
+) -> Option<(&'a Link, &'a rtnl::Addr)> {
+    let global = |l: &Link| {
+        addrs.iter().find(|a| {
+            a.index == l.index && a.scope == rtnl::RT_SCOPE_UNIVERSE && a.address.is_ipv4()
+        })
+    };
+    let ready = |l: &&Link| l.is_up() && l.has_carrier();
+    match want {
+        Want::AnyEthernet => {
+            let mut eth: Vec<&Link> = ethernet(links).filter(ready).collect();
+            eth.sort_by_key(|l| l.index);
+            eth.into_iter().find_map(|l| global(l).map(|a| (l, a)))
+        }
+        w => pick(links, w)
+            .filter(ready)
+            .and_then(|l| global(l).map(|a| (l, a))),
+    }
 }

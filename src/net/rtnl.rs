@@ -23,6 +23,7 @@ pub const RTM_NEWLINK: u16 = 16;
 pub const RTM_DELLINK: u16 = 17;
 pub const RTM_GETLINK: u16 = 18;
 pub const RTM_NEWADDR: u16 = 20;
+pub const RTM_GETADDR: u16 = 22;
 pub const RTM_NEWROUTE: u16 = 24;
 /// `RTMGRP_LINK`: the nl_groups bit of RTNLGRP_LINK (group 1).
 pub const RTMGRP_LINK: u32 = 1;
@@ -61,8 +62,8 @@ pub const ARPHRD_LOOPBACK: u16 = 772;
 /// IF_OPER_UP (if.h, RFC 2863 operstate).
 pub const IF_OPER_UP: u8 = 6;
 
-const AF_INET: u8 = 2;
-const AF_INET6: u8 = 10;
+pub const AF_INET: u8 = 2;
+pub const AF_INET6: u8 = 10;
 /// IFNAMSIZ − 1 (if.h): longest interface name.
 pub const IFNAME_MAX: usize = 15;
 
@@ -221,6 +222,8 @@ pub enum Message {
     Done { seq: u32, errno: i32 },
     /// RTM_NEWLINK (dump part or notification) / RTM_DELLINK.
     Link { seq: u32, deleted: bool, link: Link },
+    /// RTM_NEWADDR (dump part): one address on one link.
+    Addr { seq: u32, addr: Addr },
     /// Anything else, kept by type.
     Other { seq: u32, ty: u16 },
 }
@@ -251,6 +254,12 @@ pub fn parse(buf: &[u8]) -> Result<Vec<Message>, DecodeError> {
                     len: body.len(),
                 })?,
             },
+            Payload::Family(body) if ty == RTM_NEWADDR => match parse_addr(body) {
+                Some(addr) => Message::Addr { seq, addr },
+                // An address family we do not read (or no address
+                // attribute): kept by type, like any other message.
+                None => Message::Other { seq, ty },
+            },
             Payload::Noop | Payload::Overrun | Payload::Family(_) => Message::Other { seq, ty },
         };
         out.push(msg);
@@ -280,6 +289,52 @@ fn parse_link(body: &[u8]) -> Option<Link> {
         }
     }
     Some(l)
+}
+
+/// One interface address from an RTM_NEWADDR (`struct ifaddrmsg` +
+/// IFA_LOCAL, else IFA_ADDRESS).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Addr {
+    pub index: i32,
+    pub prefix_len: u8,
+    /// RT_SCOPE_* (`ifa_scope`): 0 universe, 253 link, 254 host.
+    pub scope: u8,
+    pub address: IpAddr,
+}
+
+fn parse_addr(body: &[u8]) -> Option<Addr> {
+    let family = *body.first()?;
+    let prefix_len = *body.get(1)?;
+    let scope = *body.get(3)?;
+    let index = rd_u32(body, 4)? as i32;
+    let ip = |d: &[u8]| -> Option<IpAddr> {
+        match family {
+            AF_INET => Some(IpAddr::from(<[u8; 4]>::try_from(d.get(..4)?).ok()?)),
+            AF_INET6 => Some(IpAddr::from(<[u8; 16]>::try_from(d.get(..16)?).ok()?)),
+            _ => None,
+        }
+    };
+    let (mut local, mut address) = (None, None);
+    for a in hdr::attrs(body.get(IFADDRMSG_LEN..)?) {
+        match a.kind() {
+            IFA_LOCAL => local = ip(a.data),
+            IFA_ADDRESS => address = ip(a.data),
+            _ => {}
+        }
+    }
+    Some(Addr {
+        index,
+        prefix_len,
+        scope,
+        address: local.or(address)?,
+    })
+}
+
+/// RTM_GETADDR dump of every address of `family` (AF_INET, AF_INET6).
+pub fn get_addrs(seq: u32, family: u8) -> Vec<u8> {
+    let mut hdr = [0u8; IFADDRMSG_LEN];
+    hdr[0] = family;
+    req(RTM_GETADDR, NLM_F_DUMP, seq).bytes(&hdr).finish()
 }
 
 /// A request: NLM_F_REQUEST, and nlmsg_pid 0 (the kernel fills in our
@@ -538,5 +593,57 @@ mod tests {
                 full.len()
             )
         );
+    }
+
+    #[test]
+    fn address_dump_part_decodes_local_over_peer_and_skips_odd_families() {
+        let mut hdr = [0u8; IFADDRMSG_LEN];
+        hdr[0] = AF_INET;
+        hdr[1] = 24;
+        hdr[4..8].copy_from_slice(&3u32.to_ne_bytes());
+        let m = NlMsgBuilder::new(RTM_NEWADDR, NLM_F_MULTI, 9, 0)
+            .bytes(&hdr)
+            .attr(IFA_ADDRESS, &[198, 18, 0, 9])
+            .attr(IFA_LOCAL, &[198, 18, 0, 2])
+            .finish();
+        let got = parse(&m).unwrap();
+        assert_eq!(
+            got,
+            [Message::Addr {
+                seq: 9,
+                addr: Addr {
+                    index: 3,
+                    prefix_len: 24,
+                    scope: 0,
+                    address: IpAddr::V4(Ipv4Addr::new(198, 18, 0, 2)),
+                },
+            }]
+        );
+        // A family we do not read, a short address, a truncated header.
+        hdr[0] = 99;
+        let odd = NlMsgBuilder::new(RTM_NEWADDR, NLM_F_MULTI, 9, 0)
+            .bytes(&hdr)
+            .attr(IFA_LOCAL, &[1, 2])
+            .finish();
+        assert_eq!(
+            parse(&odd).unwrap(),
+            [Message::Other {
+                seq: 9,
+                ty: RTM_NEWADDR
+            }]
+        );
+        let short = NlMsgBuilder::new(RTM_NEWADDR, NLM_F_MULTI, 9, 0)
+            .bytes(&[AF_INET, 24])
+            .finish();
+        assert_eq!(
+            parse(&short).unwrap(),
+            [Message::Other {
+                seq: 9,
+                ty: RTM_NEWADDR
+            }]
+        );
+        let req = get_addrs(4, AF_INET);
+        assert_eq!(rd_u16(&req, 4), Some(RTM_GETADDR));
+        assert_eq!(req.get(16), Some(&AF_INET));
     }
 }
