@@ -416,6 +416,9 @@ pub fn run_to_device(
     });
     let (_, (path, session, disk, root)) = res.map_err(|e| login_exhausted(plan, e))?;
     steps::tune(exec, plan, &disk)?;
+    if opts.mode == Mode::Attach {
+        steps::attach_fs_modules(plan, &index, &root);
+    }
     Ok(RootReady {
         root,
         disk,

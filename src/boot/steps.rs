@@ -245,6 +245,34 @@ fn fs_candidates(plan: &BootPlan, root: &Root) -> Vec<String> {
     pid1::parse_filesystems(&std::fs::read_to_string("/proc/filesystems").unwrap_or_default())
 }
 
+/// The file system drivers for `types`, loaded only once the type is known
+/// (`fs-<type>` is the alias every fs module carries). Not fatal: a driver
+/// may be built in or loaded already.
+pub fn load_fs_modules(index: &ModuleIndex, types: &[String]) {
+    let mut loader = KernelLoader::new(Path::new("/sys"));
+    for t in types {
+        let alias = format!("fs-{t}");
+        if index.is_builtin(t) || !index.has_module(t) && index.match_alias(&alias).is_empty() {
+            continue;
+        }
+        let name = if index.has_module(t) {
+            t.clone()
+        } else {
+            alias
+        };
+        if let Err(e) = kmod::load_by_name(index, &mut loader, &[name]) {
+            log::warn!("loading the {t} module: {e}");
+        }
+    }
+}
+
+/// `netboot attach`: the caller mounts, but its `mount` may not be able to
+/// load a driver (no modprobe in the image): load the root's file system
+/// driver now, as the PID-1 mount step does.
+pub fn attach_fs_modules(plan: &BootPlan, index: &ModuleIndex, root: &Root) {
+    load_fs_modules(index, &fs_candidates(plan, root));
+}
+
 pub fn mount(
     exec: &mut Exec,
     plan: &BootPlan,
@@ -260,26 +288,7 @@ pub fn mount(
             .str("target", dir.clone()),
         || {
             let types = fs_candidates(plan, root);
-            // The file system driver is loaded only now that the type is
-            // known (`fs-<type>` is the alias every fs module carries).
-            // Not fatal: it may be built in or already loaded.
-            let mut loader = KernelLoader::new(Path::new("/sys"));
-            for t in &types {
-                let alias = format!("fs-{t}");
-                if index.is_builtin(t)
-                    || !index.has_module(t) && index.match_alias(&alias).is_empty()
-                {
-                    continue;
-                }
-                let name = if index.has_module(t) {
-                    t.clone()
-                } else {
-                    alias
-                };
-                if let Err(e) = kmod::load_by_name(index, &mut loader, &[name]) {
-                    log::warn!("loading the {t} module: {e}");
-                }
-            }
+            load_fs_modules(index, &types);
             let data = plan.root.flags.clone().unwrap_or_default();
             pid1::mount_root(&mut RealSys, &dev, &dir, &types, plan.root.read_only, &data).map(
                 |fs| {
