@@ -15,6 +15,7 @@ pub mod entropy;
 pub mod escape;
 pub mod events;
 pub mod hostport;
+pub mod ibft;
 pub mod iscsi;
 pub mod klog;
 pub mod kmod;

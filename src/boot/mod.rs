@@ -9,6 +9,7 @@ pub mod attach;
 mod config;
 pub mod error;
 pub mod failover;
+mod firmware;
 pub mod pid1;
 
 pub use error::{BootError, Classify, ErrorKind, StepError};
@@ -303,14 +304,29 @@ pub fn run_to_device(
 ) -> Result<RootReady, StepError> {
     let started = Instant::now();
     let mut deadline = started + Duration::from_millis(plan.timeout_ms);
-    // Without a root path, a config server or DHCP nothing can supply one:
-    // fail before touching the network.
-    if plan.paths.is_empty() && plan.config.servers.is_empty() && !plan.network.uses_dhcp() {
+    // Without a root path, a config server, DHCP or the iBFT nothing can
+    // supply one: fail before touching the network.
+    let firmware = plan.iscsi.firmware || plan.iscsi.ibft;
+    if plan.paths.is_empty()
+        && plan.config.servers.is_empty()
+        && !plan.network.uses_dhcp()
+        && !firmware
+    {
         return Err(no_root_path());
     }
     let mut executable = check_supported(plan)?;
     let moddir = crate::kmod::running_kernel_dir();
     let index = steps::modules(exec, &moddir, &plan.network, opts.mode)?;
+    // The command line's own keys (and the secrets file's) win over the
+    // iBFT; both win over a fetched config.
+    let mut explicit = crate::config::explicit_keys(&opts.cmdline);
+    explicit.extend(crate::cmdline::keys::fields_of(&opts.secrets_args));
+    if firmware {
+        let from_table = firmware::ibft_step(exec, plan, &index, &explicit)?;
+        explicit.extend(from_table);
+        executable = check_supported(plan)?;
+        adopt(exec, plan);
+    }
     let existing = match opts.mode {
         Mode::Pid1 => crate::net::Existing::Configure,
         Mode::Attach => crate::net::Existing::Respect,
@@ -323,8 +339,6 @@ pub fn run_to_device(
     // host name resolves; rewritten below once the config is merged.
     write_resolv_conf(plan, &links);
     if let Some(f) = config::fetch(exec, plan, &index, &id, deadline)? {
-        let mut explicit = crate::config::explicit_keys(&opts.cmdline);
-        explicit.extend(crate::cmdline::keys::fields_of(&opts.secrets_args));
         let network = plan.network.clone();
         crate::config::apply(&f.config, plan, &explicit);
         executable = check_supported(plan)?;
@@ -598,7 +612,7 @@ fn dhcp_root_path(
         if plan.root_path_from_dhcp && plan.paths.is_empty() {
             let asked: Vec<&str> = links.iter().map(|l| l.iface.as_str()).collect();
             return Err(fail(format!(
-                "root=dhcp: no DHCP server sent a root path (option 17) on {}",
+                "root=dhcp: no DHCP server sent a root path (DHCPv4 option 17, DHCPv6 option 59 as iscsi:…) on {}",
                 if asked.is_empty() {
                     "any link".to_string()
                 } else {

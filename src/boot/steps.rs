@@ -54,6 +54,11 @@ pub fn modules(
             }
             crate::net::raise_early(net);
             named.extend(kmod::load_by_name(&index, &mut loader, &BOOT_MODULES)?);
+            // vlan=: the kernel would request 8021q for the link kind
+            // (`rtnl-link-vlan`) through a modprobe we do not have.
+            if !net.vlans.is_empty() {
+                named.extend(kmod::load_by_name(&index, &mut loader, &["8021q"])?);
+            }
             let fresh = |l: &[kmod::Loaded]| {
                 l.iter()
                     .filter(|m| !m.already)

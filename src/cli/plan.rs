@@ -1,6 +1,7 @@
-//! `netboot plan [--cmdline STRING | --cmdline-file FILE]`: parse a kernel
-//! command line (default /proc/cmdline) and print the BootPlan as pretty
-//! JSON. Exit 0 with the plan, 1 on an invalid value or unreadable file
+//! `netboot plan [--cmdline STRING | --cmdline-file FILE] [--ibft DIR]`:
+//! parse a kernel command line (default /proc/cmdline) and print the
+//! BootPlan as pretty JSON; with `--ibft DIR`, the plan with the iBFT in
+//! DIR (a copy of /sys/firmware/ibft) merged in, as the boot merges it. Exit 0 with the plan, 1 on an invalid value or unreadable file
 //! (one line on stderr), 2 on bad usage. Secrets print as `***`.
 
 use super::common::{unexpected, Arg, ArgError, Opt, Spec};
@@ -14,13 +15,17 @@ const DEFAULT_CMDLINE: &str = "/proc/cmdline";
 
 pub static SPEC: Spec = Spec {
     prog: "netboot plan",
-    synopsis: "[--cmdline STRING | --cmdline-file FILE]",
+    synopsis: "[--cmdline STRING | --cmdline-file FILE] [--ibft DIR]",
     summary: "print the boot plan a kernel command line yields, as JSON",
     about: "\
 The plan is what netboot as PID 1 would do with that command line: root
 paths in failover order, network, initiator, timeouts, failure policy.
 Secrets (CHAP passwords) print as \"***\". The line is read as bytes, like
 /proc/cmdline: bytes that are not UTF-8 become U+FFFD.
+With --ibft DIR the iSCSI Boot Firmware Table in DIR (a copy of
+/sys/firmware/ibft, e.g. `cp -r /sys/firmware/ibft DIR` as root) is merged
+in as rd.iscsi.firmware=1 merges it at boot: its targets, NIC and initiator,
+unless the command line gives them.
 
 exit codes: 0 the plan was printed, 1 an invalid value or an unreadable
 file (one line on stderr), 2 bad usage.
@@ -37,6 +42,11 @@ file (one line on stderr), 2 bad usage.
             help: "parse the command line in FILE (default /proc/cmdline),\n\
                    at most 1048576 bytes",
         },
+        Opt {
+            name: "--ibft",
+            value: Some("DIR"),
+            help: "merge the iBFT saved in DIR (a copy of /sys/firmware/ibft)",
+        },
     ],
 };
 
@@ -46,12 +56,26 @@ pub(super) enum Source<'a> {
     File(&'a OsStr),
 }
 
-pub(super) fn parse(args: &[OsString]) -> Result<Option<Source<'_>>, ArgError> {
+/// `netboot plan`'s arguments.
+#[derive(Debug)]
+pub(super) struct PlanArgs<'a> {
+    pub source: Option<Source<'a>>,
+    pub ibft: Option<&'a OsStr>,
+}
+
+pub(super) fn parse(args: &[OsString]) -> Result<PlanArgs<'_>, ArgError> {
     let mut src = None;
+    let mut ibft = None;
     for a in SPEC.parse(args) {
         let next = match a? {
             Arg::Value("--cmdline", v) => Source::Line(v),
             Arg::Value("--cmdline-file", v) => Source::File(v),
+            Arg::Value("--ibft", v) => {
+                if ibft.replace(v).is_some() {
+                    return Err("--ibft given twice".into());
+                }
+                continue;
+            }
             // Never echo a positional: it may be a command line with a CHAP
             // secret given without --cmdline.
             Arg::Pos(_) => {
@@ -65,7 +89,7 @@ pub(super) fn parse(args: &[OsString]) -> Result<Option<Source<'_>>, ArgError> {
             return Err("give one of --cmdline, --cmdline-file".into());
         }
     }
-    Ok(src)
+    Ok(PlanArgs { source: src, ibft })
 }
 
 /// The command line from `--cmdline`, `--cmdline-file` or /proc/cmdline.
@@ -87,22 +111,38 @@ pub(super) fn read_source(src: Option<&Source<'_>>) -> Result<String, String> {
 }
 
 pub fn run(args: &[OsString]) -> i32 {
-    let src = match parse(args) {
+    let a = match parse(args) {
         Ok(s) => s,
         Err(e) => return SPEC.exit(e),
     };
-    let text = match read_source(src.as_ref()) {
+    let text = match read_source(a.source.as_ref()) {
         Ok(t) => t,
         Err(msg) => return fail(CMD, Exit::Failure, msg),
     };
-    let plan = match crate::cmdline::parse_plan(&text) {
+    let mut plan = match crate::cmdline::parse_plan(&text) {
         Ok(p) => p,
         Err(e) => return fail(CMD, Exit::Failure, e),
     };
+    if let Some(dir) = a.ibft {
+        if let Err(msg) = merge_ibft(&mut plan, &text, Path::new(dir)) {
+            return fail(CMD, Exit::Failure, msg);
+        }
+    }
     match serde_json::to_string_pretty(&plan) {
         Ok(json) => super::common::print_stdout(&format!("{json}\n")),
         Err(e) => fail(CMD, Exit::Failure, format!("cannot encode the plan: {e}")),
     }
+}
+
+/// The saved table in `dir` merged into `plan` as the boot merges it
+/// (`boot::firmware`), and the plan checked again by the boot's gate.
+fn merge_ibft(plan: &mut crate::plan::BootPlan, cmdline: &str, dir: &Path) -> Result<(), String> {
+    let tree = crate::ibft::sysfs::read_tree(dir).map_err(|e| format!("--ibft: {e}"))?;
+    let table = crate::ibft::parse(&tree).map_err(|e| e.to_string())?;
+    let explicit = crate::cmdline::keys::explicit_fields(cmdline);
+    crate::ibft::plan::merge(&table, plan, &explicit).map_err(|e| e.to_string())?;
+    crate::cmdline::supported::check(plan).map_err(|e| e.to_string())?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -168,6 +168,34 @@ pub fn parse_mac(s: &str) -> Option<String> {
     Some(out.join(":"))
 }
 
+/// dracut's `vlan=NAME:PARENT` (35network-legacy/parse-vlan.sh: exactly
+/// two fields). The VLAN id comes from the name as dracut's `get_vid`
+/// takes it: after a leading `vlan` (`vlan0042`, `vlan42`), else after the
+/// last `.` (`eth0.42`, `eth0.0042`); read as decimal (iproute2 would read
+/// a zero-padded `010` as octal 8), 1..4094 (0 is priority tagging only,
+/// 4095 reserved: the kernel refuses it).
+pub fn parse_vlan(value: &str) -> Option<crate::plan::Vlan> {
+    let (name, parent) = value.split_once(':')?;
+    if !valid_iface(name) || !valid_iface(parent) || name == parent {
+        return None;
+    }
+    let digits = match name.strip_prefix("vlan") {
+        Some(d) if !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()) => d,
+        _ => name.rsplit_once('.')?.1,
+    };
+    if digits.is_empty() || digits.len() > 4 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let id: u16 = digits.parse().ok()?;
+    (1..=crate::net::rtnl::VLAN_VID_MAX)
+        .contains(&id)
+        .then(|| crate::plan::Vlan {
+            name: name.to_string(),
+            parent: parent.to_string(),
+            id,
+        })
+}
+
 /// IFNAMSIZ is 16 with the NUL; `dev_valid_name()` forbids `/`, `:` and
 /// whitespace (net/core/dev.c).
 pub fn valid_iface(s: &str) -> bool {
@@ -363,6 +391,32 @@ mod tests {
         assert_eq!(prefix("255.0.255.0", c), None);
         assert_eq!(prefix("", c), Some(8));
         assert_eq!(prefix("33", c), None);
+    }
+
+    #[test]
+    fn vlan_names_give_the_id_in_decimal() {
+        let v = |s: &str| parse_vlan(s).map(|v| (v.name, v.parent, v.id));
+        let t = |n: &str, p: &str, id| Some((n.to_string(), p.to_string(), id));
+        assert_eq!(v("eth0.42:eth0"), t("eth0.42", "eth0", 42));
+        assert_eq!(v("eth0.0010:eth0"), t("eth0.0010", "eth0", 10));
+        assert_eq!(v("vlan0005:ens3"), t("vlan0005", "ens3", 5));
+        assert_eq!(v("vlan5:ens3"), t("vlan5", "ens3", 5));
+        assert_eq!(v("ibft0.4094:ibft0"), t("ibft0.4094", "ibft0", 4094));
+        for bad in [
+            "eth0.42",
+            "eth0.42:eth0:x",
+            "eth0.4095:eth0",
+            "eth0.0:eth0",
+            "eth0:eth0",
+            "eth0.x:eth0",
+            "vlan:eth0",
+            "eth0.42:",
+            ":eth0",
+            "eth0.00042:eth0",
+            "averyveryverylongname.42:eth0",
+        ] {
+            assert_eq!(v(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -95,9 +95,11 @@ plan_fields! {
     LoginRetryMax: ["rd.iscsi.login_retry_max"], Some("iscsi.login_retry_max");
     NodeParams: ["rd.iscsi.param", "iscsi_param"], Some("iscsi.node_params");
     Firmware: ["rd.iscsi.firmware", "iscsi_firmware"], None;
-    Ibft: ["rd.iscsi.ibft"], None;
+    Ibft: ["rd.iscsi.ibft", "netboot.ibft"], None;
     Ip: ["ip"], Some("ip");
     Ifnames: ["ifname"], None;
+    /// `vlan=NAME:PARENT` (dracut).
+    Vlans: ["vlan"], None;
     Bootif: ["BOOTIF"], None;
     Nameservers: ["nameserver"], Some("nameservers");
     Neednet: ["rd.neednet"], None;
@@ -198,6 +200,7 @@ pub enum Expected {
     Netroot,
     RootDevice,
     Ifname,
+    Vlan,
     Bootif,
     IpAddress,
     IscsiName,
@@ -248,6 +251,9 @@ impl fmt::Display for Expected {
                 f.write_str("/dev/…, LABEL=, UUID=, PARTUUID=, PARTLABEL=, iscsi:… or dhcp")
             }
             Ifname => f.write_str("NAME:MAC like lan0:52:54:00:12:34:56"),
+            Vlan => f.write_str(
+                "NAME:PARENT like eth0.42:eth0 or vlan42:eth0 (the VLAN id 1..4094 in decimal after the last . or after vlan)",
+            ),
             Bootif => f.write_str("a MAC like 01-52-54-00-12-34-56 or 52:54:00:12:34:56"),
             IpAddress => f.write_str("an IP address"),
             IscsiName => write!(
@@ -401,7 +407,9 @@ pub fn root_path(value: &str) -> Result<RootPath, ValueError> {
 /// (take it from DHCP option 17).
 pub fn netroot(value: &str) -> Result<Option<RootPath>, ValueError> {
     match value {
-        "dhcp" | "iscsi" => Ok(None),
+        // dhcp6: dracut's `root=dhcp6` (dhcp-root.sh); the root path then
+        // comes from DHCPv6 option 59.
+        "dhcp" | "dhcp6" | "iscsi" => Ok(None),
         v if v.starts_with("iscsi:") => root_path(v).map(Some),
         v => Err(not(v, Expected::Netroot)),
     }
@@ -588,6 +596,12 @@ pub fn ifname(value: &str) -> Result<IfName, ValueError> {
         name: name.to_string(),
         mac,
     })
+}
+
+/// [`PlanField::Vlans`]: `NAME:PARENT`, the VLAN id from the name
+/// ([`ip::parse_vlan`]).
+pub fn vlan(value: &str) -> Result<crate::plan::Vlan, ValueError> {
+    ip::parse_vlan(value).ok_or_else(|| not(value, Expected::Vlan))
 }
 
 /// [`PlanField::Bootif`]: pxelinux IPAPPEND 2: `01-` (ARP type Ethernet)

@@ -288,7 +288,7 @@ fn set(
             plan.root.device = if value.starts_with("iscsi:") {
                 plan.paths.push(keys::root_path(value)?);
                 RootDevice::Lun
-            } else if value == "dhcp" {
+            } else if value == "dhcp" || value == "dhcp6" {
                 plan.root_path_from_dhcp = true;
                 RootDevice::Lun
             } else {
@@ -312,6 +312,7 @@ fn set(
             plan.network.ip.push(c);
         }
         PlanField::Ifnames => plan.network.ifnames.push(keys::ifname(value)?),
+        PlanField::Vlans => plan.network.vlans.push(keys::vlan(value)?),
         PlanField::Bootif => plan.network.bootif = Some(keys::bootif(value)?),
         PlanField::Nameservers => plan.network.nameservers.push(keys::nameserver(value)?),
         PlanField::Neednet => plan.network.neednet = keys::flag(arg.value.as_deref())?,

@@ -3,7 +3,6 @@
 //! by now; this checks the plan as a whole, with the executor's own rules,
 //! so `netboot plan` refuses exactly what the boot would:
 //!
-//! - `rd.iscsi.firmware` / `rd.iscsi.ibft`: iBFT is not supported yet;
 //! - `ip=dhcp6` / `ip=auto6`, and a gateway of the other IP version than
 //!   the address ([`crate::net::refuse_unsupported`], which the network
 //!   step runs again);
@@ -26,8 +25,6 @@ use std::fmt;
 /// Why a plan cannot be executed. Display is one line and names the key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Unsupported {
-    /// `rd.iscsi.firmware` or `rd.iscsi.ibft`.
-    Firmware,
     /// An `ip=` entry the network step would refuse.
     Network(NetError),
     /// An `rd.iscsi.param=` node key (already checked one by one; applied
@@ -40,9 +37,6 @@ pub enum Unsupported {
 impl fmt::Display for Unsupported {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Unsupported::Firmware => f.write_str(
-                "rd.iscsi.firmware / rd.iscsi.ibft (iBFT) are not supported yet; give the root path on the command line",
-            ),
             Unsupported::Network(e) => e.fmt(f),
             Unsupported::NodeParam(e) => write!(f, "rd.iscsi.param: {e}"),
             Unsupported::LoginOverride(e) => write!(f, "login key override: {e}"),
@@ -77,9 +71,6 @@ pub fn login_overrides(node: &NodeSettings, plan: &BootPlan) -> Vec<(String, Str
 
 /// The gate (module docs).
 pub fn check(plan: &BootPlan) -> Result<Executable, Unsupported> {
-    if plan.iscsi.firmware || plan.iscsi.ibft {
-        return Err(Unsupported::Firmware);
-    }
     crate::net::refuse_unsupported(&plan.network).map_err(Unsupported::Network)?;
     let mut node = NodeSettings::default();
     node.apply(

@@ -73,6 +73,8 @@ pub use crate::plan::EventsTarget;
 pub mod step {
     pub const PSEUDOFS: &str = "pseudofs";
     pub const MODULES: &str = "modules";
+    /// `rd.iscsi.firmware` / `rd.iscsi.ibft`: the iBFT read into the plan.
+    pub const FIRMWARE_IBFT: &str = "firmware.ibft";
     pub const NET_LINK: &str = "net.link";
     pub const NET_ADDR: &str = "net.addr";
     pub const CONFIG_FETCH: &str = "config.fetch";
@@ -85,9 +87,10 @@ pub mod step {
     pub const ROOT_MOUNT: &str = "root.mount";
     pub const SWITCH_ROOT: &str = "switch_root";
     /// All of the above, in order.
-    pub const ALL: [&str; 13] = [
+    pub const ALL: [&str; 14] = [
         PSEUDOFS,
         MODULES,
+        FIRMWARE_IBFT,
         NET_LINK,
         NET_ADDR,
         CONFIG_FETCH,

@@ -545,7 +545,7 @@ fn decode_one(m: &hdr::NlMsg<'_>) -> Result<(Header, Message), DecodeError> {
             cid: r[1],
             state: r[2],
         },
-        CREATE_SESSION..=SEND_PDU => Message::Reply { kind, r },
+        CREATE_SESSION..=SEND_PDU | UNBIND_SESSION => Message::Reply { kind, r },
         _ => Message::Other { kind },
     };
     Ok((hdr, msg))
@@ -707,6 +707,22 @@ mod tests {
         let m = kernel_msg(0, 104, 0, [3, 9, 0, 0], &[]);
         let (_, msg) = decode(&m).remove(0).unwrap();
         assert_eq!(msg, Message::DestroySession { host_no: 3, sid: 9 });
+        // UNBIND_SESSION (27) lies outside 11..=19: its echo is a reply too.
+        let m = kernel_msg(27, 27, 0, [0; 4], &[]);
+        let (_, msg) = decode(&m).remove(0).unwrap();
+        assert_eq!(
+            msg,
+            Message::Reply {
+                kind: 27,
+                r: [0; 4]
+            }
+        );
+        let req = encode(&Request::UnbindSession { sid: 5 }, 7, 1, 0);
+        assert_eq!(&req[16..20], &27u32.to_ne_bytes());
+        assert_eq!(
+            &req[NLMSG_HDRLEN + U_OFF..NLMSG_HDRLEN + U_OFF + 4],
+            &5u32.to_ne_bytes()
+        );
         let pdu = [0x23u8; 52];
         let m = kernel_msg(0, 101, 0, [1, 0, 0, 0], &pdu);
         let (_, msg) = decode(&m).remove(0).unwrap();

@@ -10,7 +10,10 @@
 //! instead of pretending.
 
 pub mod dhcp;
+pub mod dhcp6;
+pub mod dhcp6_sock;
 pub mod dhcp_sock;
+pub mod ipv6;
 pub mod rtnl;
 
 use crate::plan::{IpConfig, IpMethod, Network};
@@ -85,6 +88,31 @@ pub enum NetError {
     DhcpSocket { op: &'static str, errno: Errno },
     /// DHCP needs an Ethernet hardware address.
     NotEthernet { iface: String, mac: String },
+    /// IPv6 duplicate address detection found `address` in use.
+    DadFailed {
+        iface: String,
+        address: std::net::Ipv6Addr,
+    },
+    /// The link-local address did not finish DAD before the deadline.
+    NoLinkLocal { iface: String, waited: Duration },
+    /// `ip=auto6`: no usable global address and RA default route in time.
+    NoSlaac {
+        iface: String,
+        waited: Duration,
+        address: bool,
+        router: bool,
+        seen: Vec<String>,
+    },
+    /// `ip=dhcp6`: no REPLY with an address before the deadline.
+    NoLease6 {
+        iface: String,
+        waited: Duration,
+        sent: u32,
+        advertises: u32,
+        last_error: Option<String>,
+    },
+    /// socket/bind/sendto/poll/recvfrom on the DHCPv6 UDP socket.
+    Dhcp6Socket { op: &'static str, errno: Errno },
 }
 
 /// What a refused rtnetlink request usually means.
@@ -164,6 +192,43 @@ impl fmt::Display for NetError {
                 f,
                 "dhcp: {iface} has hardware address {mac:?}, not a 6-byte Ethernet MAC"
             ),
+            NetError::DadFailed { iface, address } => write!(
+                f,
+                "{iface}: IPv6 address {address} is already in use on the link (duplicate address detection failed)"
+            ),
+            NetError::NoLinkLocal { iface, waited } => write!(
+                f,
+                "{iface}: no IPv6 link-local address out of duplicate address detection within {} s (IPv6 disabled on the link?)",
+                Secs(*waited)
+            ),
+            NetError::NoSlaac { iface, waited, address, router, seen } => write!(
+                f,
+                "auto6: {iface} has {} within {} s (addresses: {}) — a router sending advertisements with an autonomous prefix on this link?",
+                match (address, router) {
+                    (false, false) => "no global address and no default route from a router advertisement",
+                    (true, false) => "a global address but no default route from a router advertisement",
+                    _ => "no global address out of duplicate address detection",
+                },
+                Secs(*waited),
+                if seen.is_empty() { "none".to_string() } else { seen.join(", ") }
+            ),
+            NetError::NoLease6 { iface, waited, sent, advertises, last_error } => {
+                write!(
+                    f,
+                    "dhcp6: no lease on {iface} within {} s ({sent} sent, {advertises} advertises",
+                    Secs(*waited)
+                )?;
+                match last_error {
+                    Some(e) => write!(f, "; last unusable reply: {e})"),
+                    None if *advertises == 0 => {
+                        f.write_str(") — DHCPv6 server on this link? (or ip=auto6, or a static ip=[ADDR]::[GW]:64::IFACE:none)")
+                    }
+                    None => f.write_str("; no REPLY to our request)"),
+                }
+            }
+            NetError::Dhcp6Socket { op, errno } => {
+                write!(f, "dhcp6: {op} on the UDP socket (port 546): {errno}")
+            }
         }
     }
 }
@@ -649,14 +714,17 @@ pub fn raise_early(net: &Network) {
     let Ok(links) = rt.links() else {
         return;
     };
-    for ip in net
-        .effective_ip()
-        .iter()
-        .filter(|ip| matches!(ip.method, IpMethod::Static | IpMethod::Dhcp))
-    {
+    for ip in net.effective_ip().iter().filter(|ip| {
+        matches!(
+            ip.method,
+            IpMethod::Static | IpMethod::Dhcp | IpMethod::Dhcp6 | IpMethod::Auto6
+        )
+    }) {
         let want = want_for(ip, net.bootif.as_deref());
         let chosen: Vec<&Link> = match (&want, ip.method) {
-            (Want::AnyEthernet, IpMethod::Dhcp) => ethernet(&links).collect(),
+            (Want::AnyEthernet, IpMethod::Dhcp | IpMethod::Dhcp6 | IpMethod::Auto6) => {
+                ethernet(&links).collect()
+            }
             _ => pick(&links, &want).into_iter().collect(),
         };
         for l in chosen {
@@ -786,17 +854,12 @@ pub fn configure_dhcp(
 }
 
 /// The `ip=` entries this version cannot configure, found without
-/// touching the network: DHCPv6 and SLAAC (`dhcp6`, `auto6`), and a
-/// gateway of another IP version than the address. The one check, made
+/// touching the network: a gateway of another IP version than the
+/// address. The one check, made
 /// when the plan is built (`cmdline::supported`, so `netboot plan` refuses
 /// what the boot would) and again by [`bring_up`].
 pub fn refuse_unsupported(net: &Network) -> Result<(), NetError> {
     for ip in &net.effective_ip() {
-        if matches!(ip.method, IpMethod::Dhcp6 | IpMethod::Auto6) {
-            return Err(NetError::Unsupported {
-                value: ip_value(ip),
-            });
-        }
         if let (Some(address), Some(gateway)) = (ip.address, ip.gateway) {
             if address.is_ipv4() != gateway.is_ipv4() {
                 return Err(NetError::GatewayFamily {
@@ -812,7 +875,8 @@ pub fn refuse_unsupported(net: &Network) -> Result<(), NetError> {
 
 /// Bring the boot network up: `lo`, then every `ip=` entry in order (no
 /// `ip=` at all means `ip=dhcp`). `ip=off`/`none` entries configure
-/// nothing; DHCPv6 and SLAAC are refused.
+/// nothing. `vlan=` links are created first, so `ip=` entries can name
+/// them.
 pub fn bring_up(
     net: &Network,
     deadline: Instant,
@@ -823,10 +887,11 @@ pub fn bring_up(
     refuse_unsupported(net)?;
     let mut rt = Rtnl::open()?;
     loopback_up(&mut rt)?;
+    ipv6::create_vlans(&mut rt, net, deadline)?;
     let mut out = Vec::new();
     for ip in &ips {
         if existing == Existing::Respect {
-            if let Some(r) = already_configured(&mut rt, ip, net)? {
+            if let Some(r) = already_configured(&mut rt, ip, net, deadline)? {
                 out.push(r);
                 continue;
             }
@@ -834,7 +899,9 @@ pub fn bring_up(
         match ip.method {
             IpMethod::Static => out.push(configure(&mut rt, ip, net, deadline)?),
             IpMethod::Dhcp => out.push(configure_dhcp(&mut rt, ip, net, deadline)?),
-            IpMethod::Off | IpMethod::Dhcp6 | IpMethod::Auto6 => {}
+            IpMethod::Dhcp6 => out.push(ipv6::configure_dhcp6(&mut rt, ip, net, deadline)?),
+            IpMethod::Auto6 => out.push(ipv6::configure_auto6(&mut rt, ip, net, deadline)?),
+            IpMethod::Off => {}
         }
     }
     Ok(out)
@@ -862,6 +929,7 @@ fn already_configured(
     rt: &mut Rtnl,
     ip: &IpConfig,
     net: &Network,
+    deadline: Instant,
 ) -> Result<Option<LinkReport>, NetError> {
     if !matches!(ip.method, IpMethod::Static | IpMethod::Dhcp) {
         return Ok(None);
@@ -872,6 +940,13 @@ fn already_configured(
     let Some((link, addr)) = pick_configured(&links, &addrs, &want) else {
         return Ok(None);
     };
+    let (link, addr) = (link.clone(), addr.clone());
+    // The caller may have just raised it: the carrier (linkwatch) can lag
+    // by up to a second; a link left down is raised.
+    if !link.is_up() {
+        rt.set_link(&link, Some(true), None)?;
+    }
+    let link = wait_carrier(rt, &link, deadline)?;
     log::info!(
         "{} already has {}/{} (configured before netboot): using it",
         link.name,
@@ -896,8 +971,8 @@ fn already_configured(
 }
 
 /// Pure choice for [`already_configured`]: a link `want` names (or, for
-/// any Ethernet, the first in ifindex order) that is up with carrier and
-/// has a global (universe scope) IPv4 address.
+/// any Ethernet, the first in ifindex order) that has a global (universe
+/// scope) IPv4 address. Its carrier is waited for afterwards.
 pub fn pick_configured<'a>(
     links: &'a [Link],
     addrs: &'a [rtnl::Addr],
@@ -908,15 +983,63 @@ pub fn pick_configured<'a>(
             a.index == l.index && a.scope == rtnl::RT_SCOPE_UNIVERSE && a.address.is_ipv4()
         })
     };
-    let ready = |l: &&Link| l.is_up() && l.has_carrier();
     match want {
         Want::AnyEthernet => {
-            let mut eth: Vec<&Link> = ethernet(links).filter(ready).collect();
+            let mut eth: Vec<&Link> = ethernet(links).collect();
             eth.sort_by_key(|l| l.index);
             eth.into_iter().find_map(|l| global(l).map(|a| (l, a)))
         }
-        w => pick(links, w)
-            .filter(ready)
-            .and_then(|l| global(l).map(|a| (l, a))),
+        w => pick(links, w).and_then(|l| global(l).map(|a| (l, a))),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn link(index: i32, name: &str, flags: u32) -> Link {
+        Link {
+            index,
+            kind: rtnl::ARPHRD_ETHER,
+            flags,
+            name: name.into(),
+            mac: vec![0x52, 0x54, 0, 0, 0, index as u8],
+            ..Link::default()
+        }
+    }
+
+    fn addr(index: i32, a: &str, scope: u8) -> rtnl::Addr {
+        rtnl::Addr {
+            index,
+            prefix_len: 24,
+            scope,
+            address: a.parse().unwrap(),
+            flags: 0,
+        }
+    }
+
+    #[test]
+    fn configured_link_is_the_named_one_or_the_first_ethernet_with_a_global_v4() {
+        let links = [
+            link(2, "ens3", rtnl::IFF_UP),
+            link(3, "ens4", rtnl::IFF_UP),
+            link(4, "ens5", 0),
+        ];
+        let addrs = [
+            addr(2, "fe80::1", rtnl::RT_SCOPE_UNIVERSE),
+            addr(3, "127.0.0.9", rtnl::RT_SCOPE_HOST),
+            addr(4, "198.18.0.2", rtnl::RT_SCOPE_UNIVERSE),
+        ];
+        // Only ens5 has a global IPv4 address (down: raised afterwards).
+        let (l, a) = pick_configured(&links, &addrs, &Want::AnyEthernet).unwrap();
+        assert_eq!(
+            (l.name.as_str(), a.address.to_string()),
+            ("ens5", "198.18.0.2".into())
+        );
+        assert!(pick_configured(&links, &addrs, &Want::Name("ens3".into())).is_none());
+        let m = Want::Mac("52:54:00:00:00:04".into());
+        assert_eq!(pick_configured(&links, &addrs, &m).unwrap().0.name, "ens5");
+        assert!(pick_configured(&links, &[], &Want::AnyEthernet).is_none());
     }
 }

@@ -14,8 +14,8 @@ use std::mem::size_of;
 use std::net::IpAddr;
 
 use crate::netlink::hdr::{
-    self, HdrError, NlMsgBuilder, Payload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_REPLACE,
-    NLM_F_REQUEST,
+    self, HdrError, NlMsgBuilder, Payload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL,
+    NLM_F_REPLACE, NLM_F_REQUEST,
 };
 
 // rtnetlink.h message types.
@@ -25,6 +25,7 @@ pub const RTM_GETLINK: u16 = 18;
 pub const RTM_NEWADDR: u16 = 20;
 pub const RTM_GETADDR: u16 = 22;
 pub const RTM_NEWROUTE: u16 = 24;
+pub const RTM_GETROUTE: u16 = 26;
 /// `RTMGRP_LINK`: the nl_groups bit of RTNLGRP_LINK (group 1).
 pub const RTMGRP_LINK: u32 = 1;
 
@@ -32,12 +33,29 @@ pub const RTMGRP_LINK: u32 = 1;
 pub const IFLA_ADDRESS: u16 = 1;
 pub const IFLA_IFNAME: u16 = 3;
 pub const IFLA_MTU: u16 = 4;
+pub const IFLA_LINK: u16 = 5;
+pub const IFLA_LINKINFO: u16 = 18;
+/// IFLA_INFO_KIND / IFLA_INFO_DATA inside IFLA_LINKINFO (if_link.h).
+pub const IFLA_INFO_KIND: u16 = 1;
+pub const IFLA_INFO_DATA: u16 = 2;
+/// IFLA_VLAN_ID inside IFLA_INFO_DATA of kind "vlan" (if_link.h), a u16 in
+/// host order (net/8021q/vlan_netlink.c `vlan_policy`).
+pub const IFLA_VLAN_ID: u16 = 1;
+/// Highest VLAN id the kernel takes (VLAN_VID_MASK − 1: 4095 is reserved,
+/// vlan_netlink.c `vlan_validate` → ERANGE).
+pub const VLAN_VID_MAX: u16 = 4094;
 pub const IFLA_OPERSTATE: u16 = 16;
 pub const IFLA_CARRIER: u16 = 33;
 // if_addr.h IFA_*.
 pub const IFA_ADDRESS: u16 = 1;
 pub const IFA_LOCAL: u16 = 2;
 pub const IFA_BROADCAST: u16 = 4;
+/// IFA_FLAGS: the u32 flags (the `ifa_flags` byte holds only the low 8).
+pub const IFA_FLAGS: u16 = 8;
+/// DAD of the address still running (RFC 4862 §5.4): not usable as a source.
+pub const IFA_F_TENTATIVE: u32 = 0x40;
+/// DAD found the address in use.
+pub const IFA_F_DADFAILED: u32 = 0x08;
 /// IFA_F_NODAD (if_addr.h): a static boot address is ours by configuration;
 /// without it an IPv6 address stays "tentative" for DAD (≈1 s, RFC 4862
 /// §5.4) and the iSCSI connect fails with EADDRNOTAVAIL meanwhile.
@@ -45,6 +63,11 @@ pub const IFA_F_NODAD: u8 = 0x02;
 // rtnetlink.h RTA_*, tables, protocols, scopes, types.
 pub const RTA_OIF: u16 = 4;
 pub const RTA_GATEWAY: u16 = 5;
+pub const RTA_DST: u16 = 1;
+pub const RTA_TABLE: u16 = 15;
+/// Routes learnt from router advertisements (rtnetlink.h; the kernel's
+/// default router route, net/ipv6/route.c `rt6_add_dflt_router`).
+pub const RTPROT_RA: u8 = 9;
 pub const RT_TABLE_MAIN: u8 = 254;
 pub const RTPROT_BOOT: u8 = 3;
 pub const RTPROT_STATIC: u8 = 4;
@@ -224,6 +247,8 @@ pub enum Message {
     Link { seq: u32, deleted: bool, link: Link },
     /// RTM_NEWADDR (dump part): one address on one link.
     Addr { seq: u32, addr: Addr },
+    /// RTM_NEWROUTE (dump part): one route.
+    Route { seq: u32, route: Route },
     /// Anything else, kept by type.
     Other { seq: u32, ty: u16 },
 }
@@ -258,6 +283,10 @@ pub fn parse(buf: &[u8]) -> Result<Vec<Message>, DecodeError> {
                 Some(addr) => Message::Addr { seq, addr },
                 // An address family we do not read (or no address
                 // attribute): kept by type, like any other message.
+                None => Message::Other { seq, ty },
+            },
+            Payload::Family(body) if ty == RTM_NEWROUTE => match parse_route(body) {
+                Some(route) => Message::Route { seq, route },
                 None => Message::Other { seq, ty },
             },
             Payload::Noop | Payload::Overrun | Payload::Family(_) => Message::Other { seq, ty },
@@ -300,11 +329,25 @@ pub struct Addr {
     /// RT_SCOPE_* (`ifa_scope`): 0 universe, 253 link, 254 host.
     pub scope: u8,
     pub address: IpAddr,
+    /// IFA_F_* (`ifa_flags`, widened by IFA_FLAGS when present).
+    pub flags: u32,
+}
+
+impl Addr {
+    /// Duplicate address detection still running.
+    pub fn is_tentative(&self) -> bool {
+        self.flags & IFA_F_TENTATIVE != 0
+    }
+    /// Duplicate address detection found the address in use.
+    pub fn dad_failed(&self) -> bool {
+        self.flags & IFA_F_DADFAILED != 0
+    }
 }
 
 fn parse_addr(body: &[u8]) -> Option<Addr> {
     let family = *body.first()?;
     let prefix_len = *body.get(1)?;
+    let mut flags = u32::from(*body.get(2)?);
     let scope = *body.get(3)?;
     let index = rd_u32(body, 4)? as i32;
     let ip = |d: &[u8]| -> Option<IpAddr> {
@@ -319,6 +362,7 @@ fn parse_addr(body: &[u8]) -> Option<Addr> {
         match a.kind() {
             IFA_LOCAL => local = ip(a.data),
             IFA_ADDRESS => address = ip(a.data),
+            IFA_FLAGS => flags = rd_u32(a.data, 0).unwrap_or(flags),
             _ => {}
         }
     }
@@ -327,7 +371,95 @@ fn parse_addr(body: &[u8]) -> Option<Addr> {
         prefix_len,
         scope,
         address: local.or(address)?,
+        flags,
     })
+}
+
+/// One route from an RTM_NEWROUTE (`struct rtmsg` + RTA_DST, RTA_OIF,
+/// RTA_GATEWAY, RTA_TABLE).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub family: u8,
+    /// Prefix length of the destination; 0 = a default route.
+    pub dst_len: u8,
+    pub dst: Option<IpAddr>,
+    pub oif: Option<i32>,
+    pub gateway: Option<IpAddr>,
+    /// RTPROT_* (`rtm_protocol`): RTPROT_RA for routes from RAs.
+    pub protocol: u8,
+    /// RTA_TABLE when present, else `rtm_table`.
+    pub table: u32,
+    /// RTN_* (`rtm_type`).
+    pub kind: u8,
+}
+
+fn parse_route(body: &[u8]) -> Option<Route> {
+    let family = *body.first()?;
+    let ip = |d: &[u8]| -> Option<IpAddr> {
+        match family {
+            AF_INET => Some(IpAddr::from(<[u8; 4]>::try_from(d.get(..4)?).ok()?)),
+            AF_INET6 => Some(IpAddr::from(<[u8; 16]>::try_from(d.get(..16)?).ok()?)),
+            _ => None,
+        }
+    };
+    let mut r = Route {
+        family,
+        dst_len: *body.get(1)?,
+        dst: None,
+        oif: None,
+        gateway: None,
+        protocol: *body.get(5)?,
+        table: u32::from(*body.get(4)?),
+        kind: *body.get(7)?,
+    };
+    for a in hdr::attrs(body.get(RTMSG_LEN..)?) {
+        match a.kind() {
+            RTA_DST => r.dst = ip(a.data),
+            RTA_OIF => r.oif = rd_u32(a.data, 0).map(|i| i as i32),
+            RTA_GATEWAY => r.gateway = ip(a.data),
+            RTA_TABLE => r.table = rd_u32(a.data, 0).unwrap_or(r.table),
+            _ => {}
+        }
+    }
+    Some(r)
+}
+
+/// RTM_GETROUTE dump of every route of `family`.
+pub fn get_routes(seq: u32, family: u8) -> Vec<u8> {
+    let mut hdr = [0u8; RTMSG_LEN];
+    hdr[0] = family;
+    req(RTM_GETROUTE, NLM_F_DUMP, seq).bytes(&hdr).finish()
+}
+
+/// One attribute as bytes (header, data, padding to 4), for nesting.
+fn nla(ty: u16, data: &[u8]) -> Vec<u8> {
+    let len = u16::try_from(hdr::RTA_HDRLEN + data.len()).unwrap_or(u16::MAX);
+    let mut v = Vec::with_capacity(hdr::align(usize::from(len)));
+    v.extend_from_slice(&len.to_ne_bytes());
+    v.extend_from_slice(&ty.to_ne_bytes());
+    v.extend_from_slice(data);
+    v.resize(hdr::align(v.len()), 0);
+    v
+}
+
+/// RTM_NEWLINK creating VLAN `vid` named `name` on link `parent` (what
+/// `ip link add link PARENT name NAME type vlan id VID` sends):
+/// NLM_F_CREATE|NLM_F_EXCL, IFLA_IFNAME, IFLA_LINK, and IFLA_LINKINFO {
+/// IFLA_INFO_KIND "vlan", IFLA_INFO_DATA { IFLA_VLAN_ID } }. The kernel
+/// needs the 8021q module for the kind (else EOPNOTSUPP, "Unknown device
+/// type"); the VLAN takes the parent's MAC and MTU.
+pub fn new_vlan(seq: u32, name: &str, parent: i32, vid: u16) -> Vec<u8> {
+    let mut z = name.as_bytes().to_vec();
+    z.truncate(IFNAME_MAX);
+    z.push(0);
+    let mut info = nla(IFLA_INFO_KIND, b"vlan");
+    info.extend(nla(IFLA_INFO_DATA, &nla(IFLA_VLAN_ID, &vid.to_ne_bytes())));
+    req(RTM_NEWLINK, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, seq)
+        .bytes(&ifinfomsg(0, 0, 0))
+        .attr(IFLA_IFNAME, &z)
+        .attr(IFLA_LINK, &(parent as u32).to_ne_bytes())
+        .attr(IFLA_LINKINFO, &info)
+        .finish()
 }
 
 /// RTM_GETADDR dump of every address of `family` (AF_INET, AF_INET6).
@@ -616,6 +748,7 @@ mod tests {
                     prefix_len: 24,
                     scope: 0,
                     address: IpAddr::V4(Ipv4Addr::new(198, 18, 0, 2)),
+                    flags: 0,
                 },
             }]
         );

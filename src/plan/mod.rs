@@ -125,11 +125,14 @@ pub struct IscsiSettings {
     /// every path that gives none itself, already applied to `paths`.
     pub tpgt: u16,
     pub login_retry_max: u32,
-    /// `rd.iscsi.firmware`: targets from iBFT. Not supported yet: the
-    /// plan's gate (`cmdline::supported`, run by `netboot plan` and by the
-    /// executor) refuses it rather than ignoring it.
+    /// `rd.iscsi.firmware`: boot from the iBFT (`crate::ibft`): the
+    /// boot loads `iscsi_ibft` and merges the table's initiator, targets
+    /// and NIC into the plan before the network step; explicit
+    /// command-line keys win.
     pub firmware: bool,
-    /// `rd.iscsi.ibft`: NIC setup from iBFT. Not supported yet (as above).
+    /// `rd.iscsi.ibft` / `netboot.ibft`: the same as `firmware` (dracut
+    /// treats both as "use the iBFT"; netboot reads the whole table for
+    /// either).
     pub ibft: bool,
     /// `rd.iscsi.param=K=V`: open-iscsi node keys, in cmdline order.
     pub node_params: Vec<Param>,
@@ -190,6 +193,23 @@ pub struct Network {
     pub nameservers: Vec<IpAddr>,
     /// `rd.neednet=1`.
     pub neednet: bool,
+    /// `vlan=NAME:PARENT` (dracut): 802.1Q links created over rtnetlink
+    /// before any `ip=` entry is configured, in order.
+    ///
+    /// For the iBFT helper: a NIC entry with a non-zero VLAN field becomes
+    /// one entry here, `{name: "<nic>.<vid>", parent: <the NIC's name>,
+    /// id: <vid>}`, and its `ip=` entry names `<nic>.<vid>` (the address
+    /// goes on the VLAN device, as open-iscsi does). `net::bring_up`
+    /// creates every entry (loading 8021q) and raises its parent first.
+    pub vlans: Vec<Vlan>,
+}
+
+/// One VLAN link: `name` on top of `parent`, tagged `id` (1..4094).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Vlan {
+    pub name: String,
+    pub parent: String,
+    pub id: u16,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -254,11 +274,12 @@ impl Network {
         }
     }
 
-    /// DHCP will run (explicitly or by default).
+    /// DHCP (v4, or DHCPv6 for its option 59) will run (explicitly or by
+    /// default): a root path may come from it.
     pub fn uses_dhcp(&self) -> bool {
         self.effective_ip()
             .iter()
-            .any(|ip| ip.method == IpMethod::Dhcp)
+            .any(|ip| matches!(ip.method, IpMethod::Dhcp | IpMethod::Dhcp6))
     }
 }
 
