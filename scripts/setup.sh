@@ -10,6 +10,10 @@ need_pkgs=(tgt istgt open-iscsi libiscsi-bin iproute2 tcpdump shellcheck python3
 # the reference initramfs, module decompression, sfdisk for partitioned
 # images, mkfs.xfs for XFS roots, dnsmasq for the DHCP scenarios and tests/net.rs.
 need_pkgs+=(qemu-system-x86 busybox-static xz-utils zstd xfsprogs fdisk dnsmasq)
+# The distributions' initramfs generators our integrations are tested with
+# (dracut/, initramfs-tools/; the .deb is built with dpkg-deb), and
+# mmdebstrap for the Debian chroot in which mkinitramfs runs.
+need_pkgs+=(dracut-core initramfs-tools mmdebstrap udev)
 missing=()
 for p in "${need_pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
