@@ -22,5 +22,6 @@ pub mod kmod;
 pub mod net;
 pub mod netlink;
 pub mod plan;
+pub mod recovery;
 pub mod rxrpc;
 pub mod sys;

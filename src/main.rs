@@ -9,6 +9,14 @@ fn main() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    // argv[0] "@netboot-resident": the recovery process PID 1 left behind
+    // before switch_root (systemd spares "@" processes at shutdown).
+    if std::env::args_os()
+        .next()
+        .is_some_and(|a| a.as_encoded_bytes().first() == Some(&b'@'))
+    {
+        std::process::exit(netboot::recovery::resident::main());
+    }
     // As /init (PID 1) the binary is the boot agent: it reads the kernel
     // command line itself and never returns.
     if rustix::process::getpid().is_init() {

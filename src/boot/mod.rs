@@ -89,6 +89,9 @@ pub struct RootReady {
     pub target: String,
     /// The boot NIC, when the network step configured or found one.
     pub iface: Option<String>,
+    /// What the resident recovery process needs (secrets included: it
+    /// only ever travels on a pipe).
+    pub handoff: crate::recovery::Handoff,
     index: crate::kmod::ModuleIndex,
 }
 
@@ -102,6 +105,22 @@ impl RootReady {
             host_no: sid,
             target: target.into(),
             iface: Some("eth0".into()),
+            handoff: crate::recovery::Handoff {
+                sid,
+                cid: 0,
+                host_no: sid,
+                target: target.into(),
+                initiator: String::new(),
+                isid: [0; 6],
+                tsih: 0,
+                portals: Vec::new(),
+                chap: None,
+                offers: Vec::new(),
+                login_timeout_ms: 15_000,
+                replacement_timeout_s: 120,
+                events: None,
+                log: "info".into(),
+            },
             index: crate::kmod::ModuleIndex::default(),
         }
     }
@@ -215,7 +234,21 @@ pub fn pid1_main() -> ! {
         mode: Mode::Pid1,
     };
     match run(&mut exec, &mut plan, &opts) {
-        Ok(root) => {
+        Ok((root, handoff)) => {
+            // Life after switch_root: the resident answers the session's
+            // connection errors until iscsid starts (netboot.recovery=).
+            if plan.recovery == crate::plan::Recovery::Resident {
+                match crate::recovery::resident::spawn(&handoff, &root) {
+                    Ok(pid) => log::info!(
+                        "recovery: resident pid {pid} watches session {}",
+                        handoff.sid
+                    ),
+                    Err(e) => log::warn!(
+                        "recovery: cannot start the resident: {e}; nothing recovers session {} after switch_root",
+                        handoff.sid
+                    ),
+                }
+            }
             // Hand over: the report is final before init starts (it lives
             // in /run, which moves into the new root).
             if let Err(e) = exec.rec.finish_boot(BootOutcome::Ok) {
@@ -281,7 +314,11 @@ fn fail(exec: &mut Exec, plan: &BootPlan, failed: StepError) -> ! {
 ///
 /// One deadline, `netboot.timeout` from here, bounds the network, the
 /// config fetch, every login attempt on every path and the disk wait.
-pub fn run(exec: &mut Exec, plan: &mut BootPlan, opts: &BootOptions) -> Result<String, StepError> {
+pub fn run(
+    exec: &mut Exec,
+    plan: &mut BootPlan,
+    opts: &BootOptions,
+) -> Result<(String, crate::recovery::Handoff), StepError> {
     let ready = run_to_device(exec, plan, opts)?;
     let dir = steps::mount(exec, plan, &ready.index, &ready.root)?;
     // The benchmark's marks (qemu/bench reads them off the console): agent
@@ -291,7 +328,7 @@ pub fn run(exec: &mut Exec, plan: &mut BootPlan, opts: &BootOptions) -> Result<S
         opts.started_uptime,
         pid1::uptime()
     );
-    Ok(dir)
+    Ok((dir, ready.handoff))
 }
 
 /// The boot path up to "root device present": modules, network, config,
@@ -426,9 +463,10 @@ pub fn run_to_device(
                 log::warn!("{}; trying the next root path", e.chain());
                 (ErrorKind::Fatal, e)
             })?;
-        Ok((path, attached.session, disk, root))
+        let handoff = handoff_for(plan, path, &attached, &initiator, &node);
+        Ok((path, attached.session, disk, root, handoff))
     });
-    let (_, (path, session, disk, root)) = res.map_err(|e| login_exhausted(plan, e))?;
+    let (_, (path, session, disk, root, handoff)) = res.map_err(|e| login_exhausted(plan, e))?;
     steps::tune(exec, plan, &disk)?;
     if opts.mode == Mode::Attach {
         steps::attach_fs_modules(plan, &index, &root);
@@ -440,8 +478,57 @@ pub fn run_to_device(
         host_no: session.host_no,
         target: path.target.clone(),
         iface: links.first().map(|l| l.iface.clone()),
+        handoff,
         index,
     })
+}
+
+/// The resident's handoff: the session as logged in, the portal it is on
+/// first, then the plan's other portals of the same target (failover).
+fn handoff_for(
+    plan: &BootPlan,
+    path: &crate::plan::RootPath,
+    a: &attach::Attached,
+    initiator: &str,
+    node: &crate::iscsi::node::NodeSettings,
+) -> crate::recovery::Handoff {
+    use crate::recovery::handoff::{ChapSpec, EventsSpec, PortalSpec};
+    let tpgt = a.outcome.tpgt.unwrap_or(path.tpgt);
+    let mut portals = vec![PortalSpec {
+        host: a.portal.host.clone(),
+        port: a.portal.port,
+        tpgt,
+    }];
+    for p in plan.paths.iter().filter(|p| p.target == path.target) {
+        if !portals
+            .iter()
+            .any(|q| q.host == p.server && q.port == p.port)
+        {
+            portals.push(PortalSpec {
+                host: p.server.clone(),
+                port: p.port,
+                tpgt: p.tpgt,
+            });
+        }
+    }
+    crate::recovery::Handoff {
+        sid: a.session.sid,
+        cid: a.session.cid,
+        host_no: a.session.host_no,
+        target: path.target.clone(),
+        initiator: initiator.to_string(),
+        isid: a.outcome.isid,
+        tsih: a.outcome.tsih,
+        portals,
+        chap: attach::chap_for(plan, path).map(ChapSpec::from_chap),
+        offers: crate::cmdline::supported::login_overrides(node, plan),
+        login_timeout_ms: node.login_timeout.as_millis() as u64,
+        replacement_timeout_s: node.replacement_timeout,
+        events: plan.events.as_ref().map(EventsSpec::from_target),
+        log: log::LevelFilter::from(plan.log)
+            .as_str()
+            .to_ascii_lowercase(),
+    }
 }
 
 /// The kernel sockets of the `iscsi.connect` step.

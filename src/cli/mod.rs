@@ -12,6 +12,7 @@ pub mod events;
 pub mod plan;
 pub mod probe;
 pub mod report;
+pub mod status;
 
 use common::{print_stdout, quote_os, Spec};
 use std::ffi::OsString;
@@ -74,6 +75,11 @@ pub const COMMANDS: &[Command] = &[
         name: "report",
         spec: &report::SPEC,
         run: report::run,
+    },
+    Command {
+        name: "status",
+        spec: &status::SPEC,
+        run: status::run,
     },
     Command {
         name: "config-fetch",

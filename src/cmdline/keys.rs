@@ -117,6 +117,8 @@ plan_fields! {
     OnFail: ["netboot.on_fail"], Some("on_fail");
     RebootDelay: ["netboot.reboot_delay"], Some("reboot_delay_ms");
     Log: ["netboot.log"], Some("log");
+    /// What keeps the root session alive after switch_root.
+    Recovery: ["netboot.recovery"], None;
     Events: ["netboot.events"], Some("events");
     ConfigServers: ["netboot.config"], None;
     ConfigRequired: ["netboot.config.required"], None;
@@ -690,6 +692,12 @@ pub fn reboot_delay_ms(d: Dur) -> Result<u64, ValueError> {
     duration_ms(d, 0, REBOOT_DELAY_MAX_MS)
 }
 
+/// [`PlanField::Recovery`].
+pub fn recovery(value: &str) -> Result<crate::plan::Recovery, ValueError> {
+    crate::plan::Recovery::parse(value)
+        .ok_or_else(|| not(value, Expected::OneOf("resident, iscsid, off")))
+}
+
 /// [`PlanField::Log`]: [`LogLevel::parse`], the one log-level parser.
 pub fn log_level(value: &str) -> Result<LogLevel, ValueError> {
     LogLevel::parse(value).ok_or_else(|| not(value, Expected::OneOf(LogLevel::ALLOWED)))
@@ -794,8 +802,8 @@ mod tests {
     fn netboot_key_list() {
         assert_eq!(
             netboot_keys(),
-            "initiator, scheduler, nr_requests, queue_depth, cmds_max, timeout, on_fail, \
-             reboot_delay, log, events, config, config.required, secrets, param.KEY"
+            "initiator, ibft, scheduler, nr_requests, queue_depth, cmds_max, timeout, on_fail, \
+             reboot_delay, log, recovery, events, config, config.required, secrets, param.KEY"
         );
     }
 

@@ -334,6 +334,7 @@ fn set(
             plan.reboot_delay_ms = keys::reboot_delay_ms(Dur::Seconds(value))?
         }
         PlanField::Log => plan.log = keys::log_level(value)?,
+        PlanField::Recovery => plan.recovery = keys::recovery(value)?,
         PlanField::Events => plan.events = keys::events(value)?,
         PlanField::ConfigServers => plan.config.servers.push(keys::config_server(value)?),
         PlanField::ConfigRequired => plan.config.required = keys::flag(arg.value.as_deref())?,

@@ -339,6 +339,43 @@ impl IscsiNl {
         }
     }
 
+    /// STOP_CONN with `flag` (STOP_CONN_RECOVER, STOP_CONN_TERM).
+    pub fn stop_conn(&self, sid: u32, cid: u32, flag: u32) -> Result<(), KernelError> {
+        self.request(&Request::StopConn {
+            sid,
+            cid,
+            conn_handle: 0,
+            flag,
+        })
+        .map(|_| ())
+    }
+
+    /// The next kernel event (connection errors, session events) until
+    /// `deadline`; `None` when nothing came. Replies and PDUs queued by
+    /// other calls are left alone.
+    pub fn next_event(&self, deadline: Instant) -> Result<Option<Message>, KernelError> {
+        loop {
+            {
+                let mut q = self.pending.borrow_mut();
+                if let Some(i) = q
+                    .iter()
+                    .position(|m| !matches!(m, Message::Reply { .. } | Message::RecvPdu { .. }))
+                {
+                    return Ok(q.remove(i));
+                }
+                // PDUs nobody waits for (a late login response) must not
+                // pile up in a process that lives as long as the machine.
+                q.retain(|m| matches!(m, Message::Reply { .. }));
+            }
+            if Instant::now() >= deadline {
+                return Ok(None);
+            }
+            if let Some(msgs) = self.recv_some("kernel events", deadline)? {
+                self.pending.borrow_mut().extend(msgs);
+            }
+        }
+    }
+
     /// Ask the kernel to remove the session's SCSI target (asynchronous:
     /// the caller watches sysfs for the disks to go). The connection keeps
     /// running, so the disks' caches are flushed to the target first.
@@ -503,6 +540,7 @@ impl Connector for KernelConnector {
             conn_created: false,
             bound: false,
             committed: false,
+            reopen: false,
             timeout: self.setup.timeout,
             until: self.setup.until,
             last_itt: 0,
@@ -536,6 +574,55 @@ impl Connector for KernelConnector {
     }
 }
 
+/// Reconnects the connection of an existing kernel session, as iscsid's
+/// session reopen does (ERL 0): the caller stopped the connection with
+/// STOP_CONN_RECOVER; each attempt binds a new TCP socket to the same
+/// connection and logs in again on it (same ISID; the session's TSIH asks
+/// for reinstatement). The SCSI devices stay; I/O waits until START_CONN.
+pub struct ReopenConnector {
+    pub nl: Rc<IscsiNl>,
+    pub sid: u32,
+    pub cid: u32,
+    pub host_no: u32,
+    pub setup: SessionSetup,
+}
+
+impl Connector for ReopenConnector {
+    type Channel = KernelChannel;
+    fn connect(&mut self, portal: &Portal) -> Result<KernelChannel, ChannelError> {
+        let tcp = connect_stream(portal, self.setup.connect_timeout)?;
+        let peer = tcp.peer_addr().ok();
+        let mut ch = KernelChannel {
+            nl: self.nl.clone(),
+            sid: self.sid,
+            host_no: self.host_no,
+            cid: self.cid,
+            conn_created: true,
+            bound: false,
+            committed: false,
+            reopen: true,
+            timeout: self.setup.timeout,
+            until: self.setup.until,
+            last_itt: 0,
+            portal: portal.clone(),
+            peer,
+        };
+        self.nl.request_rc(&Request::BindConn {
+            sid: self.sid,
+            cid: self.cid,
+            transport_eph: tcp.as_raw_fd() as u64,
+            is_leading: true,
+        })?;
+        ch.bound = true;
+        drop(tcp);
+        // The session keeps its other parameters; the portal may be
+        // another one of the same target (failover).
+        ch.set(Param::PersistentAddress, &portal.host)?;
+        ch.set(Param::PersistentPort, &portal.port.to_string())?;
+        Ok(ch)
+    }
+}
+
 /// A kernel connection in login phase; carries login PDUs over SEND_PDU /
 /// KEVENT_RECV_PDU. Dropped without [`KernelChannel::commit`], it tears the
 /// connection and the session down.
@@ -547,6 +634,9 @@ pub struct KernelChannel {
     conn_created: bool,
     bound: bool,
     committed: bool,
+    /// A reconnect of an existing session ([`ReopenConnector`]): a failed
+    /// attempt only unbinds the socket, the session stays.
+    reopen: bool,
     timeout: Duration,
     until: Instant,
     last_itt: u32,
@@ -655,6 +745,16 @@ impl KernelChannel {
 
     fn teardown(&mut self) {
         let nl = &self.nl;
+        if self.reopen {
+            // Give the socket back; the session and its SCSI devices stay
+            // for the next attempt.
+            if self.bound {
+                if let Err(e) = nl.stop_conn(self.sid, self.cid, netlink::STOP_CONN_RECOVER) {
+                    log::warn!("session {}: unbinding a failed reconnect: {e}", self.sid);
+                }
+            }
+            return;
+        }
         if self.bound {
             if let Err(e) = nl.request(&Request::StopConn {
                 sid: self.sid,

@@ -66,6 +66,8 @@ pub const KEVENT_CONN_LOGIN_STATE: u32 = 109;
 
 /// `STOP_CONN` flag: terminate (the connection will be destroyed).
 pub const STOP_CONN_TERM: u32 = 1;
+/// `STOP_CONN` flag: stop for recovery (the connection is bound again).
+pub const STOP_CONN_RECOVER: u32 = 3;
 
 /// `enum iscsi_param` values we set (iscsi_if.h).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

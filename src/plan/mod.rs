@@ -111,6 +111,9 @@ pub struct BootPlan {
     /// `on_fail: reboot` reboots.
     pub reboot_delay_ms: u64,
     pub log: LogLevel,
+    /// `netboot.recovery=`: who answers the root session's connection
+    /// errors after switch_root.
+    pub recovery: Recovery,
     /// `None` = `netboot.events=off`.
     pub events: Option<EventsTarget>,
     pub config: ConfigSource,
@@ -336,6 +339,40 @@ pub struct Tuning {
     pub cmds_max: u32,
 }
 
+/// Who keeps the root session alive after switch_root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Recovery {
+    /// The default: a resident process reconnects after connection errors
+    /// until iscsid starts (then iscsid owns the session). Without it a
+    /// root with no iscsid dies at the first target restart.
+    Resident,
+    /// Nothing from netboot: the root system starts iscsid, which adopts
+    /// the session; between switch_root and iscsid nobody recovers.
+    Iscsid,
+    /// Nobody (tests, or roots that accept the risk).
+    Off,
+}
+
+impl Recovery {
+    pub fn parse(value: &str) -> Option<Recovery> {
+        match value {
+            "resident" => Some(Recovery::Resident),
+            "iscsid" => Some(Recovery::Iscsid),
+            "off" => Some(Recovery::Off),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Recovery::Resident => "resident",
+            Recovery::Iscsid => "iscsid",
+            Recovery::Off => "off",
+        }
+    }
+}
+
 /// What PID 1 does when a step fails (STYLE.md item 10).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -483,6 +520,7 @@ impl Default for BootPlan {
             on_fail: FailurePolicy::Reboot,
             reboot_delay_ms: DEFAULT_REBOOT_DELAY_MS,
             log: LogLevel::Info,
+            recovery: Recovery::Resident,
             events: Some(DEFAULT_EVENTS_TARGET),
             config: ConfigSource::default(),
         }
