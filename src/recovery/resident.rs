@@ -16,11 +16,13 @@ use std::path::Path;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-/// Pauses between reconnect attempts: 0.25 s doubling to 4 s, for as long
+/// Pauses between reconnect attempts: 0.25 s doubling to 2 s, for as long
 /// as the session exists (iscsid also retries without end; the kernel's
-/// replacement timeout decides when queued I/O fails meanwhile).
+/// replacement timeout decides when queued I/O fails meanwhile). The cap
+/// bounds how long after the target's return the root stays stalled; an
+/// attempt against a refusing portal costs one SYN.
 const INITIAL_BACKOFF: Duration = Duration::from_millis(250);
-const MAX_BACKOFF: Duration = Duration::from_secs(4);
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often the resident looks for iscsid and for its session while idle.
 const IDLE_CHECK: Duration = Duration::from_secs(1);
