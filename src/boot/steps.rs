@@ -35,6 +35,40 @@ pub fn modules(
             // already, and an image may carry no index: nothing to load is
             // then not an error (a missing iscsi_tcp shows at iscsi.connect).
             if mode == super::Mode::Attach && !dir.join("modules.dep").exists() {
+                // mkinitcpio keeps only kmod's binary indexes: the image's
+                // modprobe reads them (names, then device aliases).
+                if let Some(modprobe) = kmod::modprobe::usable(dir) {
+                    let mut names: Vec<String> = kmod::BOOT_EXTRAS
+                        .iter()
+                        .chain(BOOT_MODULES.iter())
+                        .map(|s| s.to_string())
+                        .collect();
+                    // Rounds, as coldplug: a bus driver (virtio_pci) makes
+                    // the devices (virtio:d00000001…) the next round loads.
+                    let mut asked: Vec<String> = Vec::new();
+                    for _ in 0..COLDPLUG_ROUNDS {
+                        names.extend(kmod::scan_modaliases(Path::new("/sys")));
+                        names.sort();
+                        names.dedup();
+                        names.retain(|n| !asked.contains(n));
+                        if names.is_empty() {
+                            break;
+                        }
+                        if let Err(e) = kmod::modprobe::run(&modprobe, &names) {
+                            log::warn!("{e}");
+                        }
+                        asked.append(&mut names);
+                    }
+                    let names = asked;
+                    crate::net::raise_early(net);
+                    return Ok((
+                        ModuleIndex::default(),
+                        Facts::new()
+                            .str("modprobe", modprobe.display().to_string())
+                            .u64("requested", names.len() as u64)
+                            .u64("took_ms", t.elapsed().as_millis() as u64),
+                    ));
+                }
                 log::info!("{}: no modules.dep; loading no modules", dir.display());
                 crate::net::raise_early(net);
                 return Ok((

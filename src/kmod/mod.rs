@@ -13,6 +13,7 @@ mod coldplug;
 mod fnmatch;
 mod index;
 mod load;
+pub mod modprobe;
 
 pub use coldplug::{coldplug, coldplug_with, scan_modaliases, Coldplug};
 pub use fnmatch::fnmatch;
