@@ -19,7 +19,9 @@
 #   fake_systemd 1      defines add_systemd_unit/add_systemd_drop_in, as the
 #                       systemd hook does when it runs before ours
 #   fake_unit_dir DIR   where add_systemd_unit finds units
-# and BUILDROOT, KERNELVERSION as mkinitcpio does.
+# and BUILDROOT, KERNELVERSION as mkinitcpio does. _d_kmoduledir (the
+# module directory, a variable of mkinitcpio's that install/netboot reads)
+# is set from fake_kroot when that is given.
 
 fake_record=${fake_record:-/dev/null}
 fake_perform=${fake_perform:-0}
@@ -28,6 +30,10 @@ fake_kroot=${fake_kroot:-/}
 fake_autodetect=${fake_autodetect:-}
 fake_systemd=${fake_systemd:-0}
 fake_unit_dir=${fake_unit_dir:-/usr/lib/systemd/system}
+if [ "$fake_kroot" != / ]; then
+    # shellcheck disable=SC2034 # read by the install hook
+    _d_kmoduledir=$fake_kroot/lib/modules/$KERNELVERSION
+fi
 declare -A fake_modpaths=() fake_runhooks=()
 fake_errors=0
 
@@ -137,6 +143,7 @@ add_module() {
         case "$line" in
             "insmod "*)
                 path=${line#insmod }
+                # shellcheck disable=SC2034 # read by qemu/mkinitcpio/build.sh
                 fake_modpaths[${path%% *}]=1
                 ;;
         esac
@@ -213,7 +220,16 @@ if [ "$fake_systemd" = 1 ]; then
         while IFS='=' read -r key value; do
             case $key in
                 Requires | OnFailure) fake_log unit_dependency "$1" "$key" "$value" ;;
-                Exec*) add_binary "${value%% *}" ;;
+                Exec*)
+                    # "-" (failure ignored): not added; other prefixes stripped.
+                    case $value in
+                        -*) ;;
+                        *)
+                            value=${value#[@!:+]}
+                            add_binary "${value%% *}"
+                            ;;
+                    esac
+                    ;;
             esac
         done <"$unit"
     }

@@ -32,9 +32,16 @@ BUILDROOT=$work/root
 KERNELVERSION=$kver
 export BUILDROOT KERNELVERSION
 mkdir -p "$BUILDROOT/usr/bin"
+# mkinitcpio's module directory of the kernel (its _d_kmoduledir), with the
+# text files depmod reads.
+_d_kmoduledir=$work/modules/$kver
+mkdir -p "$_d_kmoduledir"
+for f in modules.builtin modules.builtin.modinfo modules.order; do
+    : >"$_d_kmoduledir/$f"
+done
 [ "$base" = 0 ] || : >"$BUILDROOT/usr/bin/busybox"
 
-# shellcheck disable=SC2034 # read by fake-env.sh
+# shellcheck disable=SC2034 # read by fake-env.sh and the install hook
 {
     fake_record=$work/calls
     fake_perform=0
