@@ -15,14 +15,15 @@
 set -euo pipefail
 
 die() { echo "deb.sh: $*" >&2; exit 1; }
+usage() { echo "deb.sh: $* (usage: $0 [--out DIR] [--dist DIR])" >&2; exit 2; }
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 out="$repo/target/dist" dist="$repo/target/dist"
 while [ $# -gt 0 ]; do
     case "$1" in
-        --out) [ $# -ge 2 ] || die "--out needs a directory"; out=$2; shift 2 ;;
-        --dist) [ $# -ge 2 ] || die "--dist needs a directory"; dist=$2; shift 2 ;;
-        *) die "unknown argument '$1' (usage: $0 [--out DIR] [--dist DIR])" ;;
+        --out) [ $# -ge 2 ] || usage "--out needs a directory"; out=$2; shift 2 ;;
+        --dist) [ $# -ge 2 ] || usage "--dist needs a directory"; dist=$2; shift 2 ;;
+        *) usage "unknown argument '$1'" ;;
     esac
 done
 command -v dpkg-deb >/dev/null || die "dpkg-deb not found"
@@ -46,6 +47,9 @@ install -m 0644 "$repo/debian-pkg/triggers" "$stage/DEBIAN/triggers"
 chmod 0644 "$stage/DEBIAN/md5sums"
 
 mkdir -p "$out"
+# Reproducible archive timestamps (dpkg-deb clamps mtimes to it): the last commit's time.
+SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git -C "$repo" log -1 --format=%ct 2>/dev/null || date +%s)}
+export SOURCE_DATE_EPOCH
 deb="$(cd "$out" && pwd)/netboot_${version}_amd64.deb"
 dpkg-deb --root-owner-group -Zxz --build "$stage" "$deb" >&2
 echo "$deb"

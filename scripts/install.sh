@@ -14,6 +14,7 @@
 #   /usr/lib/initcpio/hooks/netboot                     from mkinitcpio/hooks/netboot
 #   /usr/lib/systemd/system/<unit>                      every mkinitcpio/*.service (netboot-attach.service),
 #                                                       where mkinitcpio's add_systemd_unit finds units
+#   /usr/lib/initcpio/netboot-generator                 from mkinitcpio/netboot-generator (0755)
 #   /usr/share/doc/netboot/netboot.txt                  `netboot --help`
 #   /usr/share/doc/netboot/netboot-COMMAND.txt          `netboot help COMMAND`, every command it lists
 #   /usr/share/doc/netboot/netboot-configd.txt          `netboot-configd --help`
@@ -25,16 +26,17 @@
 set -euo pipefail
 
 die() { echo "install.sh: $*" >&2; exit 1; }
+usage() { echo "install.sh: $* (usage: $0 [--destdir DIR] [--dist DIR])" >&2; exit 2; }
 warn() { echo "install.sh: warning: $*" >&2; }
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 destdir=/ dist="$repo/target/dist"
 while [ $# -gt 0 ]; do
     case "$1" in
-        --destdir) [ $# -ge 2 ] || die "--destdir needs a directory"; destdir=$2; shift 2 ;;
-        --dist) [ $# -ge 2 ] || die "--dist needs a directory"; dist=$2; shift 2 ;;
+        --destdir) [ $# -ge 2 ] || usage "--destdir needs a directory"; destdir=$2; shift 2 ;;
+        --dist) [ $# -ge 2 ] || usage "--dist needs a directory"; dist=$2; shift 2 ;;
         -h | --help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
-        *) die "unknown argument '$1' (usage: $0 [--destdir DIR] [--dist DIR])" ;;
+        *) usage "unknown argument '$1'" ;;
     esac
 done
 for b in netboot netboot-configd; do
@@ -75,18 +77,22 @@ else
 fi
 
 # mkinitcpio: install hook (sourced by mkinitcpio, bash), runtime hook
-# (sourced by its init) and the systemd-flavour unit(s).
+# (copied into the image as /hooks/netboot), the systemd-flavour unit(s)
+# (add_systemd_unit finds units under /usr/lib/systemd/system; never enabled
+# on the host) and generator (copied into the image by the install hook).
+# Any other file under mkinitcpio/ is reported, not installed.
 if [ -d "$repo/mkinitcpio" ]; then
+    while IFS= read -r -d '' f; do
+        rel=${f#"$repo/mkinitcpio/"}
+        case "$rel" in
+            install/netboot | hooks/netboot) put "$f" "/usr/lib/initcpio/$rel" 0644 ;;
+            netboot-generator) put "$f" /usr/lib/initcpio/netboot-generator 0755 ;;
+            *.service) put "$f" "/usr/lib/systemd/system/$rel" 0644 ;;
+            *) warn "mkinitcpio/$rel: not part of the install layout, not installed" ;;
+        esac
+    done < <(find "$repo/mkinitcpio" -type f ! -name '*~' ! -name '.*' -print0 | sort -z)
     for f in install/netboot hooks/netboot; do
-        if [ -f "$repo/mkinitcpio/$f" ]; then
-            put "$repo/mkinitcpio/$f" "/usr/lib/initcpio/$f" 0644
-        else
-            warn "mkinitcpio/$f missing"
-        fi
-    done
-    for f in "$repo"/mkinitcpio/*.service; do
-        [ -f "$f" ] || continue
-        put "$f" "/usr/lib/systemd/system/${f##*/}" 0644
+        [ -f "$repo/mkinitcpio/$f" ] || warn "mkinitcpio/$f missing"
     done
 else
     warn "mkinitcpio/ not in this checkout: mkinitcpio hook not installed"
