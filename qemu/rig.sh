@@ -18,6 +18,17 @@
 #   qemu-system-x86_64 (TCG, 1 vCPU, 512 MiB) under `ip netns exec`.
 #   probe netns <rig netns>-p (rig_probe only): eth0 198.18.0.3/24, a veth
 #     whose peer pv0 is on br0, as a second client on the guest's segment.
+#   IPv6 (rig_ipv6_up, boot.sh --ipv6): br0 also fd00:198:18::1/64 (ULA,
+#     nodad), tgtd and configd listen on it too, a veth pair nbk0/nbk1 on
+#     br0 keeps the bridge's carrier (and so its link-local address, which
+#     RAs and DHCPv6 replies come from) before QEMU opens tap0. The guest is
+#     fd00:198:18::2 (static), SLAAC from fd00:198:18::/64 (--ra), or
+#     fd00:198:18::100/128 from DHCPv6 (--dhcp6, with RA M bit for routes).
+#   VLAN (rig_vlan_up ID, boot.sh --vlan ID): tap0 leaves br0; a userspace
+#     802.1Q access port (qemu/vlan-port.py, tap0 <-> veth vl1/vl0 on br0)
+#     passes only frames tagged ID, untagged towards br0, and tags what br0
+#     sends; 198.18.42.1/24 on br0 is the target's address (portal, configd)
+#     on the VLAN; the guest is 198.18.42.2/24 on its VLAN device.
 #
 #   rig_netns_up
 #   rig_tgt_start IMAGE LUN IQN [USER:SECRET] [TUSER:TSECRET]
@@ -27,6 +38,11 @@
 #   rig_probe ADDR PORT SECONDS   # prints open, refused, timeout or error:…
 #   rig_dnsmasq_start [ROOT_PATH]                          # after rig_netns_up
 #   rig_configd_start BIN DIR ; rig_capture_start FILE     # after rig_netns_up
+#   rig_ipv6_up ; rig_vlan_up ID            # after rig_netns_up, before tgtd
+#   rig_dnsmasq6_start ra|dhcp6 [BOOTFILE_URL]              # after rig_ipv6_up
+#   rig_fault_start tgt-restart|link-down AT:SECS CONSOLE MARKER RESUMED \
+#                   [IMAGE LUN IQN [USER:SECRET] [TUSER:TSECRET]]
+#                        # a timed fault during the boot (before rig_qemu)
 #   rig_qemu VMLINUX INITRD APPEND CONSOLE TIMEOUT SHOW   # 0 ok, 1 qemu failed, 2 timeout
 #   rig_cleanup          # idempotent; call it from an EXIT trap
 #
@@ -50,6 +66,22 @@ rig_port=3260
 rig_tgt_pidfile=""
 rig_tgt_later_pid=""
 rig_tgt_later_log=""
+rig_ipv6=0
+rig_target_addr6=fd00:198:18::1
+rig_dnsmasq6_pid=""
+rig_dnsmasq6_log=""
+rig_vlan=""
+rig_vlanport_pid=""
+rig_vlanport_log=""
+rig_tap_opts=""
+# Extra QEMU arguments for rig_qemu (boot.sh --acpitable).
+rig_qemu_args=()
+# rig_fault_start's job, its log and the "PID CTL" file of the tgtd it
+# restarted; the QEMU monitor (HMP) port on the netns' own loopback.
+rig_fault_pid=""
+rig_fault_log=""
+rig_fault_pidfile=""
+rig_monitor_port=7100
 
 rig_log() { echo "rig: $*" >&2; }
 
@@ -85,7 +117,10 @@ rig_tgt_start() {
     log=${rig_tgt_log:-"${rig_workdir:-/tmp}/tgtd.$rig_tgt_ctl.log"}
     # shellcheck disable=SC2034 # read by the scripts that source this file
     rig_tgt_log=$log
-    ip netns exec "$rig_ns" tgtd -f -C "$rig_tgt_ctl" --iscsi "portal=$rig_target_addr:$rig_port" >"$log" 2>&1 &
+    local portals="portal=$rig_target_addr:$rig_port"
+    # tgtd takes several comma-separated portals; an IPv6 one in brackets.
+    [ "$rig_ipv6" = 0 ] || portals+=",portal=[$rig_target_addr6]:$rig_port"
+    ip netns exec "$rig_ns" tgtd -f -C "$rig_tgt_ctl" --iscsi "$portals" >"$log" 2>&1 &
     rig_tgt_pid=$!
     # Started from rig_tgt_start_later's job: tell the rig's own shell whom
     # to stop (the job's variables die with it).
@@ -151,6 +186,157 @@ rig_tgt_start_later() {
     rig_tgt_later_pid=$!
 }
 
+# rig_monitor CMD: one HMP command to QEMU's monitor, which rig_fault_start
+# put on 127.0.0.1:$rig_monitor_port of the rig's netns (a loopback no other
+# netns sees); prints "ok", or the monitor's error line (HMP echoes the
+# command with readline redraws; only a line with an error is of interest).
+rig_monitor() {
+    local out
+    # shellcheck disable=SC2016 # expanded by the inner bash
+    out=$(ip netns exec "$rig_ns" timeout 5 bash -c \
+        'exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1; printf "%s\n" "$2" >&3; timeout 1 cat <&3; exit 0' \
+        _ "$rig_monitor_port" "$1" 2>&1) || { echo "no monitor on 127.0.0.1:$rig_monitor_port"; return 1; }
+    out=$(printf '%s\n' "$out" | tr -d '\r' | sed 's/\x1b\[[0-9;]*[A-Za-z]//g' | grep -iE 'error|not found|invalid' | tail -n 1)
+    echo "${out:-ok}"
+}
+
+# rig_fault_start KIND AT:SECS CONSOLE MARKER RESUMED [IMAGE LUN IQN [USER:SECRET] [TUSER:TSECRET]]
+# (MARKER and RESUMED may be ""; tgt-restart takes rig_tgt_start's
+# arguments after them.) One fault during the boot, run by a background job (call it right before
+# rig_qemu). The clock starts when CONSOLE first contains MARKER (grep -F,
+# polled every 0.1 s; without MARKER: now, i.e. QEMU's start) and the fault
+# begins AT seconds later:
+#   tgt-restart AT:DOWN  SIGKILL to the tgtd rig_tgt_start started (no
+#       logout, no FIN from the target's side before the kernel closes its
+#       sockets), DOWN seconds with nothing on the portal (connects
+#       refused), then rig_tgt_start again with the same IQN, LUN, backing
+#       file (the per-run copy in rig_workdir, which outlives tgtd) and CHAP.
+#   link-down AT:DUR     QEMU monitor `set_link n0 off`, DUR s, `set_link n0
+#       on`: the tap backend drops every frame and, as its peer is the NIC,
+#       virtio-net clears VIRTIO_NET_S_LINK_UP, so the guest sees carrier
+#       loss (NO-CARRIER) for DUR seconds; `ip link set tap0 down` on the
+#       host side would drop frames without the guest noticing any link
+#       change.
+# With RESUMED, the job then waits (≤ 300 s) for a console line containing
+# RESUMED beyond those present when the fault began and logs when it came.
+# The job's log (rig_fault_log) has one "fault: …" line per step with t=
+# (seconds since rig_fault_start) and marker+ (seconds since MARKER seen):
+#   fault: marker 'M' seen t=…
+#   fault: tgtd PID killed t=… marker+…     | fault: link down t=… marker+…
+#   fault: tgtd PID back t=… marker+…       | fault: link up t=… marker+…
+#   fault: resumed 'R' t=… marker+… back+…
+# A TERM only sets a flag the job checks every 0.1 s; the job writes "PID
+# CTL" of the tgtd it starts to rig_fault_pidfile right after launching it
+# and "killed" to rig_fault_pidfile.killed, so rig_fault_stop can adopt the
+# new tgtd and reap the old one.
+rig_fault_start() {
+    local kind=$1 spec=$2 console=$3 marker=${4:-} resumed=${5:-} dir=${rig_workdir:-/tmp} at dur n
+    shift 5 || shift $#
+    [ -n "$rig_ns" ] || { rig_log "rig_fault_start before rig_netns_up"; return 1; }
+    at=${spec%%:*} dur=${spec#*:}
+    case "$spec" in *:*) ;; *) rig_log "fault '$spec': want AT:SECONDS"; return 1 ;; esac
+    for n in "$at" "$dur"; do
+        case "$n" in
+            '' | *[!0-9.]* | *.*.*) rig_log "fault '$spec': '$n' is not a number of seconds"; return 1 ;;
+        esac
+    done
+    case "$kind" in
+        tgt-restart) [ -n "$rig_tgt_pid" ] || { rig_log "tgt-restart: no tgtd started by rig_tgt_start"; return 1; } ;;
+        link-down) rig_qemu_args+=(-monitor "tcp:127.0.0.1:$rig_monitor_port,server=on,wait=off") ;;
+        *) rig_log "fault '$kind': want tgt-restart or link-down"; return 1 ;;
+    esac
+    rig_fault_log="$dir/fault.$rig_ns.log"
+    rig_fault_pidfile="$dir/fault-tgtd.$rig_ns.pid"
+    rm -f "$rig_fault_pidfile" "$rig_fault_pidfile.killed"
+    (
+        stop=0
+        trap 'stop=1' TERM
+        us() { echo "${EPOCHREALTIME/[.,]/}"; }
+        t0=$(us) tm=""
+        el() { awk -v a="$1" -v b="$(us)" 'BEGIN { printf "%.2f", (b - a) / 1e6 }'; }
+        stamp() { echo "t=$(el "$t0")${tm:+ marker+$(el "$tm")}"; }
+        # pause SECONDS, in 0.1 s steps; 1 if told to stop.
+        pause() {
+            local end=$(($(us) + $(awk -v d="$1" 'BEGIN { printf "%d", d * 1000000 }')))
+            until [ "$stop" = 1 ] || [ "$(us)" -ge "$end" ]; do sleep 0.1; done
+            [ "$stop" = 0 ]
+        }
+        if [ -n "$marker" ]; then
+            until grep -qF -- "$marker" "$console" 2>/dev/null; do
+                [ "$stop" = 0 ] || exit 0
+                sleep 0.1
+            done
+            tm=$(us)
+            echo "fault: marker '$marker' seen $(stamp)"
+        fi
+        pause "$at" || exit 0
+        seen=0
+        [ -z "$resumed" ] || seen=$(grep -cF -- "$resumed" "$console" 2>/dev/null || true)
+        case "$kind" in
+            tgt-restart)
+                pid=$rig_tgt_pid
+                kill -9 "$pid" || { echo "fault: kill -9 $pid failed"; exit 1; }
+                echo killed >"$rig_fault_pidfile.killed"
+                echo "fault: tgtd $pid killed $(stamp)"
+                # Gone (a zombie of the rig's shell holds no socket).
+                while [ -e "/proc/$pid" ] && [ "$(awk '{ print $3 }' "/proc/$pid/stat" 2>/dev/null)" != Z ]; do
+                    sleep 0.05
+                done
+                rm -f "/var/run/tgtd/socket.$rig_tgt_ctl" "/var/run/tgtd/socket.$rig_tgt_ctl.lock"
+                pause "$dur" || exit 0
+                rig_fault_tgt_start "$@" || { echo "fault: tgtd restart failed"; exit 1; }
+                echo "fault: tgtd $rig_tgt_pid back $(stamp)"
+                ;;
+            link-down)
+                echo "fault: link down $(stamp) monitor: $(rig_monitor "set_link n0 off")"
+                pause "$dur" || { rig_monitor "set_link n0 on" >/dev/null; exit 0; }
+                echo "fault: link up $(stamp) monitor: $(rig_monitor "set_link n0 on")"
+                ;;
+        esac
+        [ -n "$resumed" ] || exit 0
+        tb=$(us)
+        end=$((tb + 300000000))
+        until [ "$(grep -cF -- "$resumed" "$console" 2>/dev/null || true)" -gt "$seen" ]; do
+            [ "$stop" = 0 ] || exit 0
+            [ "$(us)" -lt "$end" ] || { echo "fault: no new '$resumed' within 300 s"; exit 0; }
+            sleep 0.1
+        done
+        echo "fault: resumed '$resumed' $(stamp) back+$(el "$tb")"
+    ) >"$rig_fault_log" 2>&1 &
+    rig_fault_pid=$!
+}
+
+# rig_fault_tgt_start IMAGE LUN IQN [USER:SECRET] [TUSER:TSECRET]: in the
+# fault job, rig_tgt_start writing "PID CTL" to rig_fault_pidfile and its
+# output to its own log (locals: the globals keep describing the first tgtd).
+rig_fault_tgt_start() {
+    local rig_tgt_pidfile=$rig_fault_pidfile rig_tgt_log="${rig_workdir:-/tmp}/tgtd-restarted.$rig_ns.log"
+    rig_tgt_tids=()
+    rig_tgt_start "$@"
+}
+
+# rig_fault_stop: stop rig_fault_start's job; if it killed tgtd, reap that
+# one and adopt the tgtd it started (from rig_fault_pidfile) for
+# rig_tgt_stop, signalled only while /proc says it is tgtd.
+rig_fault_stop() {
+    local pid ctl
+    [ -n "$rig_fault_pid" ] || return 0
+    rig_stop_pid "$rig_fault_pid"
+    rig_fault_pid=""
+    if [ -e "$rig_fault_pidfile.killed" ]; then
+        wait "$rig_tgt_pid" 2>/dev/null || true
+        rig_tgt_pid="" rig_tgt_tids=()
+        if [ -s "$rig_fault_pidfile" ] && read -r pid ctl <"$rig_fault_pidfile"; then
+            if [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = tgtd ]; then
+                rig_tgt_pid=$pid rig_tgt_ctl=$ctl rig_tgt_tids=(1)
+            else
+                rm -f "/var/run/tgtd/socket.$ctl" "/var/run/tgtd/socket.$ctl.lock"
+            fi
+        fi
+    fi
+    rm -f "$rig_fault_pidfile" "$rig_fault_pidfile.killed"
+}
+
 # rig_dnsmasq_start [ROOT_PATH]
 # DHCP for the guest, confined to br0 of the rig's netns: --bind-interfaces
 # with --interface=br0 opens its sockets on br0 only (dnsmasq(8)); --port=0
@@ -202,14 +388,133 @@ rig_stop_pid() {
 
 rig_dnsmasq_stop() {
     rig_stop_pid "$rig_dnsmasq_pid"
-    rig_dnsmasq_pid=""
+    rig_stop_pid "$rig_dnsmasq6_pid"
+    rig_dnsmasq_pid="" rig_dnsmasq6_pid=""
+}
+
+# rig_ipv6_up: br0 gets $rig_target_addr6/64 (nodad: usable at once), and a
+# veth pair nbk0 (on br0) / nbk1, both up, so that br0 has carrier before
+# QEMU opens tap0: a bridge without a running port has none, and without
+# carrier no link-local address, which dnsmasq's RAs and DHCPv6 replies need
+# (RFC 4861 §6.1.2: RAs come from the link-local address). Waits (≤ 5 s)
+# until br0's link-local address has finished DAD.
+rig_ipv6_up() {
+    local i
+    [ -n "$rig_ns" ] || { rig_log "rig_ipv6_up before rig_netns_up"; return 1; }
+    rig_ipv6=1
+    ip -n "$rig_ns" addr add "$rig_target_addr6/64" dev br0 nodad || return 1
+    ip -n "$rig_ns" link add nbk0 type veth peer name nbk1 || return 1
+    ip -n "$rig_ns" link set nbk0 master br0
+    ip -n "$rig_ns" link set nbk1 up
+    ip -n "$rig_ns" link set nbk0 up
+    for i in $(seq 50); do
+        ip -n "$rig_ns" -6 addr show dev br0 scope link | grep -q 'inet6' &&
+            ! ip -n "$rig_ns" -6 addr show dev br0 scope link | grep -q tentative && return 0
+        [ "$i" = 50 ] && { rig_log "br0 has no usable IPv6 link-local address after 5 s"; return 1; }
+        sleep 0.1
+    done
+}
+
+# rig_vlan_up ID: the guest's traffic on VLAN ID only (IEEE 802.1Q tags on
+# tap0). The host kernel of the build machine has neither bridge VLAN
+# filtering nor 8021q, so tap0 leaves br0 and qemu/vlan-port.py is its
+# access port in userspace: frames from tap0 tagged ID reach br0 untagged
+# through the veth pair vl1 → vl0 (vl0 on br0); untagged frames (and other
+# VIDs) from the guest are dropped, so nothing untagged reaches the target;
+# frames from br0 go to tap0 tagged ID. The portal and configd move to
+# 198.18.42.1 on br0. The port's counts are in rig_vlanport_log.
+rig_vlan_up() {
+    local id=$1 dir=${rig_workdir:-/tmp} i
+    [ -n "$rig_ns" ] || { rig_log "rig_vlan_up before rig_netns_up"; return 1; }
+    case "$id" in
+        '' | *[!0-9]*) rig_log "VLAN id '$id' is not a number"; return 1 ;;
+    esac
+    if [ "$id" -lt 1 ] || [ "$id" -gt 4094 ]; then
+        rig_log "VLAN id $id: want 1..4094"
+        return 1
+    fi
+    # shellcheck disable=SC2034 # read by the scripts that source this file
+    rig_vlan=$id
+    ip -n "$rig_ns" link set tap0 nomaster || return 1
+    # Off the bridge, tap0 is an interface of the rig's own IP stack, which
+    # would answer untagged ARP for 198.18.42.1 on it (weak host model) and
+    # take IP from it: no ARP answers there (arp_ignore 8), no IPv4 whose
+    # source is not routed via tap0 (strict rp_filter), no IPv6.
+    ip netns exec "$rig_ns" sysctl -qw net.ipv4.conf.tap0.arp_ignore=8 \
+        net.ipv4.conf.tap0.rp_filter=1 net.ipv6.conf.tap0.disable_ipv6=1 || return 1
+    # No virtio-net header on the tap: the guest then computes its own
+    # checksums (with the header, QEMU hands the kernel CHECKSUM_PARTIAL
+    # frames, which leave the packet socket with their checksums unfilled).
+    rig_tap_opts=",vnet_hdr=off"
+    ip -n "$rig_ns" link add vl0 type veth peer name vl1 || return 1
+    ip -n "$rig_ns" link set vl0 master br0
+    # One Ethernet frame per packet towards the port: a GSO super-packet
+    # read from vl1 would be too large for tap0 (no virtio-net header).
+    ip -n "$rig_ns" link set vl0 gso_max_size 1500 gso_max_segs 1
+    ip -n "$rig_ns" link set vl1 gso_max_size 1500 gso_max_segs 1
+    ip -n "$rig_ns" link set vl0 up
+    ip -n "$rig_ns" link set vl1 up
+    rig_target_addr=198.18.42.1
+    ip -n "$rig_ns" addr add "$rig_target_addr/24" dev br0 || return 1
+    rig_vlanport_log="$dir/vlan-port.$rig_ns.log"
+    ip netns exec "$rig_ns" python3 "$(dirname "${BASH_SOURCE[0]}")/vlan-port.py" tap0 vl1 "$id" \
+        >"$rig_vlanport_log" 2>&1 &
+    rig_vlanport_pid=$!
+    for i in $(seq 50); do
+        grep -q ready "$rig_vlanport_log" 2>/dev/null && return 0
+        if [ "$i" = 50 ] || ! kill -0 "$rig_vlanport_pid" 2>/dev/null; then
+            rig_log "vlan-port.py did not start:"
+            cat "$rig_vlanport_log" >&2
+            return 1
+        fi
+        sleep 0.1
+    done
+}
+
+# rig_dnsmasq6_start ra|dhcp6 [BOOTFILE_URL]
+# IPv6 autoconfiguration for the guest on br0 (after rig_ipv6_up). `ra`:
+# router advertisements only (A bit: SLAAC in fd00:198:18::/64, router
+# lifetime > 0: the default route). `dhcp6`: RAs with the M bit (routes;
+# no SLAAC address) plus DHCPv6 leasing exactly fd00:198:18::100, DNS
+# server option 23 = fd00:198:18::1 and, when given, option 59
+# (bootfile-url, sent only to clients that ask for it in their ORO).
+# --port=0: no DNS service; nothing forwarded anywhere.
+rig_dnsmasq6_start() {
+    local mode=$1 url=${2:-} dir=${rig_workdir:-/tmp} i opts
+    [ "$rig_ipv6" = 1 ] || { rig_log "rig_dnsmasq6_start before rig_ipv6_up"; return 1; }
+    rig_dnsmasq6_log="$dir/dnsmasq6.$rig_ns.log"
+    opts=(--no-daemon --conf-file=/dev/null --log-facility=- --log-dhcp --user=root
+        --bind-interfaces --interface=br0 --except-interface=lo --port=0 --enable-ra
+        "--dhcp-leasefile=$dir/dnsmasq6.$rig_ns.leases" "--pid-file=$dir/dnsmasq6.$rig_ns.pid")
+    case "$mode" in
+        ra) opts+=("--dhcp-range=::,constructor:br0,ra-only") ;;
+        dhcp6)
+            opts+=("--dhcp-range=fd00:198:18::100,fd00:198:18::100,64,1h"
+                "--dhcp-option=option6:dns-server,[$rig_target_addr6]")
+            [ -z "$url" ] || opts+=("--dhcp-option=option6:bootfile-url,$url")
+            ;;
+        *) rig_log "rig_dnsmasq6_start: mode '$mode' is not ra or dhcp6"; return 1 ;;
+    esac
+    ip netns exec "$rig_ns" dnsmasq "${opts[@]}" >"$rig_dnsmasq6_log" 2>&1 &
+    rig_dnsmasq6_pid=$!
+    for i in $(seq 50); do
+        grep -q "router advertisement on" "$rig_dnsmasq6_log" 2>/dev/null && return 0
+        if [ "$i" = 50 ] || ! kill -0 "$rig_dnsmasq6_pid" 2>/dev/null; then
+            rig_log "dnsmasq (IPv6) did not start:"
+            cat "$rig_dnsmasq6_log" >&2
+            return 1
+        fi
+        sleep 0.1
+    done
 }
 
 # rig_configd_start BIN DIR
 rig_configd_start() {
     local bin=$1 dir=$2 _
     rig_configd_log="${rig_workdir:-/tmp}/configd.log"
-    ip netns exec "$rig_ns" "$bin" --dir "$dir" --listen "$rig_target_addr:7260" >"$rig_configd_log" 2>&1 &
+    local listen=(--listen "$rig_target_addr:7260")
+    [ "$rig_ipv6" = 0 ] || listen+=(--listen "[$rig_target_addr6]:7260")
+    ip netns exec "$rig_ns" "$bin" --dir "$dir" "${listen[@]}" >"$rig_configd_log" 2>&1 &
     rig_configd_pid=$!
     for _ in $(seq 50); do
         grep -q "listening on" "$rig_configd_log" 2>/dev/null && return 0
@@ -346,17 +651,27 @@ rig_probe_down() {
     ip netns del "$rig_ns-p" 2>/dev/null || rig_log "could not delete netns $rig_ns-p"
 }
 
+# Seconds since boot (CLOCK_BOOTTIME via /proc/uptime): monotonic.
+rig_uptime() {
+    local up _
+    read -r up _ </proc/uptime
+    echo "$up"
+}
+
 # rig_qemu VMLINUX INITRD APPEND CONSOLE TIMEOUT SHOW
 # Sets rig_wall (seconds, QEMU start to exit).
 rig_qemu() {
     local vmlinux=$1 initrd=$2 append=$3 console=$4 timeout=$5 show=$6 tail_pid="" rc start now
     : >"$console"
-    start=$(date +%s.%N)
+    # The monotonic clock (/proc/uptime): a wall-clock step on the host
+    # must neither fake a timeout nor skew the measured wall time.
+    start=$(rig_uptime)
     ip netns exec "$rig_ns" qemu-system-x86_64 -accel tcg -m 512 -smp 1 -nographic -no-reboot \
         -monitor none -serial "file:$console" \
         -kernel "$vmlinux" -initrd "$initrd" -append "$append" \
-        -netdev tap,id=n0,ifname=tap0,script=no,downscript=no \
+        -netdev "tap,id=n0,ifname=tap0,script=no,downscript=no$rig_tap_opts" \
         -device virtio-net-pci,netdev=n0,romfile= \
+        "${rig_qemu_args[@]}" \
         </dev/null >"$console.qemu" 2>&1 &
     rig_qemu_pid=$!
     if [ "$show" = 1 ]; then
@@ -366,10 +681,23 @@ rig_qemu() {
     rc=2
     while :; do
         if ! kill -0 "$rig_qemu_pid" 2>/dev/null; then
-            wait "$rig_qemu_pid" && rc=0 || rc=1
+            local status=0
+            wait "$rig_qemu_pid" || status=$?
+            rc=0
+            if [ "$status" != 0 ]; then
+                # Seen twice under heavy load: a non-zero status although
+                # the guest ended cleanly. The guest's own last word
+                # decides; the status is logged either way.
+                if grep -qE 'reboot: (Power down|Restarting system)' "$console"; then
+                    rig_log "QEMU exited with status $status after the guest's clean end ($(grep -oE 'reboot: (Power down|Restarting system)' "$console" | tail -n 1)); counted as its exit"
+                    cat "$console.qemu" >&2
+                else
+                    rc=1
+                fi
+            fi
             break
         fi
-        now=$(date +%s.%N)
+        now=$(rig_uptime)
         if awk -v a="$start" -v b="$now" -v t="$timeout" 'BEGIN { exit !(b - a >= t) }'; then
             rig_log "timeout after ${timeout}s; killing QEMU $rig_qemu_pid"
             rig_qemu_stop
@@ -378,7 +706,7 @@ rig_qemu() {
         fi
         sleep 0.1
     done
-    now=$(date +%s.%N)
+    now=$(rig_uptime)
     # shellcheck disable=SC2034 # read by the scripts that source this file
     rig_wall=$(awk -v a="$start" -v b="$now" 'BEGIN { printf "%.2f", b - a }')
     rig_qemu_pid=""
@@ -397,8 +725,11 @@ rig_qemu_stop() {
 
 rig_cleanup() {
     rig_qemu_stop
+    rig_stop_pid "$rig_vlanport_pid"
+    rig_vlanport_pid=""
     rig_configd_stop
     rig_dnsmasq_stop
+    rig_fault_stop
     rig_tgt_stop
     rig_probe_down
     if [ -n "$rig_ns" ]; then
