@@ -15,6 +15,9 @@
 # AF_RXRPC for netboot.config= (fcrypt, pcbc, rxrpc with udp_tunnel and
 # ip6_udp_tunnel) is added when the kernel has it; --no-rxrpc leaves it out
 # (the agent then fetches its config with its userspace RxRPC client).
+# iscsi_ibft + iscsi_boot_sysfs (rd.iscsi.firmware: /sys/firmware/ibft) are
+# added when the kernel has them as modules.
+# 8021q (with mrp, garp, stp, llc) for vlan= is added when the kernel has it.
 # --busybox adds /bin/busybox and /bin/sh for the emergency shell only.
 # --extra-init FILE makes FILE the /init and moves the agent to /bin/netboot.
 set -euo pipefail
@@ -58,7 +61,16 @@ rx_list=()
 if [ "$rxrpc" = 1 ] && modprobe -d "$ir_kroot" -S "$ir_kver" --show-depends rxrpc >/dev/null 2>&1; then
     rx_list=(fcrypt pcbc rxrpc)
 fi
-ir_modules "$staging" crc32c iscsi_tcp sd_mod "${fs_list[@]}" "${nic_list[@]}" "${rx_list[@]}"
+# vlan=: the kernel cannot request 8021q for `type vlan` without modprobe.
+if modprobe -d "$ir_kroot" -S "$ir_kver" --show-depends 8021q >/dev/null 2>&1; then
+    rx_list+=(8021q)
+fi
+ibft_list=()
+if ibft_deps=$(modprobe -d "$ir_kroot" -S "$ir_kver" --show-depends iscsi_ibft 2>/dev/null) \
+    && grep -q '^insmod ' <<<"$ibft_deps"; then
+    ibft_list=(iscsi_ibft)
+fi
+ir_modules "$staging" crc32c iscsi_tcp sd_mod "${fs_list[@]}" "${nic_list[@]}" "${rx_list[@]}" "${ibft_list[@]}"
 
 if [ -n "$extra_init" ]; then
     install -m 755 "$extra_init" "$staging/init"

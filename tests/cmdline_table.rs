@@ -73,6 +73,10 @@ const VALID: &[Valid] = &[
     ("rd.iscsi.login_retry_max=10000", &[("/iscsi/login_retry_max", "10000")]),
     ("ro", &[("/iscsi/login_retry_max", "0")]),
     ("rd.iscsi.firmware=0 rd.iscsi.ibft=0", &[("/iscsi/firmware", "false"), ("/iscsi/ibft", "false")]),
+    // iBFT: the table is read at boot (or `netboot plan --ibft DIR`).
+    ("rd.iscsi.firmware", &[("/iscsi/firmware", "true"), ("/iscsi/ibft", "false"), ("/paths", "[]")]),
+    ("iscsi=198.18.0.1::::iqn.a:x rd.iscsi.ibft=1", &[("/iscsi/ibft", "true")]),
+    ("netboot.ibft=1", &[("/iscsi/ibft", "true")]),
     // --- ip= and friends ----------------------------------------------------
     ("ip=dhcp", &[("/network/ip/0/method", r#""dhcp""#), ("/network/ip/0/iface", "null")]),
     ("ip=on", &[("/network/ip/0/method", r#""dhcp""#)]),
@@ -232,7 +236,7 @@ const INVALID: &[(&str, &str)] = &[
     // --- netboot.* ----------------------------------------------------------
     ("netboot.on_fail=panic", r#"invalid netboot.on_fail=: "panic" is not one of shell, reboot, halt"#),
     ("netboot.on-fail=", r#"invalid netboot.on-fail=: "" is not one of shell, reboot, halt"#),
-    ("netboot.on_fial=shell", "unknown key netboot.on_fial=: netboot.* keys are initiator, scheduler, nr_requests, queue_depth, cmds_max, timeout, on_fail, reboot_delay, log, events, config, config.required, secrets, param.KEY"),
+    ("netboot.on_fial=shell", "unknown key netboot.on_fial=: netboot.* keys are initiator, ibft, scheduler, nr_requests, queue_depth, cmds_max, timeout, on_fail, reboot_delay, log, events, config, config.required, secrets, param.KEY"),
     ("netboot.log=verbose", r#"invalid netboot.log=: "verbose" is not one of off, error, warn, warning, info, debug, trace"#),
     ("netboot.events=0", r#"invalid netboot.events="0": group 0 is outside 1..=32"#),
     ("netboot.events=33", r#"invalid netboot.events="33": group 33 is outside 1..=32"#),
@@ -266,13 +270,11 @@ const INVALID: &[(&str, &str)] = &[
     ("netboot.param.ImmediateData=maybe", r#"invalid netboot.param.ImmediateData=: invalid value "maybe" for ImmediateData"#),
     ("netboot.param.HeaderDigest=MD5", r#"invalid netboot.param.HeaderDigest=: invalid value "MD5" for HeaderDigest"#),
     ("rd.iscsi.param=node.session.iscsi.FirstBurstLength=abc", r#"invalid rd.iscsi.param=: node.session.iscsi.FirstBurstLength: invalid value "abc" for FirstBurstLength"#),
-    ("ip=dhcp6", "ip=dhcp6 is not supported yet; use ip=dhcp or a static ip=CLIENT::GATEWAY:NETMASK::IFACE:off"),
-    ("ip=auto6", "ip=auto6 is not supported yet; use ip=dhcp or a static ip=CLIENT::GATEWAY:NETMASK::IFACE:off"),
-    ("ip=eth0:dhcp ip=eth1:dhcp6", "ip=eth1:dhcp6 is not supported yet; use ip=dhcp or a static ip=CLIENT::GATEWAY:NETMASK::IFACE:off"),
-    ("ip=[2001:db8::10]::[2001:db8::1]:64::eth0:auto6", "ip=2001:db8::10::…:eth0:auto6 is not supported yet; use ip=dhcp or a static ip=CLIENT::GATEWAY:NETMASK::IFACE:off"),
+    // vlan=NAME:PARENT (dracut), the id from the name, decimal 1..4094.
+    ("vlan=eth0.42", r#"invalid vlan=: "eth0.42" is not NAME:PARENT like eth0.42:eth0 or vlan42:eth0 (the VLAN id 1..4094 in decimal after the last . or after vlan)"#),
+    ("vlan=eth0.4095:eth0", r#"invalid vlan=: "eth0.4095:eth0" is not NAME:PARENT like eth0.42:eth0 or vlan42:eth0 (the VLAN id 1..4094 in decimal after the last . or after vlan)"#),
+    ("vlan=lan:eth0", r#"invalid vlan=: "lan:eth0" is not NAME:PARENT like eth0.42:eth0 or vlan42:eth0 (the VLAN id 1..4094 in decimal after the last . or after vlan)"#),
     ("ip=198.18.0.10::[2001:db8::1]:24::eth0:off", "ip=198.18.0.10::…:eth0:off: gateway 2001:db8::1 is not of the same IP version as address 198.18.0.10"),
-    ("rd.iscsi.firmware", "rd.iscsi.firmware / rd.iscsi.ibft (iBFT) are not supported yet; give the root path on the command line"),
-    ("iscsi=198.18.0.1::::iqn.a:x rd.iscsi.ibft=1", "rd.iscsi.firmware / rd.iscsi.ibft (iBFT) are not supported yet; give the root path on the command line"),
     // The first invalid argument wins.
     ("netboot.log=x iscsi=", r#"invalid netboot.log=: "x" is not one of off, error, warn, warning, info, debug, trace"#),
 ];

@@ -415,28 +415,33 @@ fn static_ipv6_address_and_default_route() {
 }
 
 #[test]
-fn dhcp6_and_auto6_are_refused_with_a_clear_error() {
-    // Pure: refused before any socket is opened, so no root needed.
-    for (cl, want) in [
-        ("ip=eth0:dhcp6", "ip=eth0:dhcp6 is not supported yet; use ip=dhcp or a static ip=CLIENT::GATEWAY:NETMASK::IFACE:off"),
-        ("ip=auto6", "ip=auto6 is not supported yet; use ip=dhcp or a static ip=CLIENT::GATEWAY:NETMASK::IFACE:off"),
-        // Also when a usable entry comes first: nothing is touched.
-        ("ip=dhcp ip=eth1:auto6", "ip=eth1:auto6 is not supported yet; use ip=dhcp or a static ip=CLIENT::GATEWAY:NETMASK::IFACE:off"),
+fn dhcp6_auto6_and_vlans_are_planned() {
+    // Pure: what issue 16 made executable is in the plan, not refused.
+    for cl in [
+        "ip=eth0:dhcp6",
+        "ip=auto6",
+        "ip=dhcp ip=eth1:auto6 vlan=eth1.7:eth1",
     ] {
-        // `netboot plan` (and the boot's gate before the network step)
-        // refuse the line with the same text...
-        assert_eq!(parse_plan(cl).unwrap_err().to_string(), want);
-        // ...and bring_up refuses such a network on its own.
-        let net = Network {
-            ip: cl
-                .split_whitespace()
-                .map(|v| netboot::cmdline::ip::parse(v.trim_start_matches("ip=")).unwrap())
-                .collect(),
-            ..Network::default()
-        };
-        let e = bring_up(&net, Instant::now(), Existing::Configure).unwrap_err();
-        assert_eq!(e.to_string(), want);
+        let p = parse_plan(cl).unwrap_or_else(|e| panic!("{cl}: {e}"));
+        assert!(!p.network.ip.is_empty(), "{cl}");
     }
+    let p = parse_plan("vlan=eth0.42:eth0 ip=198.18.42.2::198.18.42.1:24::eth0.42:off").unwrap();
+    let v = &p.network.vlans[0];
+    assert_eq!(
+        (v.name.as_str(), v.parent.as_str(), v.id),
+        ("eth0.42", "eth0", 42)
+    );
+    // root=dhcp6 / netroot=dhcp6 (dracut): the root path from DHCPv6.
+    assert!(
+        parse_plan("ip=dhcp6 root=dhcp6")
+            .unwrap()
+            .root_path_from_dhcp
+    );
+    assert!(
+        parse_plan("ip=dhcp6 netroot=dhcp6")
+            .unwrap()
+            .root_path_from_dhcp
+    );
 }
 
 /// Our RTM_GETLINK decoding against the kernel's real dump, compared with

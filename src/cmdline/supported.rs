@@ -3,8 +3,7 @@
 //! by now; this checks the plan as a whole, with the executor's own rules,
 //! so `netboot plan` refuses exactly what the boot would:
 //!
-//! - `ip=dhcp6` / `ip=auto6`, and a gateway of the other IP version than
-//!   the address ([`crate::net::refuse_unsupported`], which the network
+//! - a gateway of the other IP version than the address ([`crate::net::refuse_unsupported`], which the network
 //!   step runs again);
 //! - `rd.iscsi.param=` node keys, applied in order as the executor applies
 //!   them ([`NodeSettings::apply`]);

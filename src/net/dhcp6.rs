@@ -486,6 +486,80 @@ mod tests {
         assert_eq!(&m[m.len() - 2..], &105u16.to_be_bytes());
     }
 
+    // Captured from dnsmasq 2.90 by tests/fixtures/dhcp6/capture.sh (the
+    // client's two messages are ours, byte for byte).
+    const SOLICIT_BIN: &[u8] = include_bytes!("../../tests/fixtures/dhcp6/solicit.bin");
+    const ADVERTISE_BIN: &[u8] = include_bytes!("../../tests/fixtures/dhcp6/advertise.bin");
+    const REQUEST_BIN: &[u8] = include_bytes!("../../tests/fixtures/dhcp6/request.bin");
+    const REPLY_BIN: &[u8] = include_bytes!("../../tests/fixtures/dhcp6/reply.bin");
+    const IAID: u32 = 0x0012_3456;
+    /// dnsmasq's DUID-LLT: type 1, hardware 1, time 0x32a230f8, its MAC.
+    const SERVER_DUID: [u8; 14] = [
+        0, 1, 0, 1, 0x32, 0xa2, 0x30, 0xf8, 0x0a, 0xce, 0x28, 0xa3, 0x6a, 0xd5,
+    ];
+    const ROOT: &str = "iscsi:[fd00:198:18::1]::3260:1:iqn.2026-11.test:root";
+
+    fn lease_addr() -> IaAddr {
+        IaAddr {
+            addr: "fd00:198:18::100".parse().unwrap(),
+            preferred: 3600,
+            valid: 3600,
+            status: None,
+        }
+    }
+
+    #[test]
+    fn dnsmasq_exchange_byte_exact() {
+        let duid = duid_ll(MAC);
+        assert_eq!(solicit([0xab, 0xcd, 0xef], &duid, IAID, 0), SOLICIT_BIN);
+        // ADVERTISE: 02 abcdef | CLIENTID (ours) | SERVERID (DUID-LLT) |
+        // IA_NA {IAID, T1 1800, T2 3150, IAADDR {::100, 3600, 3600}} |
+        // STATUS 0 "success" | PREFERENCE 0 | 59 root path | 23 DNS.
+        let adv = decode(ADVERTISE_BIN).unwrap();
+        assert_eq!((adv.msg_type, adv.xid), (ADVERTISE, [0xab, 0xcd, 0xef]));
+        assert_eq!(adv.client_id.as_deref(), Some(&duid[..]));
+        assert_eq!(adv.server_id.as_deref(), Some(&SERVER_DUID[..]));
+        assert_eq!(adv.preference, Some(0));
+        assert_eq!(adv.ia_na.len(), 1);
+        let ia = &adv.ia_na[0];
+        assert_eq!((ia.iaid, ia.t1, ia.t2), (IAID, 1800, 3150));
+        assert_eq!(ia.addrs, [lease_addr()]);
+        assert_eq!(ia.status, None);
+        assert_eq!(
+            adv.status,
+            Some(Status {
+                code: 0,
+                message: "success".into()
+            })
+        );
+        assert_eq!(adv.bootfile_url.as_deref(), Some(ROOT));
+        assert_eq!(adv.dns, ["fd00:198:18::1".parse::<Ipv6Addr>().unwrap()]);
+        assert!(adv.other.is_empty() && !adv.rapid_commit);
+        let (server, addr) = offered(&adv, [0xab, 0xcd, 0xef], &duid, IAID).unwrap();
+        assert_eq!(
+            (server.as_slice(), &addr),
+            (&SERVER_DUID[..], &lease_addr())
+        );
+        // Our REQUEST copies the server id and the address; ELAPSED 1.00 s.
+        assert_eq!(
+            request([0x12, 0x34, 0x56], &duid, &server, IAID, &addr, 100),
+            REQUEST_BIN
+        );
+        let rep = decode(REPLY_BIN).unwrap();
+        assert_eq!((rep.msg_type, rep.xid), (REPLY, [0x12, 0x34, 0x56]));
+        assert_eq!(rep.bootfile_url.as_deref(), Some(ROOT));
+        assert_eq!(
+            offered(&rep, [0x12, 0x34, 0x56], &duid, IAID).map(|(_, a)| a),
+            Ok(lease_addr())
+        );
+        // Every prefix of a real message decodes or fails cleanly.
+        for m in [ADVERTISE_BIN, REPLY_BIN] {
+            for n in 0..m.len() {
+                let _ = decode(&m[..n]);
+            }
+        }
+    }
+
     #[test]
     fn truncated_and_odd_options_are_errors_not_panics() {
         let d = duid_ll(MAC);

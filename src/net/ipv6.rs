@@ -472,7 +472,7 @@ mod tests {
             st.seen,
             [
                 "fe80::5054:ff:fe12:3456/64",
-                "fd00:198:18::5054:ff:fe12:3456/64 tentative"
+                "fd00:198:18:0:5054:ff:fe12:3456/64 tentative"
             ]
         );
         let mut done = addrs.clone();

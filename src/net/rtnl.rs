@@ -629,6 +629,92 @@ mod tests {
     }
 
     #[test]
+    fn newlink_vlan_bytes() {
+        // As `ip link add link eth0 name eth0.42 type vlan id 42` (strace of
+        // iproute2 6.1: the same attributes, IFLA_LINK after the name).
+        let m = new_vlan(4, "eth0.42", 2, 42);
+        let f = u16::from_ne_bytes([m[6], m[7]]);
+        assert_eq!(f, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL);
+        assert_eq!(rd_u16(&m, 4), Some(RTM_NEWLINK));
+        assert_eq!(&m[16..32], &[0; 16]);
+        assert_eq!(
+            &m[32..44],
+            &[12, 0, 3, 0, b'e', b't', b'h', b'0', b'.', b'4', b'2', 0]
+        );
+        assert_eq!(&m[44..52], &[8, 0, 5, 0, 2, 0, 0, 0]);
+        // IFLA_LINKINFO { KIND "vlan", DATA { VLAN_ID 42 } }.
+        let mut info = vec![
+            24, 0, 18, 0, 8, 0, 1, 0, b'v', b'l', b'a', b'n', 12, 0, 2, 0, 6, 0, 1, 0,
+        ];
+        info.extend_from_slice(&42u16.to_ne_bytes());
+        info.extend_from_slice(&[0, 0]);
+        assert_eq!(&m[52..], &info[..]);
+        assert_eq!(rd_u32(&m, 0), Some(m.len() as u32));
+    }
+
+    #[test]
+    fn route_dump_part_and_address_flags_decode() {
+        let mut hdr = [0u8; RTMSG_LEN];
+        hdr[0] = AF_INET6;
+        hdr[4] = RT_TABLE_MAIN;
+        hdr[5] = RTPROT_RA;
+        hdr[7] = RTN_UNICAST;
+        let gw: Ipv6Addr = "fe80::1".parse().unwrap();
+        let m = NlMsgBuilder::new(RTM_NEWROUTE, NLM_F_MULTI, 3, 0)
+            .bytes(&hdr)
+            .attr(RTA_TABLE, &254u32.to_ne_bytes())
+            .attr(RTA_GATEWAY, &gw.octets())
+            .attr(RTA_OIF, &2u32.to_ne_bytes())
+            .attr(99, &[1])
+            .finish();
+        assert_eq!(
+            parse(&m).unwrap(),
+            [Message::Route {
+                seq: 3,
+                route: Route {
+                    family: AF_INET6,
+                    dst_len: 0,
+                    dst: None,
+                    oif: Some(2),
+                    gateway: Some(IpAddr::V6(gw)),
+                    protocol: RTPROT_RA,
+                    table: 254,
+                    kind: RTN_UNICAST,
+                },
+            }]
+        );
+        for n in 0..m.len() {
+            let _ = parse(&m[..n]);
+        }
+        assert_eq!(rd_u16(&get_routes(1, AF_INET6), 4), Some(RTM_GETROUTE));
+        // ifa_flags byte TENTATIVE, widened by IFA_FLAGS (MANAGETEMPADDR).
+        let mut ah = [0u8; IFADDRMSG_LEN];
+        ah[0] = AF_INET6;
+        ah[1] = 64;
+        ah[2] = IFA_F_TENTATIVE as u8;
+        ah[4] = 2;
+        let a: Ipv6Addr = "fd00:198:18::2".parse().unwrap();
+        let m = NlMsgBuilder::new(RTM_NEWADDR, NLM_F_MULTI, 4, 0)
+            .bytes(&ah)
+            .attr(IFA_ADDRESS, &a.octets())
+            .finish();
+        let Message::Addr { addr, .. } = &parse(&m).unwrap()[0] else {
+            panic!()
+        };
+        assert!(addr.is_tentative() && !addr.dad_failed());
+        let m = NlMsgBuilder::new(RTM_NEWADDR, NLM_F_MULTI, 4, 0)
+            .bytes(&ah)
+            .attr(IFA_ADDRESS, &a.octets())
+            .attr(IFA_FLAGS, &(0x100u32 | IFA_F_DADFAILED).to_ne_bytes())
+            .finish();
+        let Message::Addr { addr, .. } = &parse(&m).unwrap()[0] else {
+            panic!()
+        };
+        assert_eq!(addr.flags, 0x108);
+        assert!(addr.dad_failed() && !addr.is_tentative());
+    }
+
+    #[test]
     fn setlink_rename_pads_name() {
         let m = set_link(2, 4, Some(false), Some(1400), Some("lan0"));
         assert_eq!(&m[20..32], &[4, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0]);
