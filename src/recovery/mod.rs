@@ -14,8 +14,10 @@
 //! the connector and the history in /run/netboot/recovery.json.
 //!
 //! Two initiators must never answer the same session's events: when iscsid
-//! runs (its abstract socket `@ISCSIADM_ABSTRACT_NAMESPACE` is bound) the
-//! resident steps aside and exits; iscsid adopts the session at start-up.
+//! runs (its abstract socket `@ISCSIADM_ABSTRACT_NAMESPACE` is bound and a
+//! process named `iscsid` exists: systemd's iscsid.socket alone binds the
+//! socket long before iscsid starts) the resident steps aside and exits;
+//! iscsid adopts the session at start-up.
 
 pub mod handoff;
 pub mod history;

@@ -134,11 +134,41 @@ pub fn spawn(h: &Handoff, new_root: &str) -> Result<u32, SpawnError> {
 }
 
 /// Whether iscsid runs: its abstract socket in /proc/net/unix (pure part:
-/// [`iscsid_in`]).
+/// [`iscsid_in`]) and a process named `iscsid`. The socket alone is not
+/// enough: with socket activation (Debian's `iscsid.socket`, enabled by
+/// default) systemd binds it at sockets.target, before — and without —
+/// any iscsid; iscsid.service starts only when iscsiadm or udev asks for it
+/// (and not at all when its ExecStartPre checks fail).
 fn iscsid_running() -> bool {
     crate::bounded::read_file(Path::new("/proc/net/unix"), 16 << 20)
         .map(|b| iscsid_in(&String::from_utf8_lossy(&b)))
         .unwrap_or(false)
+        && iscsid_process()
+}
+
+/// Some process's /proc/PID/comm is `iscsid` (pure part: [`is_iscsid_comm`]).
+fn iscsid_process() -> bool {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    dir.flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .any(|e| {
+            crate::bounded::read_file(&e.path().join("comm"), 64)
+                .map(|c| is_iscsid_comm(&c))
+                .unwrap_or(false)
+        })
+}
+
+/// A /proc/PID/comm content names iscsid (the logger and the daemon it
+/// forks both keep the name).
+pub fn is_iscsid_comm(comm: &[u8]) -> bool {
+    comm.strip_suffix(b"\n").unwrap_or(comm) == b"iscsid"
 }
 
 /// `/proc/net/unix` text lists iscsid's listening socket (the path column
@@ -485,5 +515,14 @@ mod tests {
             "0000: 00000002 0 0 0001 01 1 @ISCSIADM_ABSTRACT_NAMESPACE_X\n"
         ));
         assert!(!iscsid_in(""));
+    }
+
+    #[test]
+    fn iscsid_process_is_seen_by_its_comm() {
+        assert!(is_iscsid_comm(b"iscsid\n"));
+        assert!(is_iscsid_comm(b"iscsid"));
+        assert!(!is_iscsid_comm(b"iscsiadm\n"));
+        assert!(!is_iscsid_comm(b"systemd\n"));
+        assert!(!is_iscsid_comm(b""));
     }
 }
