@@ -45,7 +45,11 @@ cargo clippy --locked --lib --bins "${cargo_target[@]}" -- -D warnings
 cargo clippy --locked --all-targets "${cargo_target[@]}" -- -D warnings -A clippy::unwrap_used -A clippy::expect_used
 
 step "shellcheck"
-mapfile -t scripts < <(git ls-files '*.sh' .ci/run qemu/bench)
+# Hooks and boot scripts without .sh (their generators name them so) too.
+mapfile -t scripts < <(git ls-files '*.sh' .ci/run qemu/bench \
+    mkinitcpio/install/netboot mkinitcpio/hooks/netboot mkinitcpio/netboot-generator \
+    qemu/mkinitcpio/init initramfs-tools/hooks/netboot \
+    initramfs-tools/scripts/init-premount/netboot qemu/debian/nbtest)
 shellcheck -x "${scripts[@]}"
 
 step "VM kernels (Debian 6.1 and 6.12, cached under target/vm/kernels)"
