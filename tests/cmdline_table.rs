@@ -236,7 +236,7 @@ const INVALID: &[(&str, &str)] = &[
     // --- netboot.* ----------------------------------------------------------
     ("netboot.on_fail=panic", r#"invalid netboot.on_fail=: "panic" is not one of shell, reboot, halt"#),
     ("netboot.on-fail=", r#"invalid netboot.on-fail=: "" is not one of shell, reboot, halt"#),
-    ("netboot.on_fial=shell", "unknown key netboot.on_fial=: netboot.* keys are initiator, ibft, scheduler, nr_requests, queue_depth, cmds_max, timeout, on_fail, reboot_delay, log, events, config, config.required, secrets, param.KEY"),
+    ("netboot.on_fial=shell", "unknown key netboot.on_fial=: netboot.* keys are initiator, ibft, scheduler, nr_requests, queue_depth, cmds_max, timeout, on_fail, reboot_delay, log, recovery, events, config, config.required, secrets, param.KEY"),
     ("netboot.log=verbose", r#"invalid netboot.log=: "verbose" is not one of off, error, warn, warning, info, debug, trace"#),
     ("netboot.events=0", r#"invalid netboot.events="0": group 0 is outside 1..=32"#),
     ("netboot.events=33", r#"invalid netboot.events="33": group 33 is outside 1..=32"#),

@@ -56,7 +56,7 @@ pub fn ibft_step(
                 .map_err(|e| BootError::fatal(format!("rd.iscsi.firmware: {e}")))?;
             let fail = |e: ibft::IbftError| BootError::fatal(format!("rd.iscsi.firmware: {e}"));
             let table = ibft::parse(&tree).map_err(fail)?;
-            let m = ibft::plan::merge(&table, plan, explicit).map_err(fail)?;
+            let m = ibft::plan::merge(&table, plan, explicit, &ibft::sysfs::link_of_mac).map_err(fail)?;
             let facts = Facts::new()
                 .str("module", loaded)
                 .u64("targets", table.targets.len() as u64)

@@ -140,7 +140,17 @@ fn merge_ibft(plan: &mut crate::plan::BootPlan, cmdline: &str, dir: &Path) -> Re
     let tree = crate::ibft::sysfs::read_tree(dir).map_err(|e| format!("--ibft: {e}"))?;
     let table = crate::ibft::parse(&tree).map_err(|e| e.to_string())?;
     let explicit = crate::cmdline::keys::explicit_fields(cmdline);
-    crate::ibft::plan::merge(&table, plan, &explicit).map_err(|e| e.to_string())?;
+    // VLAN links are named after this machine's link with the NIC's MAC,
+    // as at boot; a table from elsewhere names `ibft<N>` (dracut's name).
+    let nics = table.nics.clone();
+    let link = move |mac: &str| {
+        crate::ibft::sysfs::link_of_mac(mac).or_else(|| {
+            nics.iter()
+                .find(|n| n.mac == mac)
+                .map(|n| format!("ibft{}", n.index))
+        })
+    };
+    crate::ibft::plan::merge(&table, plan, &explicit, &link).map_err(|e| e.to_string())?;
     crate::cmdline::supported::check(plan).map_err(|e| e.to_string())?;
     Ok(())
 }

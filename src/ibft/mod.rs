@@ -149,14 +149,25 @@ pub fn boot_selected(flags: u8) -> bool {
     flags & FLAG_BOOT_SELECTED != 0
 }
 
+/// The usable entries of `v` (in index order), the boot-selected first.
+/// Two passes instead of a sort: the binary carries no sort for it.
+fn boot_first<T>(v: &[T], flags: impl Fn(&T) -> u8) -> Vec<&T> {
+    let mut out: Vec<&T> = v
+        .iter()
+        .filter(|e| usable(flags(e)) && boot_selected(flags(e)))
+        .collect();
+    out.extend(
+        v.iter()
+            .filter(|e| usable(flags(e)) && !boot_selected(flags(e))),
+    );
+    out
+}
+
 impl Table {
     /// The targets to log in to, in failover order: usable ones, the
     /// boot-selected first, then by index.
     pub fn boot_targets(&self) -> Vec<&Target> {
-        let mut t: Vec<&Target> = self.targets.iter().filter(|t| usable(t.flags)).collect();
-        // Stable: index order within each group.
-        t.sort_by_key(|t| !boot_selected(t.flags));
-        t
+        boot_first(&self.targets, |t| t.flags)
     }
 
     /// The NICs to configure: the usable NICs that the boot targets are
@@ -173,8 +184,7 @@ impl Table {
             }
         }
         if out.is_empty() {
-            out = self.nics.iter().filter(|n| usable(n.flags)).collect();
-            out.sort_by_key(|n| !boot_selected(n.flags));
+            out = boot_first(&self.nics, |n| n.flags);
         }
         out
     }
@@ -330,7 +340,8 @@ pub fn decode_lun(bytes: &[u8]) -> Option<u64> {
 /// The attributes of one directory.
 struct Entry<'t> {
     dir: &'t str,
-    attrs: BTreeMap<&'t str, &'t [u8]>,
+    /// Sorted by name (the tree's order).
+    attrs: Vec<(&'t str, &'t [u8])>,
 }
 
 impl<'t> Entry<'t> {
@@ -339,7 +350,8 @@ impl<'t> Entry<'t> {
     }
 
     fn get(&self, attr: &str) -> Option<&'t [u8]> {
-        self.attrs.get(attr).copied()
+        let i = self.attrs.binary_search_by(|(a, _)| (*a).cmp(attr)).ok()?;
+        self.attrs.get(i).map(|(_, b)| *b)
     }
 
     fn required(&self, attr: &str) -> Result<&'t [u8], IbftError> {
@@ -436,7 +448,10 @@ fn entry_number(dir: &str, prefix: &str) -> Option<u8> {
 /// `initiator`, `ethernet<N>`, `target<N>` (`acpi_header`, a `device`
 /// link's contents) are ignored.
 pub fn parse(tree: &Tree) -> Result<Table, IbftError> {
-    let mut dirs: BTreeMap<&str, Entry> = BTreeMap::new();
+    // The tree is sorted by path, so one directory's attributes are
+    // contiguous ("target1/…" sorts before "target10/…": '/' < '0') and
+    // sorted by name.
+    let mut dirs: Vec<Entry> = Vec::new();
     for (path, bytes) in tree {
         let Some((dir, attr)) = path.split_once('/') else {
             continue;
@@ -450,20 +465,21 @@ pub fn parse(tree: &Tree) -> Result<Table, IbftError> {
         if !known {
             continue;
         }
-        dirs.entry(dir)
-            .or_insert_with(|| Entry {
+        match dirs.last_mut() {
+            Some(e) if e.dir == dir => e.attrs.push((attr, bytes.as_slice())),
+            _ => dirs.push(Entry {
                 dir,
-                attrs: BTreeMap::new(),
-            })
-            .attrs
-            .insert(attr, bytes.as_slice());
+                attrs: vec![(attr, bytes.as_slice())],
+            }),
+        }
     }
     let mut table = Table {
         initiator: None,
         nics: Vec::new(),
         targets: Vec::new(),
     };
-    for (dir, e) in &dirs {
+    for e in &dirs {
+        let dir = &e.dir;
         if *dir == "initiator" {
             table.initiator = Some(initiator(e)?);
         } else if let Some(n) = entry_number(dir, "ethernet") {
@@ -473,16 +489,19 @@ pub fn parse(tree: &Tree) -> Result<Table, IbftError> {
                     format!("more than {MAX_ENTRIES} ethernet entries"),
                 ));
             }
-            table.nics.push(nic(e, n)?);
+            let nic = nic(e, n)?;
+            // In index order (the tree's is by name: ethernet10 < ethernet2).
+            let at = table.nics.partition_point(|o| o.index < nic.index);
+            table.nics.insert(at, nic);
         } else if let Some(n) = entry_number(dir, "target") {
             if table.targets.len() >= MAX_ENTRIES {
                 return Err(err(*dir, format!("more than {MAX_ENTRIES} target entries")));
             }
-            table.targets.push(target(e, n)?);
+            let t = target(e, n)?;
+            let at = table.targets.partition_point(|o| o.index < t.index);
+            table.targets.insert(at, t);
         }
     }
-    table.nics.sort_by_key(|n| n.index);
-    table.targets.sort_by_key(|t| t.index);
     Ok(table)
 }
 

@@ -15,12 +15,15 @@
 //! credentials (the paths then use the command line's). [`merge`] returns
 //! the fields it set, so a fetched config does not override them either.
 //!
-//! A NIC with a VLAN ID is refused: this build cannot create VLAN links
-//! (see [`vlan_unsupported`]).
+//! A NIC with a VLAN ID becomes a VLAN link `<nic>.<vid>` over the link
+//! with the NIC's MAC (`plan.network.vlans`), and its `ip=` entry names
+//! the VLAN link: the address goes on the tagged device, as open-iscsi
+//! configures it. The link's current name comes from `link_of_mac` (the
+//! boot reads /sys/class/net; the table only knows the MAC).
 
 use super::{IbftError, Nic, Table, Target};
 use crate::cmdline::keys::PlanField;
-use crate::plan::{BootPlan, Chap, IpConfig, IpMethod, MutualChap, RootPath};
+use crate::plan::{BootPlan, Chap, IpConfig, IpMethod, MutualChap, RootPath, Vlan};
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
@@ -32,29 +35,65 @@ pub struct Merged {
     pub notes: Vec<String>,
 }
 
-/// The VLAN message: a table NIC on a tagged VLAN.
-pub fn vlan_unsupported(nic: &Nic) -> IbftError {
-    IbftError {
-        at: format!("{}/vlan", nic.entry),
-        what: format!(
-            "VLAN {} is set, but this netboot cannot configure VLANs yet; give ip= (and a root path) on the command line instead",
-            nic.vlan
-        ),
+/// The longest link name (IFNAMSIZ − 1).
+const IFNAME_MAX: usize = 15;
+
+/// The VLAN link of a tagged table NIC: `<parent>.<vid>` over the link
+/// with the NIC's MAC.
+pub fn vlan_link(
+    nic: &Nic,
+    link_of_mac: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vlan, IbftError> {
+    let at = format!("{}/vlan", nic.entry);
+    if !(1..=4094).contains(&nic.vlan) {
+        return Err(IbftError {
+            at,
+            what: format!("{} is not a VLAN id in 1..4094", nic.vlan),
+        });
     }
+    let parent = link_of_mac(&nic.mac).ok_or_else(|| IbftError {
+        at: format!("{}/mac", nic.entry),
+        what: format!(
+            "no network link has MAC {} (needed for VLAN {}; is the NIC's driver in the initramfs?)",
+            nic.mac, nic.vlan
+        ),
+    })?;
+    let name = format!("{parent}.{}", nic.vlan);
+    if name.len() > IFNAME_MAX {
+        return Err(IbftError {
+            at,
+            what: format!(
+                "the VLAN link name {} is longer than {IFNAME_MAX} bytes",
+                crate::escape::escape_controls(&name)
+            ),
+        });
+    }
+    Ok(Vlan {
+        name,
+        parent,
+        id: nic.vlan,
+    })
 }
 
-/// The `ip=` entry of one table NIC.
-pub fn ip_config(nic: &Nic) -> Result<IpConfig, IbftError> {
-    if nic.vlan != 0 {
-        return Err(vlan_unsupported(nic));
-    }
+/// The `ip=` entry of one table NIC (and its VLAN link, if tagged).
+pub fn ip_config(
+    nic: &Nic,
+    link_of_mac: &dyn Fn(&str) -> Option<String>,
+) -> Result<(IpConfig, Option<Vlan>), IbftError> {
     let v6 = matches!(nic.address, Some(IpAddr::V6(_)));
     let mut c = IpConfig::method_only(None, IpMethod::Static);
-    c.mac = Some(nic.mac.clone());
+    let vlan = if nic.vlan != 0 {
+        let v = vlan_link(nic, link_of_mac)?;
+        c.iface = Some(v.name.clone());
+        Some(v)
+    } else {
+        c.mac = Some(nic.mac.clone());
+        None
+    };
     c.hostname = nic.hostname.clone();
     if nic.uses_dhcp() {
         c.method = if v6 { IpMethod::Dhcp6 } else { IpMethod::Dhcp };
-        return Ok(c);
+        return Ok((c, vlan));
     }
     let Some(address) = nic.address else {
         return Err(IbftError {
@@ -71,7 +110,7 @@ pub fn ip_config(nic: &Nic) -> Result<IpConfig, IbftError> {
         .into_iter()
         .flatten()
         .collect();
-    Ok(c)
+    Ok((c, vlan))
 }
 
 /// The root path of one table target.
@@ -102,11 +141,13 @@ pub fn root_path(t: &Target) -> Result<RootPath, IbftError> {
 }
 
 /// Merge the table into `plan` (module docs). `explicit`: the fields the
-/// command line set (`cmdline::keys::explicit_fields`).
+/// command line set (`cmdline::keys::explicit_fields`); `link_of_mac`:
+/// the name of the link with a MAC (for VLANs only).
 pub fn merge(
     table: &Table,
     plan: &mut BootPlan,
     explicit: &BTreeSet<PlanField>,
+    link_of_mac: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Merged, IbftError> {
     let mut m = Merged::default();
     let chap_explicit = [
@@ -177,10 +218,11 @@ pub fn merge(
             });
         }
         let mut ips = Vec::new();
+        let mut vlans = Vec::new();
         for n in nics {
-            let c = ip_config(n)?;
+            let (c, vlan) = ip_config(n, link_of_mac)?;
             m.notes.push(format!(
-                "{}: {} on the link with MAC {}",
+                "{}: {} on {}",
                 n.entry,
                 match (c.method, c.address, c.prefix_len) {
                     (IpMethod::Static, Some(a), Some(p)) => format!(
@@ -190,12 +232,29 @@ pub fn merge(
                     (IpMethod::Dhcp6, ..) => "DHCPv6".to_string(),
                     _ => "DHCP".to_string(),
                 },
-                n.mac
+                match &vlan {
+                    Some(v) => format!(
+                        "VLAN link {} (id {}) over {} (MAC {})",
+                        v.name, v.id, v.parent, n.mac
+                    ),
+                    None => format!("the link with MAC {}", n.mac),
+                }
             ));
             ips.push(c);
+            vlans.extend(vlan);
         }
         plan.network.ip = ips;
         m.fields.insert(PlanField::Ip);
+        if !vlans.is_empty() {
+            if explicit.contains(&PlanField::Vlans) {
+                // vlan= on the command line: its links come first.
+                plan.network
+                    .vlans
+                    .retain(|v| !vlans.iter().any(|o| o.name == v.name));
+            }
+            plan.network.vlans.extend(vlans);
+            m.fields.insert(PlanField::Vlans);
+        }
     }
     match table.initiator_name() {
         Some(_) if explicit.contains(&PlanField::Initiator) => m

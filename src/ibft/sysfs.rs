@@ -56,6 +56,22 @@ fn entries(dir: &Path) -> Result<Vec<(String, std::fs::FileType)>, ReadError> {
     Ok(out)
 }
 
+/// The name of the network link whose MAC is `mac` (lowercase), from
+/// `/sys/class/net/*/address`; `None` if no link has it.
+pub fn link_of_mac(mac: &str) -> Option<String> {
+    let dir = Path::new("/sys/class/net");
+    for (name, _) in entries(dir).ok()? {
+        let p = dir.join(&name).join("address");
+        let Ok(b) = crate::bounded::read_file(&p, 64) else {
+            continue;
+        };
+        if String::from_utf8_lossy(&b).trim().eq_ignore_ascii_case(mac) {
+            return Some(name);
+        }
+    }
+    None
+}
+
 /// The tree under `dir` (module docs).
 pub fn read_tree(dir: &Path) -> Result<Tree, ReadError> {
     let mut tree = Tree::new();

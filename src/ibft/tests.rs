@@ -18,10 +18,15 @@ fn v4(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
+/// The guest's one link.
+fn eth0(mac: &str) -> Option<String> {
+    (mac == "52:54:00:12:34:56").then(|| "eth0".to_string())
+}
+
 fn merged(tree: &Tree, cmdline: &str) -> Result<(BootPlan, plan::Merged), IbftError> {
     let mut p = crate::cmdline::parse_plan(cmdline).unwrap();
     let t = parse(tree)?;
-    let m = plan::merge(&t, &mut p, &explicit_fields(cmdline))?;
+    let m = plan::merge(&t, &mut p, &explicit_fields(cmdline), &eth0)?;
     Ok((p, m))
 }
 
@@ -146,7 +151,8 @@ fn ipv6_fixture_parses_uncompressed_addresses() {
         "2001:db8::1".parse::<IpAddr>().unwrap()
     );
     assert_eq!(t.targets[0].lun, 10);
-    let ip = plan::ip_config(n).unwrap();
+    let (ip, vlan) = plan::ip_config(n, &eth0).unwrap();
+    assert!(vlan.is_none());
     assert_eq!((ip.method, ip.prefix_len), (IpMethod::Static, Some(64)));
     let p = plan::root_path(&t.targets[0]).unwrap();
     assert_eq!(p.portal(), "[2001:db8::1]:3260");
@@ -154,13 +160,30 @@ fn ipv6_fixture_parses_uncompressed_addresses() {
 }
 
 #[test]
-fn vlan_fixture_is_refused_clearly() {
-    let e = merged(&fixture("vlan"), "rd.iscsi.firmware").unwrap_err();
-    assert_eq!(e.at, "ethernet0/vlan");
-    let text = e.to_string();
-    assert!(
-        text.starts_with("iBFT ethernet0/vlan: VLAN 5 is set"),
-        "{text}"
+fn vlan_fixture_becomes_a_vlan_link_over_the_nic() {
+    let (p, m) = merged(&fixture("vlan"), "rd.iscsi.firmware").unwrap();
+    let v = &p.network.vlans;
+    assert_eq!(v.len(), 1);
+    assert_eq!(
+        (v[0].name.as_str(), v[0].parent.as_str(), v[0].id),
+        ("eth0.5", "eth0", 5)
+    );
+    let ip = &p.network.ip[0];
+    assert_eq!(ip.iface.as_deref(), Some("eth0.5"));
+    assert_eq!(ip.mac, None);
+    assert_eq!(ip.address, Some(v4("198.18.5.2")));
+    assert!(m.fields.contains(&PlanField::Vlans));
+    // No link with the NIC's MAC: said, with the MAC.
+    let t = parse(&fixture("vlan")).unwrap();
+    let mut p = BootPlan::default();
+    let e = plan::merge(&t, &mut p, &Default::default(), &|_| None).unwrap_err();
+    assert_eq!(e.to_string(), "iBFT ethernet0/mac: no network link has MAC 52:54:00:12:34:56 (needed for VLAN 5; is the NIC's driver in the initramfs?)");
+    let mut t2 = t.clone();
+    t2.nics[0].vlan = 4095;
+    let e = plan::merge(&t2, &mut p, &Default::default(), &eth0).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "iBFT ethernet0/vlan: 4095 is not a VLAN id in 1..4094"
     );
 }
 
@@ -242,7 +265,7 @@ fn entries_without_flags_are_skipped() {
     let table = parse(&t).unwrap();
     assert!(table.boot_targets().is_empty());
     let mut p = BootPlan::default();
-    let e = plan::merge(&table, &mut p, &Default::default()).unwrap_err();
+    let e = plan::merge(&table, &mut p, &Default::default(), &eth0).unwrap_err();
     assert_eq!(
         e.to_string(),
         "iBFT target*: no usable target (flags bit 0 or 1 set) among 1 target entry"
@@ -666,7 +689,25 @@ fn built_table_reads_back_through_the_kernels_view() {
     let c = t.targets[0].reverse_chap.as_ref().unwrap();
     assert_eq!(c.secret.expose(), "tgtsecret12345");
     let mut p = BootPlan::default();
-    plan::merge(&t, &mut p, &Default::default()).unwrap();
+    plan::merge(&t, &mut p, &Default::default(), &eth0).unwrap();
     assert_eq!(p.paths.len(), 2);
     assert_eq!(p.network.ip.len(), 2, "each target's NIC");
+}
+
+#[test]
+fn entries_are_in_index_order_not_name_order() {
+    let mut t = Tree::new();
+    for i in [10u8, 2] {
+        for (k, v) in target_tree(&[]) {
+            let k = k.replace("target0", &format!("target{i}"));
+            let v = if k.ends_with("/index") {
+                format!("{i}\n").into_bytes()
+            } else {
+                v
+            };
+            t.insert(k, v);
+        }
+    }
+    let idx: Vec<u8> = parse(&t).unwrap().targets.iter().map(|t| t.index).collect();
+    assert_eq!(idx, [2, 10]);
 }
