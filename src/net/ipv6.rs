@@ -36,29 +36,14 @@ const RT_SCOPE_LINK: u8 = 253;
 impl Rtnl {
     /// Every route of `family` (RTM_GETROUTE dump until NLMSG_DONE).
     pub fn routes(&mut self, family: u8) -> Result<Vec<Route>, NetError> {
-        let seq = self.next_seq();
-        self.send(&rtnl::get_routes(seq, family))?;
-        let what = || "RTM_GETROUTE dump".to_string();
-        let mut out = Vec::new();
-        loop {
-            for m in self.recv(&what)? {
-                match m {
-                    Message::Route { seq: s, route } if s == seq => out.push(route),
-                    Message::Done { seq: s, errno } | Message::Error { seq: s, errno }
-                        if s == seq =>
-                    {
-                        if errno != 0 {
-                            return Err(NetError::Refused {
-                                what: what(),
-                                errno,
-                            });
-                        }
-                        return Ok(out);
-                    }
-                    _ => {}
-                }
-            }
-        }
+        self.dump(
+            &|seq| rtnl::get_routes(seq, family),
+            "RTM_GETROUTE dump",
+            |m| match m {
+                Message::Route { route, .. } => Some(route),
+                _ => None,
+            },
+        )
     }
 
     /// Create VLAN `vlan` on link `parent`; an existing link of that name

@@ -376,21 +376,35 @@ impl Rtnl {
 
     /// Every link (RTM_GETLINK dump, all parts until NLMSG_DONE).
     pub fn links(&mut self) -> Result<Vec<Link>, NetError> {
+        self.dump(&rtnl::get_links, "RTM_GETLINK dump", |m| match m {
+            Message::Link {
+                deleted: false,
+                link,
+                ..
+            } => Some(link),
+            _ => None,
+        })
+    }
+
+    /// One dump request (built with the next sequence number): every part
+    /// `pick` accepts, until NLMSG_DONE. EINTR-style cut dumps
+    /// (NLM_F_DUMP_INTR) are rare; the callers re-dump in their wait loops.
+    pub(crate) fn dump<T>(
+        &mut self,
+        build: &dyn Fn(u32) -> Vec<u8>,
+        name: &str,
+        pick: impl Fn(Message) -> Option<T>,
+    ) -> Result<Vec<T>, NetError> {
         let seq = self.next_seq();
-        self.send(&rtnl::get_links(seq))?;
-        let what = || "RTM_GETLINK dump".to_string();
+        self.send(&build(seq))?;
+        let what = || name.to_string();
         let mut out = Vec::new();
         loop {
             for m in self.recv(&what)? {
                 match m {
-                    Message::Link {
-                        seq: s,
-                        deleted: false,
-                        link,
-                    } if s == seq => out.push(link),
-                    Message::Done { seq: s, errno } if s == seq => {
-                        // EINTR-style cut dumps (NLM_F_DUMP_INTR) are
-                        // rare; the callers re-dump in their wait loops.
+                    Message::Done { seq: s, errno } | Message::Error { seq: s, errno }
+                        if s == seq =>
+                    {
                         if errno != 0 {
                             return Err(NetError::Refused {
                                 what: what(),
@@ -399,12 +413,7 @@ impl Rtnl {
                         }
                         return Ok(out);
                     }
-                    Message::Error { seq: s, errno } if s == seq => {
-                        return Err(NetError::Refused {
-                            what: what(),
-                            errno,
-                        })
-                    }
+                    m if message_seq(&m) == seq => out.extend(pick(m)),
                     _ => {}
                 }
             }
@@ -446,33 +455,14 @@ impl Rtnl {
 
     /// Every address of `family` (RTM_GETADDR dump until NLMSG_DONE).
     pub fn addresses(&mut self, family: u8) -> Result<Vec<rtnl::Addr>, NetError> {
-        let seq = self.next_seq();
-        self.send(&rtnl::get_addrs(seq, family))?;
-        let what = || "RTM_GETADDR dump".to_string();
-        let mut out = Vec::new();
-        loop {
-            for m in self.recv(&what)? {
-                match m {
-                    Message::Addr { seq: s, addr } if s == seq => out.push(addr),
-                    Message::Done { seq: s, errno } if s == seq => {
-                        if errno != 0 {
-                            return Err(NetError::Refused {
-                                what: what(),
-                                errno,
-                            });
-                        }
-                        return Ok(out);
-                    }
-                    Message::Error { seq: s, errno } if s == seq => {
-                        return Err(NetError::Refused {
-                            what: what(),
-                            errno,
-                        })
-                    }
-                    _ => {}
-                }
-            }
-        }
+        self.dump(
+            &|seq| rtnl::get_addrs(seq, family),
+            "RTM_GETADDR dump",
+            |m| match m {
+                Message::Addr { addr, .. } => Some(addr),
+                _ => None,
+            },
+        )
     }
 
     /// Add (or replace) `addr/prefix` on `link`.
@@ -509,6 +499,19 @@ impl Rtnl {
             while recv(&self.monitor, &mut self.buf[..], RecvFlags::DONTWAIT).is_ok() {}
         }
         Ok(())
+    }
+}
+
+/// The sequence number of a decoded message.
+fn message_seq(m: &Message) -> u32 {
+    match m {
+        Message::Ack { seq }
+        | Message::Error { seq, .. }
+        | Message::Done { seq, .. }
+        | Message::Link { seq, .. }
+        | Message::Addr { seq, .. }
+        | Message::Route { seq, .. }
+        | Message::Other { seq, .. } => *seq,
     }
 }
 
