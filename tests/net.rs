@@ -120,19 +120,28 @@ fn open_tap(name: &str) -> File {
         pad: [0; 22],
     };
     req.name[..name.len()].copy_from_slice(name.as_bytes());
-    // SAFETY: the fd is /dev/net/tun, open for the call. TUNSETIFF reads
-    // and writes back one struct ifreq (drivers/net/tun.c `__tun_chr_ioctl`:
-    // copy_from_user/copy_to_user of sizeof(struct ifreq), 40 bytes on
-    // x86_64): IfReq is repr(C), 40 bytes (asserted above) with the name
-    // and ifr_flags at their offsets 0 and 16, and `req` is exclusively
-    // borrowed for the call. rustix has no TUNSETIFF wrapper.
-    let rc = unsafe { libc::ioctl(f.as_raw_fd(), libc::TUNSETIFF, &mut req) };
-    assert_eq!(
-        rc,
-        0,
-        "TUNSETIFF {name}: {}",
-        std::io::Error::last_os_error()
-    );
+    // EBUSY: the tap's previous fd may still be held for a moment by a
+    // child another test thread forked (between its fork and exec): retry
+    // for up to a second.
+    let until = Instant::now() + Duration::from_secs(1);
+    loop {
+        // SAFETY: the fd is /dev/net/tun, open for the call. TUNSETIFF reads
+        // and writes back one struct ifreq (drivers/net/tun.c `__tun_chr_ioctl`:
+        // copy_from_user/copy_to_user of sizeof(struct ifreq), 40 bytes on
+        // x86_64): IfReq is repr(C), 40 bytes (asserted above) with the name
+        // and ifr_flags at their offsets 0 and 16, and `req` is exclusively
+        // borrowed for the call. rustix has no TUNSETIFF wrapper.
+        let rc = unsafe { libc::ioctl(f.as_raw_fd(), libc::TUNSETIFF, &mut req) };
+        let err = std::io::Error::last_os_error();
+        if rc == 0 {
+            break;
+        }
+        if err.raw_os_error() == Some(libc::EBUSY) && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(10));
+            continue;
+        }
+        panic!("TUNSETIFF {name}: {err}");
+    }
     f
 }
 
@@ -155,26 +164,6 @@ fn bring(
             &net,
             Instant::now() + Duration::from_secs_f32(secs),
             Existing::Configure,
-        )
-    })
-}
-
-/// bring_up as `netboot attach` runs it: links the caller configured are
-/// used as they are.
-fn bring_respecting(
-    ns: &Netns,
-    cmdline: &str,
-    carrier: &[&'static str],
-    secs: f32,
-) -> Result<Vec<LinkReport>, NetError> {
-    let net = network(cmdline);
-    let carrier = carrier.to_vec();
-    ns.run(move || {
-        let _fds: Vec<File> = carrier.iter().map(|t| open_tap(t)).collect();
-        bring_up(
-            &net,
-            Instant::now() + Duration::from_secs_f32(secs),
-            Existing::Respect,
         )
     })
 }
@@ -254,30 +243,48 @@ fn attach_uses_an_address_the_caller_configured_without_dhcp() {
     ns.tap("tap0", "52:54:00:aa:00:07");
     ns.ip(&["addr", "add", "10.9.0.5/24", "dev", "tap0"]);
     ns.ip(&["link", "set", "tap0", "up"]);
+    ns.tap("tap1", "52:54:00:aa:00:08");
     // No DHCP server in the namespace: configuring would time out; the
     // caller's address is taken at once, for `ip=dhcp` and for no `ip=`.
-    for cl in ["ip=dhcp", "", "ip=tap0:dhcp"] {
-        let t = Instant::now();
-        let r = bring_respecting(&ns, cl, &["tap0"], 3.0).unwrap_or_else(|e| panic!("{cl:?}: {e}"));
-        assert!(t.elapsed() < Duration::from_secs(3), "{cl:?} waited");
+    // The last line names tap1, which has no address: still configured.
+    let lines = [
+        ("ip=dhcp", 3.0),
+        ("", 3.0),
+        ("ip=tap0:dhcp", 3.0),
+        ("ip=198.18.0.2::198.18.0.1:255.255.255.0::tap1:off", 10.0),
+    ];
+    let nets: Vec<(Network, f32)> = lines.iter().map(|(l, s)| (network(l), *s)).collect();
+    let results = ns.run(move || {
+        // Each tap opened once for the whole test: opening one again while
+        // a child forked by a concurrent test still holds the old fd
+        // (between its fork and exec) fails with EBUSY.
+        let _fds = [open_tap("tap0"), open_tap("tap1")];
+        nets.iter()
+            .map(|(net, secs)| {
+                let t = Instant::now();
+                let r = bring_up(
+                    net,
+                    Instant::now() + Duration::from_secs_f32(*secs),
+                    Existing::Respect,
+                );
+                (r, t.elapsed())
+            })
+            .collect::<Vec<_>>()
+    });
+    for ((cl, _), (r, took)) in lines.iter().take(3).zip(&results) {
+        let r = r.as_ref().unwrap_or_else(|e| panic!("{cl:?}: {e}"));
+        assert!(*took < Duration::from_secs(3), "{cl:?} waited {took:?}");
         assert_eq!(r.len(), 1, "{cl:?}");
         assert_eq!(r[0].iface, "tap0");
         assert_eq!(r[0].address.to_string(), "10.9.0.5");
         assert_eq!(r[0].prefix_len, 24);
         assert_eq!(r[0].dhcp_server, None);
     }
-    // Nothing was added or replaced.
+    // Nothing was added or replaced on tap0.
     assert_eq!(addrs(&ns, "tap0"), [("10.9.0.5".to_string(), 24, None)]);
-    // A link without an address is still configured (static entry).
-    ns.tap("tap1", "52:54:00:aa:00:08");
-    let r = bring_respecting(
-        &ns,
-        "ip=198.18.0.2::198.18.0.1:255.255.255.0::tap1:off",
-        &["tap0", "tap1"],
-        10.0,
-    )
-    .unwrap();
-    assert_eq!(r[0].iface, "tap1");
+    let (last, _) = &results[3];
+    let last = last.as_ref().unwrap_or_else(|e| panic!("tap1: {e}"));
+    assert_eq!(last[0].iface, "tap1");
     assert_eq!(addrs(&ns, "tap1")[0].0, "198.18.0.2");
 }
 
