@@ -50,6 +50,8 @@ mod vm_support;
 
 use vm_support::*;
 
+type Run = FaultRun;
+
 /// systemd under TCG on a loaded machine: boot ~30–60 s, writer 30 s, verification, shutdown.
 const TIMEOUT_S: u32 = 420;
 /// The documented bound from `systemctl poweroff|reboot` to the kernel's `reboot:` line
@@ -80,11 +82,6 @@ fn debian_image() -> PathBuf {
     PathBuf::from(fs::read_to_string(&f).unwrap_or_default().trim())
 }
 
-struct Run {
-    b: Booted,
-    fault: Vec<String>,
-}
-
 fn boot_debian(name: &str, extra: &str, rig: &[&str]) -> Run {
     let console = work_dir().join(format!("console-debian-{name}.log"));
     let _ = fs::remove_file(&console);
@@ -92,8 +89,8 @@ fn boot_debian(name: &str, extra: &str, rig: &[&str]) -> Run {
         "{BASE_CMDLINE} iscsi={ROOT_PATH} rw systemd.show_status=1 \
          systemd.journald.forward_to_console=1 {extra}"
     );
-    let out = Command::new(Path::new(REPO).join("qemu/boot.sh"))
-        .current_dir(REPO)
+    let mut c = Command::new(Path::new(REPO).join("qemu/boot.sh"));
+    c.current_dir(REPO)
         .args(["--kernel", "6.1", "--initrd"])
         .arg(netboot_initrd_with("6.1", "netboot-debian", &[]))
         .arg("--image")
@@ -102,40 +99,8 @@ fn boot_debian(name: &str, extra: &str, rig: &[&str]) -> Run {
         .args(["--timeout", &TIMEOUT_S.to_string()])
         .arg("--console")
         .arg(&console)
-        .args(rig)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run qemu/boot.sh: {e}"));
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let wall = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("boot: wall="))
-        .and_then(|w| w.trim().parse().ok());
-    let fault = stdout
-        .lines()
-        .filter_map(|l| l.strip_prefix("boot: "))
-        .filter(|l| l.starts_with("fault:"))
-        .map(str::to_string)
-        .collect();
-    Run {
-        b: Booted {
-            name: name.to_string(),
-            code: out.status.code(),
-            wall,
-            console: fs::read_to_string(&console).unwrap_or_default(),
-            stderr: format!("{stdout}{}", String::from_utf8_lossy(&out.stderr)),
-        },
-        fault,
-    }
-}
-
-impl Run {
-    fn tail(&self) -> String {
-        format!(
-            "--- fault ---\n{}\n{}",
-            self.fault.join("\n"),
-            self.b.tail()
-        )
-    }
+        .args(rig);
+    run_boot_sh(name, &mut c, &console)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -71,6 +71,8 @@ mod vm_support;
 
 use vm_support::*;
 
+type Run = FaultRun;
+
 /// What starts the fault clock.
 const MARKER: &str = "WRITER started";
 /// A stalled write that returned: I/O flows again (or failed: `result=error`).
@@ -108,17 +110,12 @@ fn writer_image() -> std::path::PathBuf {
 
 /// One boot through `qemu/boot.sh` with the writer; the console, and boot.sh's `fault:`
 /// lines (which [`vm_support::boot_with`] does not keep).
-struct Run {
-    b: Booted,
-    fault: Vec<String>,
-}
-
 fn boot_writer(name: &str, extra_cmdline: &str, rig: &[&str]) -> Run {
     let console = work_dir().join(format!("console-{name}.log"));
     let _ = fs::remove_file(&console);
     let append = format!("{BASE_CMDLINE} iscsi={ROOT_PATH} rw {extra_cmdline}");
-    let out = Command::new(Path::new(REPO).join("qemu/boot.sh"))
-        .current_dir(REPO)
+    let mut c = Command::new(Path::new(REPO).join("qemu/boot.sh"));
+    c.current_dir(REPO)
         .args(["--kernel", "6.1", "--initrd"])
         .arg(recovery_initrd("6.1"))
         .arg("--image")
@@ -128,40 +125,8 @@ fn boot_writer(name: &str, extra_cmdline: &str, rig: &[&str]) -> Run {
         .arg("--console")
         .arg(&console)
         .args(["--fault-after", MARKER, "--fault-resumed", STALL])
-        .args(rig)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run qemu/boot.sh: {e}"));
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let wall = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("boot: wall="))
-        .and_then(|w| w.trim().parse().ok());
-    let fault = stdout
-        .lines()
-        .filter_map(|l| l.strip_prefix("boot: "))
-        .filter(|l| l.starts_with("fault:"))
-        .map(str::to_string)
-        .collect();
-    Run {
-        b: Booted {
-            name: name.to_string(),
-            code: out.status.code(),
-            wall,
-            console: fs::read_to_string(&console).unwrap_or_default(),
-            stderr: format!("{stdout}{}", String::from_utf8_lossy(&out.stderr)),
-        },
-        fault,
-    }
-}
-
-impl Run {
-    fn tail(&self) -> String {
-        format!(
-            "--- fault ---\n{}\n{}",
-            self.fault.join("\n"),
-            self.b.tail()
-        )
-    }
+        .args(rig);
+    run_boot_sh(name, &mut c, &console)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -404,19 +404,51 @@ pub(crate) fn boot_with(vm: Vm, extra: &[&str]) -> Booted {
     if let Some(d) = &vm.configd {
         c.arg("--configd").arg(d);
     }
+    run_boot_sh(vm.name, &mut c, &console).b
+}
+
+/// One boot through `qemu/boot.sh` with the rig's fault log (`boot: fault: …` lines, from
+/// `--tgt-restart`, `--link-down`, `--fault-after`).
+pub(crate) struct FaultRun {
+    pub(crate) b: Booted,
+    pub(crate) fault: Vec<String>,
+}
+
+impl FaultRun {
+    pub(crate) fn tail(&self) -> String {
+        format!(
+            "--- fault ---\n{}\n{}",
+            self.fault.join("\n"),
+            self.b.tail()
+        )
+    }
+}
+
+/// Run a prepared `qemu/boot.sh` command whose console goes to `console`; boot.sh's stdout
+/// (wall time, fault lines) and stderr both end up in [`Booted::stderr`].
+pub(crate) fn run_boot_sh(name: &str, c: &mut Command, console: &Path) -> FaultRun {
     let out = c
         .output()
         .unwrap_or_else(|e| panic!("cannot run qemu/boot.sh: {e}"));
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let wall = stdout
         .lines()
         .find_map(|l| l.strip_prefix("boot: wall="))
         .and_then(|w| w.trim().parse().ok());
-    Booted {
-        name: vm.name.to_string(),
-        code: out.status.code(),
-        wall,
-        console: fs::read_to_string(&console).unwrap_or_default(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    let fault = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("boot: "))
+        .filter(|l| l.starts_with("fault:"))
+        .map(str::to_string)
+        .collect();
+    FaultRun {
+        b: Booted {
+            name: name.to_string(),
+            code: out.status.code(),
+            wall,
+            console: fs::read_to_string(console).unwrap_or_default(),
+            stderr: format!("{stdout}{}", String::from_utf8_lossy(&out.stderr)),
+        },
+        fault,
     }
 }
