@@ -14,6 +14,8 @@ need_pkgs+=(qemu-system-x86 busybox-static xz-utils zstd xfsprogs fdisk dnsmasq)
 # (dracut/, initramfs-tools/; the .deb is built with dpkg-deb), and
 # mmdebstrap for the Debian chroot in which mkinitramfs runs.
 need_pkgs+=(dracut-core initramfs-tools mmdebstrap udev)
+# fio for the I/O benchmark's root image (qemu/bench-fio; not run by the tests).
+need_pkgs+=(fio)
 missing=()
 for p in "${need_pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
