@@ -546,6 +546,13 @@ in order:
   +0.001000     1.830s  modules          ok      count=7
   +1.831000    210.0ms  net.link         ok      ifname=eth0
   +2.045000    812.3ms  iscsi.login      error   portal=198.18.0.1:3260 error=\"CHAP rejected\"
+
+timeline (ms since the agent started; one column = 57.1 ms):
+step               start     end    took  0                                            2857 ms
+pseudofs               0       1       1  |#                                                 |
+modules                1    1831    1830  |#################################                 |
+net.link            1831    2041     210  |                                ####              |
+iscsi.login         2045    2857     812  |                                   xxxxxxxxxxxxxxx|
 ";
 
 #[test]

@@ -11,6 +11,7 @@ pub mod error;
 pub mod failover;
 mod firmware;
 pub mod pid1;
+mod preload;
 
 pub use error::{BootError, Classify, ErrorKind, StepError};
 
@@ -328,7 +329,23 @@ pub fn run(
         opts.started_uptime,
         pid1::uptime()
     );
+    // …and each step's span (ms since the agent started: start+duration).
+    log::info!(
+        "BENCH steps {}",
+        bench_steps(&exec.rec.report(&BootOutcome::Ok).steps)
+    );
     Ok((dir, ready.handoff))
+}
+
+/// `name=START+DURATION …` in ms, in start order (qemu/bench's per-step
+/// figures).
+fn bench_steps(steps: &[crate::events::StepReport]) -> String {
+    let mut v: Vec<&crate::events::StepReport> = steps.iter().collect();
+    v.sort_by_key(|s| s.start_us);
+    v.iter()
+        .map(|s| format!("{}={}+{}", s.step, s.start_us / 1000, s.duration_us / 1000))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The boot path up to "root device present": modules, network, config,
@@ -340,7 +357,6 @@ pub fn run_to_device(
     opts: &BootOptions,
 ) -> Result<RootReady, StepError> {
     let started = Instant::now();
-    let mut deadline = started + Duration::from_millis(plan.timeout_ms);
     // Without a root path, a config server, DHCP or the iBFT nothing can
     // supply one: fail before touching the network.
     let firmware = plan.iscsi.firmware || plan.iscsi.ibft;
@@ -351,9 +367,33 @@ pub fn run_to_device(
     {
         return Err(no_root_path());
     }
-    let mut executable = check_supported(plan)?;
+    let executable = check_supported(plan)?;
     let moddir = crate::kmod::running_kernel_dir();
-    let index = steps::modules(exec, &moddir, &plan.network, opts.mode)?;
+    let (index, lists) = steps::modules(exec, &moddir, plan, opts.mode)?;
+    let mut preload = preload::Preload::spawn(exec, lists);
+    let res = to_device(exec, plan, opts, index, &mut preload, started, executable);
+    // On every path: no loader thread outlives the boot path (bounded by
+    // the deadline, which a fetched config may have moved).
+    let deadline = started + Duration::from_millis(plan.timeout_ms);
+    let joined = preload.finish(exec, deadline);
+    let ready = res?;
+    joined?;
+    Ok(ready)
+}
+
+/// [`run_to_device`] after the `modules` step, with the helper thread's
+/// modules loading meanwhile.
+fn to_device(
+    exec: &mut Exec,
+    plan: &mut BootPlan,
+    opts: &BootOptions,
+    index: crate::kmod::ModuleIndex,
+    preload: &mut preload::Preload,
+    started: Instant,
+    mut executable: Executable,
+) -> Result<RootReady, StepError> {
+    let mut deadline = started + Duration::from_millis(plan.timeout_ms);
+    let firmware = plan.iscsi.firmware || plan.iscsi.ibft;
     // The command line's own keys (and the secrets file's) win over the
     // iBFT; both win over a fetched config.
     let mut explicit = crate::config::explicit_keys(&opts.cmdline);
@@ -398,6 +438,8 @@ pub fn run_to_device(
     // Every rd.iscsi.param= applied, as check_supported verified.
     let node = executable.node;
     let sys = Path::new("/sys");
+    // NETLINK_ISCSI needs scsi_transport_iscsi, the login iscsi_tcp.
+    preload.storage(exec, deadline)?;
     // The kernel sockets: NETLINK_ISCSI for the sessions, and the uevent
     // socket, opened before any SCSI scan so that no disk event is missed.
     let (nl, mut uevents) = exec.step(step::ISCSI_CONNECT, Facts::new(), || {

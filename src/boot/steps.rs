@@ -23,14 +23,16 @@ const COLDPLUG_ROUNDS: usize = 4;
 pub fn modules(
     exec: &mut Exec,
     dir: &Path,
-    net: &crate::plan::Network,
+    plan: &BootPlan,
     mode: super::Mode,
-) -> Result<ModuleIndex, StepError> {
+) -> Result<(ModuleIndex, super::preload::Lists), StepError> {
+    let net = &plan.network;
     exec.step(
         step::MODULES,
         Facts::new().str("dir", dir.display().to_string()),
         || {
             let t = Instant::now();
+            let none = super::preload::Lists::default;
             // Inside another init the modules may all be built in or loaded
             // already, and an image may carry no index: nothing to load is
             // then not an error (a missing iscsi_tcp shows at iscsi.connect).
@@ -47,7 +49,7 @@ pub fn modules(
                     // the devices (virtio:d00000001…) the next round loads.
                     let mut asked: Vec<String> = Vec::new();
                     for _ in 0..COLDPLUG_ROUNDS {
-                        names.extend(kmod::scan_modaliases(Path::new("/sys")));
+                        names.extend(kmod::scan_bus_modaliases(Path::new("/sys")));
                         names.sort();
                         names.dedup();
                         names.retain(|n| !asked.contains(n));
@@ -62,7 +64,7 @@ pub fn modules(
                     let names = asked;
                     crate::net::raise_early(net);
                     return Ok((
-                        ModuleIndex::default(),
+                        (ModuleIndex::default(), none()),
                         Facts::new()
                             .str("modprobe", modprobe.display().to_string())
                             .u64("requested", names.len() as u64)
@@ -72,26 +74,56 @@ pub fn modules(
                 log::info!("{}: no modules.dep; loading no modules", dir.display());
                 crate::net::raise_early(net);
                 return Ok((
-                    ModuleIndex::default(),
+                    (ModuleIndex::default(), none()),
                     Facts::new().str("skipped", "no modules.dep"),
                 ));
             }
             let index = ModuleIndex::load(dir)?;
+            let index_ms = t.elapsed().as_millis() as u64;
             let sys = Path::new("/sys");
             let mut loader = KernelLoader::new(sys);
-            // crc32c, then the NIC (coldplug) and its link raised, so the
-            // kernel's carrier handling overlaps the remaining loads.
-            let mut named = kmod::load_by_name(&index, &mut loader, kmod::BOOT_EXTRAS)?;
-            let cold = kmod::coldplug(&index, &mut loader, sys, COLDPLUG_ROUNDS);
+            // The NIC first (coldplug) and its link raised at once, so the
+            // kernel's carrier handling runs while the rest loads.
+            let mut scan_us = 0u64;
+            let cold = kmod::coldplug_with(&index, &mut loader, COLDPLUG_ROUNDS, || {
+                let s = Instant::now();
+                let v = kmod::scan_bus_modaliases(sys);
+                scan_us += s.elapsed().as_micros() as u64;
+                v
+            });
             for e in &cold.failed {
                 log::warn!("coldplug: {e}");
             }
             crate::net::raise_early(net);
-            named.extend(kmod::load_by_name(&index, &mut loader, &BOOT_MODULES)?);
+            let mut named = Vec::new();
             // vlan=: the kernel would request 8021q for the link kind
-            // (`rtnl-link-vlan`) through a modprobe we do not have.
+            // (`rtnl-link-vlan`) through a modprobe we do not have; the
+            // network step needs it.
             if !net.vlans.is_empty() {
                 named.extend(kmod::load_by_name(&index, &mut loader, &["8021q"])?);
+            }
+            let storage_names: Vec<&str> = kmod::BOOT_EXTRAS
+                .iter()
+                .chain(BOOT_MODULES.iter())
+                .copied()
+                .collect();
+            let mut lists = super::preload::Lists::default();
+            if mode == super::Mode::Attach {
+                // Inside another init: in this step, in order, only what is
+                // missing (its callers read this step's `loaded`).
+                named.extend(kmod::load_by_name(&index, &mut loader, &storage_names)?);
+            } else {
+                // PID 1: the iSCSI/SCSI modules, then the root's file
+                // system, load in a helper thread while the network comes
+                // up and the login and disk scan wait (preload.rs).
+                lists.storage = index.resolve(&storage_names)?;
+                lists.storage_pre = kmod::parallel::prerequisites(&index, &lists.storage);
+                lists.fs_types = speculative_fs(plan, &index);
+                match index.resolve(&fs_aliases(&index, &lists.fs_types)) {
+                    Ok(l) => lists.fs = l,
+                    Err(e) => log::debug!("file-system modules not preloaded: {e}"),
+                }
+                lists.fs_pre = kmod::parallel::prerequisites(&index, &lists.fs);
             }
             let fresh = |l: &[kmod::Loaded]| {
                 l.iter()
@@ -105,10 +137,51 @@ pub fn modules(
                 .str("coldplug", fresh(&cold.loaded))
                 .u64("count", (named.len() + cold.loaded.len()) as u64)
                 .u64("coldplug_rounds", cold.rounds as u64)
+                .u64("index_ms", index_ms)
+                .u64("scan_ms", scan_us / 1000)
                 .u64("took_ms", t.elapsed().as_millis() as u64);
-            Ok::<_, kmod::ModulesError>((index, facts))
+            Ok::<_, kmod::ModulesError>(((index, lists), facts))
         },
     )
+}
+
+/// The file systems worth loading before the disk is there: `rootfstype=`
+/// (the command line's; a fetched config may name another, which the
+/// mount then loads), else the one file system this image carries a
+/// module for (our initramfs carries exactly the root's, `--fs`). Several
+/// candidates without `rootfstype=`: none (the probe decides at mount).
+fn speculative_fs(plan: &BootPlan, index: &ModuleIndex) -> Vec<String> {
+    if let Some(list) = &plan.root.fstype {
+        return list
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect();
+    }
+    let mods = index.fs_modules();
+    if mods.len() == 1 {
+        return mods;
+    }
+    Vec::new()
+}
+
+/// Names to resolve for file-system types: the module itself when it has
+/// the type's name, else its `fs-TYPE` alias; builtins and types without a
+/// module here are left out.
+fn fs_aliases(index: &ModuleIndex, types: &[String]) -> Vec<String> {
+    types
+        .iter()
+        .filter(|t| !index.is_builtin(t))
+        .filter_map(|t| {
+            if index.has_module(t) {
+                Some(t.clone())
+            } else {
+                let alias = format!("fs-{t}");
+                (!index.match_alias(&alias).is_empty()).then_some(alias)
+            }
+        })
+        .collect()
 }
 
 /// Bring the network up; returns what each configured link got (the first

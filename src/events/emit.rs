@@ -149,6 +149,35 @@ impl Emitter {
         self.emit(r);
     }
 
+    /// `step_start` for a step that began at `start_us` (µs since the
+    /// agent started), which may be before now.
+    pub fn step_start_at(&mut self, step: &str, start_us: u64, facts: &Facts) {
+        let mut r = self.record(kind::STEP_START);
+        r.step = Some(step.to_string());
+        r.start_us = Some(start_us);
+        r.facts = facts.0.clone();
+        self.emit(r);
+    }
+
+    /// `step_end` carrying the step's start too: its whole span.
+    pub fn step_end_at(
+        &mut self,
+        step: &str,
+        start_us: u64,
+        duration_us: u64,
+        result: Result<(), &str>,
+        facts: &Facts,
+    ) {
+        let mut r = self.record(kind::STEP_END);
+        r.step = Some(step.to_string());
+        r.start_us = Some(start_us);
+        r.duration_us = Some(duration_us);
+        r.result = Some(if result.is_ok() { "ok" } else { "error" }.to_string());
+        r.error = result.err().map(str::to_string);
+        r.facts = facts.0.clone();
+        self.emit(r);
+    }
+
     /// `result`: `Err(text)` for a failed step.
     pub fn step_end(
         &mut self,

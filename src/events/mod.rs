@@ -27,11 +27,15 @@
 //! | event        | fields besides `v`, `event`, `t_us` |
 //! |--------------|-------------------------------------|
 //! | `boot_start` | `boot_us`, `version` |
-//! | `step_start` | `step`, `facts`? |
-//! | `step_end`   | `step`, `result` (`ok`/`error`), `duration_us`, `error`?, `facts`? |
+//! | `step_start` | `step`, `start_us`?, `facts`? |
+//! | `step_end`   | `step`, `result` (`ok`/`error`), `start_us`?, `duration_us`, `error`?, `facts`? |
 //! | `boot_end`   | `outcome` (`ok`/`failed:STEP`), `total_us`, `error`? |
 //! | `log`        | `level` (`error`…`trace`), `msg` |
 //!
+//! `start_us`: when the step began (µs since the agent started), so a step's
+//! span is `start_us` … `start_us + duration_us` even when its events are
+//! sent later (steps run by a helper thread are recorded when it is joined;
+//! parallel steps overlap on that timeline).
 //! `t_us`: µs since the agent started (CLOCK_BOOTTIME); `boot_us`: CLOCK_BOOTTIME
 //! at agent start, so `boot_us + t_us` lines up with kernel log timestamps.
 //! `facts`: a flat object of strings, integers and booleans. `truncated: true`
@@ -85,6 +89,11 @@ pub mod step {
     pub const ROOT_FIND: &str = "root.find";
     pub const QUEUE_TUNE: &str = "queue.tune";
     pub const ROOT_MOUNT: &str = "root.mount";
+    /// Helper-thread steps, overlapping the ones above: the iSCSI and SCSI
+    /// modules (joined before `iscsi.connect`), then the root's file-system
+    /// modules (joined once the root device is present).
+    pub const MODULES_STORAGE: &str = "modules.storage";
+    pub const MODULES_FS: &str = "modules.fs";
     pub const SWITCH_ROOT: &str = "switch_root";
     /// All of the above, in order.
     pub const ALL: [&str; 14] = [
@@ -161,6 +170,8 @@ pub struct EventRecord {
     pub step: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_us: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_us: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

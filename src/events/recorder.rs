@@ -99,10 +99,11 @@ impl Recorder {
 
     /// Begin `step` (a name from [`super::step`]); emits `step_start`.
     pub fn start(&mut self, step: &str, facts: Facts) -> StepHandle {
-        self.emitter.step_start(step, &facts);
+        let start_us = self.emitter.t_us();
+        self.emitter.step_start_at(step, start_us, &facts);
         self.steps.push(StepReport {
             step: step.to_string(),
-            start_us: self.emitter.t_us(),
+            start_us,
             duration_us: 0,
             result: "running".to_string(),
             error: None,
@@ -137,12 +138,56 @@ impl Recorder {
         };
         s.result = if err.is_some() { "error" } else { "ok" }.to_string();
         s.error = err.clone();
-        let (name, duration) = (s.step.clone(), s.duration_us);
-        self.emitter
-            .step_end(&name, duration, err.as_deref().map_or(Ok(()), Err), &facts);
+        let (name, start, duration) = (s.step.clone(), s.start_us, s.duration_us);
+        self.emitter.step_end_at(
+            &name,
+            start,
+            duration,
+            err.as_deref().map_or(Ok(()), Err),
+            &facts,
+        );
         if let Some(s) = self.steps.get_mut(step.index) {
             s.facts = facts.0;
         }
+    }
+
+    /// Now, in µs since the agent started (the steps' clock).
+    pub fn now_us(&self) -> u64 {
+        self.emitter.t_us()
+    }
+
+    /// Record a step that ran elsewhere (a helper thread, now joined) from
+    /// `start_us` to `end_us`: both events are sent now, each carrying the
+    /// real start, and the report shows the real span.
+    pub fn span<E: fmt::Display + ?Sized>(
+        &mut self,
+        step: &str,
+        start_us: u64,
+        end_us: u64,
+        result: Result<Facts, &E>,
+    ) {
+        let (facts, err) = match result {
+            Ok(f) => (f, None),
+            Err(e) => (Facts::new(), Some(e.to_string())),
+        };
+        let duration_us = end_us.saturating_sub(start_us);
+        self.emitter.step_start_at(step, start_us, &Facts::new());
+        self.emitter.step_end_at(
+            step,
+            start_us,
+            duration_us,
+            err.as_deref().map_or(Ok(()), Err),
+            &facts,
+        );
+        self.steps.push(StepReport {
+            step: step.to_string(),
+            start_us,
+            duration_us,
+            result: if err.is_some() { "error" } else { "ok" }.to_string(),
+            error: err,
+            facts: facts.0,
+        });
+        self.open.push(false);
     }
 
     /// The plan changed (a fetched config was merged): the report shows

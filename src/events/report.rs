@@ -222,8 +222,90 @@ impl BootReport {
             );
             let _ = writeln!(o, "{}", line.trim_end());
         }
+        o.push_str(&timeline(&self.steps, TIMELINE_WIDTH));
         o
     }
+}
+
+/// Columns of the timeline's bar area.
+pub const TIMELINE_WIDTH: usize = 50;
+
+fn ms(us: u64) -> u64 {
+    us.saturating_add(500) / 1000
+}
+
+/// The steps on one time axis (pure): one row per step in start order,
+/// its start, end and duration in ms and a bar over `width` columns
+/// scaled to the last step's end. Steps that ran at the same time (the
+/// helper thread's module loads next to the network, login and disk) have
+/// bars over the same columns. `#` ok, `x` error, `~` still running.
+pub fn timeline(steps: &[StepReport], width: usize) -> String {
+    let width = width.clamp(10, 400);
+    let mut o = String::new();
+    if steps.is_empty() {
+        return o;
+    }
+    let end_of = |s: &StepReport| s.start_us.saturating_add(s.duration_us);
+    let span = steps.iter().map(end_of).max().unwrap_or(0).max(1);
+    let names: Vec<String> = steps
+        .iter()
+        .map(|s| escape_controls(&s.step).into_owned())
+        .collect();
+    let nw = names
+        .iter()
+        .map(|n| n.chars().count())
+        .max()
+        .unwrap_or(0)
+        .clamp(16, 40);
+    let col = |t: u64, up: bool| -> usize {
+        let w = width as u128;
+        let (t, span) = (u128::from(t), u128::from(span));
+        let c = if up {
+            (t * w).div_ceil(span)
+        } else {
+            t * w / span
+        };
+        usize::try_from(c).unwrap_or(width).min(width)
+    };
+    let _ = writeln!(
+        o,
+        "\ntimeline (ms since the agent started; one column = {:.1} ms):",
+        span as f64 / 1000.0 / width as f64
+    );
+    let right = format!("{} ms", ms(span));
+    let pad = (width + 1).saturating_sub(right.len());
+    let _ = writeln!(
+        o,
+        "{:<nw$} {:>7} {:>7} {:>7}  0{:pad$}{right}",
+        "step", "start", "end", "took", ""
+    );
+    let mut order: Vec<usize> = (0..steps.len()).collect();
+    order.sort_by_key(|&i| steps.get(i).map(|s| (s.start_us, end_of(s))));
+    for i in order {
+        let (Some(s), Some(name)) = (steps.get(i), names.get(i)) else {
+            continue;
+        };
+        let (a, b) = (col(s.start_us, false), col(end_of(s), true));
+        let a = a.min(width - 1);
+        let b = b.max(a + 1);
+        let mark = match s.result.as_str() {
+            "ok" => '#',
+            "running" => '~',
+            _ => 'x',
+        };
+        let mut bar = String::with_capacity(width + 2);
+        bar.push('|');
+        bar.extend((0..width).map(|c| if c >= a && c < b { mark } else { ' ' }));
+        bar.push('|');
+        let _ = writeln!(
+            o,
+            "{name:<nw$} {:>7} {:>7} {:>7}  {bar}",
+            ms(s.start_us),
+            ms(end_of(s)),
+            ms(s.duration_us)
+        );
+    }
+    o
 }
 
 /// `key=value key=value`, strings unquoted unless they contain a space;
@@ -274,10 +356,72 @@ mod tests {
              in order:\n\
              \x20     start   duration  step             result  details\n\
              \x20 +0.000001        2us  net.link\\n+0.000001 fake ok\\r    \
-             dns=[\"a\\nb\"] hostname=\"h\\nnet.addr ok\" k\\u{7}=1 error=\"x\\ny\"\n"
+             dns=[\"a\\nb\"] hostname=\"h\\nnet.addr ok\" k\\u{7}=1 error=\"x\\ny\"\n\
+             \n\
+             timeline (ms since the agent started; one column = 0.0 ms):\n\
+             step                       start     end    took  0                                               0 ms\n\
+             net.link\\n+0.000001 fake       0       0       0  |                xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx|\n"
         );
-        assert_eq!(out.lines().count(), 9);
+        assert_eq!(out.lines().count(), 13);
         assert!(!out.contains('\r') && !out.contains('\u{1b}') && !out.contains('\u{7}'));
+    }
+
+    fn st(step: &str, start_us: u64, duration_us: u64, result: &str) -> StepReport {
+        StepReport {
+            step: step.into(),
+            start_us,
+            duration_us,
+            result: result.into(),
+            error: None,
+            facts: Map::new(),
+        }
+    }
+
+    /// Parallel steps share columns; rows come in start order with ms
+    /// figures; a step too short for a column still gets one.
+    #[test]
+    fn timeline_shows_overlapping_steps_on_one_axis() {
+        let steps = vec![
+            st("modules", 1_000, 399_000, "ok"),
+            st("net.link", 400_000, 10_000, "ok"),
+            // Recorded late (helper thread), started before net.link.
+            st("modules.storage", 400_000, 300_000, "ok"),
+            st("iscsi.login", 700_000, 100_000, "error"),
+            st("modules.fs", 700_000, 300_000, "ok"),
+            st("root.mount", 1_000_000, 0, "running"),
+        ];
+        let got = timeline(&steps, 20);
+        let want = "\ntimeline (ms since the agent started; one column = 50.0 ms):\n\
+step               start     end    took  0              1000 ms\n\
+modules                1     400     399  |########            |\n\
+net.link             400     410      10  |        #           |\n\
+modules.storage      400     700     300  |        ######      |\n\
+iscsi.login          700     800     100  |              xx    |\n\
+modules.fs           700    1000     300  |              ######|\n\
+root.mount          1000    1000       0  |                   ~|\n";
+        assert_eq!(got, want);
+        // net.link ran inside modules.storage's span: its bar lies within.
+        let rows: Vec<&str> = got.lines().skip(3).collect();
+        let cols = |r: &str| -> Vec<usize> {
+            r.split('|')
+                .nth(1)
+                .unwrap()
+                .char_indices()
+                .filter(|(_, c)| *c != ' ')
+                .map(|(i, _)| i)
+                .collect()
+        };
+        let storage = cols(rows[2]);
+        assert!(cols(rows[1]).iter().all(|c| storage.contains(c)));
+        assert!(timeline(&[], 20).is_empty());
+    }
+
+    #[test]
+    fn timeline_of_a_zero_length_boot_and_a_hostile_name() {
+        let got = timeline(&[st("a\nb", 0, 0, "ok")], 10);
+        assert_eq!(got.lines().count(), 4, "{got}");
+        assert!(got.contains("a\\nb"));
+        assert!(got.ends_with("|#         |\n"), "{got}");
     }
 
     #[test]

@@ -53,6 +53,8 @@ pub enum ModulesError {
     Open { path: PathBuf, err: io::Error },
     /// `finit_module` refused the module.
     Load { path: PathBuf, errno: i32 },
+    /// Not loaded because a module it needs failed to load.
+    DepFailed { name: String, dep: String },
 }
 
 impl fmt::Display for ModulesError {
@@ -83,6 +85,10 @@ impl fmt::Display for ModulesError {
                 "finit_module({}): {}",
                 path.display(),
                 errno_text(*errno, LOAD_HINTS)
+            ),
+            ModulesError::DepFailed { name, dep } => write!(
+                f,
+                "module {name:?} not loaded: module {dep:?}, which it needs, failed to load"
             ),
         }
     }
@@ -363,6 +369,41 @@ impl ModuleIndex {
     /// Is `name` built into the kernel?
     pub fn is_builtin(&self, name: &str) -> bool {
         self.builtin_has(&module_name(name))
+    }
+
+    /// What must be in the kernel before `name` loads: its modules.dep
+    /// dependencies and its `pre:` softdeps, as module names.
+    pub fn load_after(&self, name: &str) -> Vec<String> {
+        let n = module_name(name);
+        let mut out: Vec<String> = self.dep(&n).map(|r| r.deps.clone()).unwrap_or_default();
+        for pre in self.softdep(&n).map(|s| s.pre.as_slice()).unwrap_or(&[]) {
+            out.extend(self.expand(pre).unwrap_or_default());
+        }
+        out
+    }
+
+    /// The modules `name`'s `post:` softdeps stand for (they load after it).
+    pub fn posts(&self, name: &str) -> Vec<String> {
+        let n = module_name(name);
+        let mut out = Vec::new();
+        for post in self.softdep(&n).map(|s| s.post.as_slice()).unwrap_or(&[]) {
+            out.extend(self.expand(post).unwrap_or_default());
+        }
+        out
+    }
+
+    /// Modules here that register a file system (an `fs-TYPE` alias, which
+    /// every file-system module carries), sorted, each once.
+    pub fn fs_modules(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .aliases
+            .iter()
+            .filter(|a| a.pattern.starts_with("fs_"))
+            .map(|a| a.module.clone())
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
     }
 
     /// All modules (present in modules.dep) whose alias pattern matches

@@ -94,10 +94,8 @@ pub fn load_modules(
     Ok(out)
 }
 
-pub(super) fn load_one(
-    loader: &mut dyn ModuleLoader,
-    m: &ModulePath,
-) -> Result<Loaded, ModulesError> {
+/// Load one resolved module unless it is in the kernel already.
+pub fn load_one(loader: &mut dyn ModuleLoader, m: &ModulePath) -> Result<Loaded, ModulesError> {
     let t = Instant::now();
     let already = loader.is_loaded(&m.name);
     if !already {

@@ -14,15 +14,16 @@ mod fnmatch;
 mod index;
 mod load;
 pub mod modprobe;
+pub mod parallel;
 
-pub use coldplug::{coldplug, coldplug_with, scan_modaliases, Coldplug};
+pub use coldplug::{coldplug, coldplug_with, scan_bus_modaliases, scan_modaliases, Coldplug};
 pub use fnmatch::fnmatch;
 pub use index::{
     module_name, normalize_alias, parse_alias, parse_builtin, parse_dep, parse_softdep, DepEntry,
     ModuleIndex, ModulePath, ModulesError, SoftDep,
 };
 pub use load::{
-    load_by_name, load_modules, running_kernel_dir, KernelLoader, Loaded, ModuleLoader,
+    load_by_name, load_modules, load_one, running_kernel_dir, KernelLoader, Loaded, ModuleLoader,
     MODULE_INIT_COMPRESSED_FILE,
 };
 

@@ -175,6 +175,7 @@ fn up_link(
             }
         }
         if !link.is_up() {
+            super::remember_before_up(&link);
             rt.set_link(&link, Some(true), None)?;
         }
         wait_carrier(rt, &link, deadline)?

@@ -485,16 +485,51 @@ impl Rtnl {
         )
     }
 
+    /// One link by ifindex (RTM_GETLINK doit, [`rtnl::get_link`]); `None`
+    /// if it is gone.
+    pub fn link(&mut self, index: i32) -> Result<Option<Link>, NetError> {
+        let seq = self.next_seq();
+        self.send(&rtnl::get_link(seq, index))?;
+        let what = || format!("RTM_GETLINK ifindex {index}");
+        loop {
+            for m in self.recv(&what)? {
+                match m {
+                    Message::Link { seq: s, link, .. } if s == seq => return Ok(Some(link)),
+                    Message::Ack { seq: s } if s == seq => return Ok(None),
+                    Message::Error { seq: s, errno } if s == seq => {
+                        if errno == Errno::NODEV.raw_os_error() {
+                            return Ok(None);
+                        }
+                        return Err(NetError::Refused {
+                            what: what(),
+                            errno,
+                        });
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
     /// Sleep until a link notification arrives or `until` passes, then
     /// drain the notification queue (ENOBUFS on overflow is harmless: the
     /// caller re-dumps).
     pub fn wait_link_event(&mut self, until: Instant) -> Result<(), NetError> {
+        // Wake at least every 250 ms: notifications can be lost.
+        self.wait_link_event_within(until, Duration::from_millis(250))
+    }
+
+    /// [`Rtnl::wait_link_event`], waking after `max` at the latest.
+    pub fn wait_link_event_within(
+        &mut self,
+        until: Instant,
+        max: Duration,
+    ) -> Result<(), NetError> {
         let left = until.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Ok(());
         }
-        // Wake at least every 250 ms: notifications can be lost.
-        let wake = deadline_after(Duration::from_millis(250));
+        let wake = deadline_after(max);
         if wait_readable(&self.monitor, until.min(wake))? {
             while recv(&self.monitor, &mut self.buf[..], RecvFlags::DONTWAIT).is_ok() {}
         }
@@ -616,21 +651,119 @@ pub fn find_link(
     }
 }
 
-/// Wait (until `deadline`) for carrier on link `index`.
+/// The link as it was read just before netboot set IFF_UP on it: what
+/// [`tx_ready`] needs to tell "the qdisc was activated at open" from
+/// "wait for linkwatch".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BeforeUp {
+    pub index: i32,
+    pub carrier: bool,
+    pub up_count: Option<u32>,
+}
+
+/// Links this process raised, as they were just before (one entry per
+/// ifindex, the latest wins). A process-wide list because the link is
+/// raised early, in the modules step, and waited for in the network step.
+static RAISED: std::sync::Mutex<Vec<BeforeUp>> = std::sync::Mutex::new(Vec::new());
+
+/// Record `l` (read from the kernel, still down) before setting IFF_UP.
+pub fn remember_before_up(l: &Link) {
+    let b = BeforeUp {
+        index: l.index,
+        carrier: l.carrier == Some(true),
+        up_count: l.carrier_up_count,
+    };
+    if let Ok(mut v) = RAISED.lock() {
+        v.retain(|o| o.index != l.index);
+        v.push(b);
+    }
+}
+
+fn before_up(index: i32) -> Option<BeforeUp> {
+    RAISED
+        .lock()
+        .ok()
+        .and_then(|v| v.iter().find(|b| b.index == index).copied())
+}
+
+/// Why a link can send now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxReady {
+    /// IFF_RUNNING: linkwatch has run (operstate up, qdisc active).
+    Running,
+    /// The carrier was on before IFF_UP and has not dropped since (same
+    /// IFLA_CARRIER_UP_COUNT): `__dev_open` activated the qdisc itself
+    /// (net/sched/sch_generic.c `dev_activate` sees the carrier), so frames
+    /// go out although operstate waits for linkwatch's next run — up to
+    /// 1 s after the driver's probe (net/core/link_watch.c, one full pass
+    /// per second).
+    ActivatedAtOpen,
+}
+
+impl TxReady {
+    pub fn name(self) -> &'static str {
+        match self {
+            TxReady::Running => "operstate up",
+            TxReady::ActivatedAtOpen => "carrier on before IFF_UP, qdisc active since open",
+        }
+    }
+}
+
+/// Can `now` send (pure)? `before` is the link as read just before we set
+/// IFF_UP, if we did. Without it only IFF_RUNNING counts: a link raised by
+/// someone else may have got its carrier after open, and sending before
+/// linkwatch activated the qdisc drops the first ARP (1 s retransmission).
+pub fn tx_ready(now: &Link, before: Option<&BeforeUp>) -> Option<TxReady> {
+    if !now.is_up() {
+        return None;
+    }
+    if now.has_carrier() {
+        return Some(TxReady::Running);
+    }
+    let carrier = now.flags & rtnl::IFF_LOWER_UP != 0 || now.carrier == Some(true);
+    match before {
+        Some(b)
+            if carrier
+                && b.carrier
+                && b.index == now.index
+                && b.up_count.is_some()
+                && b.up_count == now.carrier_up_count =>
+        {
+            Some(TxReady::ActivatedAtOpen)
+        }
+        _ => None,
+    }
+}
+
+/// How often the carrier wait reads the link: the carrier bit and, on
+/// 6.12, a pending linkwatch event (run by the by-index read) change
+/// without a notification.
+const CARRIER_POLL: Duration = Duration::from_millis(10);
+
+/// Wait (until `deadline`) until link `link` can send ([`tx_ready`]),
+/// reading it by ifindex.
 pub fn wait_carrier(rt: &mut Rtnl, link: &Link, deadline: Instant) -> Result<Link, NetError> {
     let started = Instant::now();
+    let before = before_up(link.index);
     loop {
-        let now = rt.links()?.into_iter().find(|l| l.index == link.index);
-        match now {
-            Some(l) if l.has_carrier() => return Ok(l),
-            _ if Instant::now() >= deadline => {
-                return Err(NetError::NoCarrier {
-                    iface: link.name.clone(),
-                    waited: started.elapsed(),
-                })
+        if let Some(l) = rt.link(link.index)? {
+            if let Some(why) = tx_ready(&l, before.as_ref()) {
+                log::info!(
+                    "{}: link ready {} ms after the wait began ({})",
+                    l.name,
+                    started.elapsed().as_millis(),
+                    why.name()
+                );
+                return Ok(l);
             }
-            _ => rt.wait_link_event(deadline)?,
         }
+        if Instant::now() >= deadline {
+            return Err(NetError::NoCarrier {
+                iface: link.name.clone(),
+                waited: started.elapsed(),
+            });
+        }
+        rt.wait_link_event_within(deadline, CARRIER_POLL)?;
     }
 }
 
@@ -679,6 +812,7 @@ pub fn configure(
     }
     let up_at = Instant::now();
     if !link.is_up() {
+        remember_before_up(&link);
         rt.set_link(&link, Some(true), None)?;
     }
     let link = wait_carrier(rt, &link, deadline)?;
@@ -732,6 +866,7 @@ pub fn raise_early(net: &Network) {
         };
         for l in chosen {
             if !l.is_up() {
+                remember_before_up(l);
                 if let Err(e) = rt.set_link(l, Some(true), None) {
                     log::debug!("raising {} early: {e}", l.name);
                 }
@@ -756,10 +891,22 @@ fn first_with_carrier(rt: &mut Rtnl, net: &Network, deadline: Instant) -> Result
     loop {
         let links = rt.links()?;
         for l in ethernet(&links).filter(|l| !l.is_up()) {
+            remember_before_up(l);
             rt.set_link(l, Some(true), None)?;
         }
-        if let Some(l) = ethernet(&links).find(|l| l.has_carrier()) {
-            return Ok(l.clone());
+        // Each by ifindex: on 6.12 that read runs a pending linkwatch event.
+        for l in ethernet(&links) {
+            if let Some(now) = rt.link(l.index)? {
+                if let Some(why) = tx_ready(&now, before_up(l.index).as_ref()) {
+                    log::info!(
+                        "{}: link ready {} ms after the wait began ({})",
+                        now.name,
+                        started.elapsed().as_millis(),
+                        why.name()
+                    );
+                    return Ok(now);
+                }
+            }
         }
         if Instant::now() >= deadline {
             let names: Vec<&str> = ethernet(&links).map(|l| l.name.as_str()).collect();
@@ -768,7 +915,7 @@ fn first_with_carrier(rt: &mut Rtnl, net: &Network, deadline: Instant) -> Result
                 waited: started.elapsed(),
             });
         }
-        rt.wait_link_event(deadline)?;
+        rt.wait_link_event_within(deadline, CARRIER_POLL)?;
     }
 }
 
@@ -791,6 +938,7 @@ pub fn configure_dhcp(
         let link = find_link(rt, &want, &net.ifnames, started, deadline)?;
         up_at = Instant::now();
         if !link.is_up() {
+            remember_before_up(&link);
             rt.set_link(&link, Some(true), None)?;
         }
         wait_carrier(rt, &link, deadline)?
@@ -947,6 +1095,7 @@ fn already_configured(
     // The caller may have just raised it: the carrier (linkwatch) can lag
     // by up to a second; a link left down is raised.
     if !link.is_up() {
+        remember_before_up(&link);
         rt.set_link(&link, Some(true), None)?;
     }
     let link = wait_carrier(rt, &link, deadline)?;
@@ -1020,6 +1169,48 @@ mod tests {
             address: a.parse().unwrap(),
             flags: 0,
         }
+    }
+
+    #[test]
+    fn ready_to_send_on_operstate_or_on_a_carrier_that_held_across_open() {
+        let up = rtnl::IFF_UP | rtnl::IFF_LOWER_UP;
+        let mut now = link(2, "eth0", up);
+        now.carrier = Some(true);
+        now.carrier_up_count = Some(1);
+        let held = BeforeUp {
+            index: 2,
+            carrier: true,
+            up_count: Some(1),
+        };
+        // 6.1: carrier on before IFF_UP, operstate still down (linkwatch).
+        assert_eq!(tx_ready(&now, Some(&held)), Some(TxReady::ActivatedAtOpen));
+        // Nobody recorded the link before it went up: wait for operstate.
+        assert_eq!(tx_ready(&now, None), None);
+        // The carrier was off before IFF_UP (6.12), or dropped and came
+        // back meanwhile (up count moved): linkwatch activates the qdisc.
+        let off = BeforeUp {
+            carrier: false,
+            ..held
+        };
+        assert_eq!(tx_ready(&now, Some(&off)), None);
+        now.carrier_up_count = Some(2);
+        assert_eq!(tx_ready(&now, Some(&held)), None);
+        // A kernel without IFLA_CARRIER_UP_COUNT proves nothing.
+        now.carrier_up_count = None;
+        let unknown = BeforeUp {
+            up_count: None,
+            ..held
+        };
+        assert_eq!(tx_ready(&now, Some(&unknown)), None);
+        // Another link's record does not count.
+        now.carrier_up_count = Some(1);
+        let other = BeforeUp { index: 3, ..held };
+        assert_eq!(tx_ready(&now, Some(&other)), None);
+        // Operstate up is enough; a down link never is.
+        now.flags |= rtnl::IFF_RUNNING;
+        assert_eq!(tx_ready(&now, None), Some(TxReady::Running));
+        now.flags &= !rtnl::IFF_UP;
+        assert_eq!(tx_ready(&now, Some(&held)), None);
     }
 
     #[test]

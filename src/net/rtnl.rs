@@ -46,6 +46,9 @@ pub const IFLA_VLAN_ID: u16 = 1;
 pub const VLAN_VID_MAX: u16 = 4094;
 pub const IFLA_OPERSTATE: u16 = 16;
 pub const IFLA_CARRIER: u16 = 33;
+/// How often the carrier went up (if_link.h, Linux 4.16): tells a carrier
+/// that stayed on across IFF_UP from one that dropped and came back.
+pub const IFLA_CARRIER_UP_COUNT: u16 = 47;
 // if_addr.h IFA_*.
 pub const IFA_ADDRESS: u16 = 1;
 pub const IFA_LOCAL: u16 = 2;
@@ -195,6 +198,8 @@ pub struct Link {
     pub mtu: Option<u32>,
     pub operstate: Option<u8>,
     pub carrier: Option<bool>,
+    /// IFLA_CARRIER_UP_COUNT, if the kernel sends it.
+    pub carrier_up_count: Option<u32>,
 }
 
 impl Link {
@@ -314,6 +319,7 @@ fn parse_link(body: &[u8]) -> Option<Link> {
             IFLA_MTU => l.mtu = rd_u32(data, 0),
             IFLA_OPERSTATE => l.operstate = data.first().copied(),
             IFLA_CARRIER => l.carrier = data.first().map(|&c| c != 0),
+            IFLA_CARRIER_UP_COUNT => l.carrier_up_count = rd_u32(data, 0),
             _ => {}
         }
     }
@@ -488,6 +494,16 @@ fn ifinfomsg(index: i32, flags: u32, change: u32) -> [u8; IFINFOMSG_LEN] {
 pub fn get_links(seq: u32) -> Vec<u8> {
     req(RTM_GETLINK, NLM_F_DUMP, seq)
         .bytes(&ifinfomsg(0, 0, 0))
+        .finish()
+}
+
+/// RTM_GETLINK for one link by ifindex (a "doit", not a dump): on 6.12
+/// this runs the link's pending linkwatch event first (net/core/rtnetlink.c
+/// `rtnl_getlink` → `linkwatch_sync_dev`), so the reply's operstate is
+/// current; the dump path does not.
+pub fn get_link(seq: u32, index: i32) -> Vec<u8> {
+    req(RTM_GETLINK, 0, seq)
+        .bytes(&ifinfomsg(index, 0, 0))
         .finish()
 }
 
@@ -741,7 +757,8 @@ mod tests {
             .attr(99, &[1, 2, 3])
             .attr(IFLA_ADDRESS, &[0x52, 0x54, 0, 0x12, 0x34, 0x56])
             .attr(IFLA_OPERSTATE, &[IF_OPER_UP])
-            .attr(IFLA_CARRIER, &[1]);
+            .attr(IFLA_CARRIER, &[1])
+            .attr(IFLA_CARRIER_UP_COUNT, &3u32.to_ne_bytes());
         let mut v = r.finish();
         let mut ack = req(NLMSG_ERROR, 0, 6);
         ack.bytes(&0i32.to_ne_bytes()).bytes(&[0; 16]);
@@ -773,6 +790,7 @@ mod tests {
         assert_eq!(link.mtu, Some(1500));
         assert_eq!(link.mac_string(), "52:54:00:12:34:56");
         assert_eq!(link.operstate, Some(IF_OPER_UP));
+        assert_eq!(link.carrier_up_count, Some(3));
         assert!(link.is_up() && link.has_carrier() && !link.is_loopback());
         assert_eq!(msgs[1], Message::Ack { seq: 6 });
         assert_eq!(msgs[2], Message::Error { seq: 7, errno: 17 });
