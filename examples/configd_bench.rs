@@ -1,9 +1,35 @@
-//! Benchmark (not a test) of netboot-configd on loopback, two modes.
+//! Benchmark (not a test) of netboot-configd on loopback, four modes.
 //!
 //!   cargo build --release --bin netboot-configd --example configd_bench
 //!   B=target/x86_64-unknown-linux-musl/release
 //!   $B/examples/configd_bench [PATH-TO-CONFIGD [SECONDS]]
 //!   $B/examples/configd_bench --flood [PATH-TO-CONFIGD [CLIENTS [RATE]]]
+//!   $B/examples/configd_bench --fleet [PATH-TO-CONFIGD [CLIENTS [RUNS]]]
+//!   $B/examples/configd_bench --compare VL-ADDR CONFIGD-ADDR [SECONDS [LEVELS [BURST [VL-PID CONFIGD-PID]]]]
+//!
+//! Fleet (`--fleet`, issue 15): configd with its default limits; CLIENTS
+//! (default 1000) machines, each from its own loopback address, fetch
+//! their config with the agent's code and schedule (`fetch_config_from`,
+//! 3 s per call, 3 rounds with 0.5 s and 1 s pauses). Two rows per run: the
+//! starts spread evenly over one second, and all at once (a barrier).
+//! Time-to-config is from each machine's own start to its config. Prints
+//! p50/p90/p99/max, machines without a config, the failed attempts (BUSY
+//! among them) and the UDP receive-buffer drops of the host during the
+//! row (`RcvbufErrors` of /proc/net/snmp: datagrams the kernel dropped
+//! because a socket's buffer was full).
+//!
+//! Peer comparison (`--compare`, run by bench/configd-fleet.sh inside a
+//! private network namespace): the same closed-loop load against OpenAFS
+//! `vlserver` (VL_ProbeServer: service 52, opcode 514, empty reply) at
+//! VL-ADDR and configd (GetConfig) at CONFIGD-ADDR, both already running:
+//! for each level N of LEVELS (default 1,10,100) N client threads, each
+//! from its own loopback address, call back to back for SECONDS (default
+//! 5), alternating vlserver, configd, vlserver, configd; calls/s of each
+//! (the better of two) and the ratio, and with the two PIDs each server's
+//! CPU time per call (user + system, from /proc; steadier than calls/s on a
+//! loaded host). Then BURST (default 1000) clients
+//! starting within one second, each making one call with the agent's
+//! schedule, against each server.
 //!
 //! Throughput (default): calls/s and latency percentiles with 1, 100 and
 //! 1000 concurrent userspace clients, each level SECONDS (default 3) of wall
@@ -44,7 +70,44 @@ const RETRIES: u32 = 2;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some("--flood") {
+    if args.first().map(String::as_str) == Some("--fleet") {
+        let bin = args.get(1).cloned().unwrap_or_else(|| DEFAULT_BIN.into());
+        let clients = args
+            .get(2)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(1000usize);
+        let runs = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(1usize);
+        fleet(&bin, clients.clamp(1, 60_000), runs.clamp(1, 20));
+    } else if args.first().map(String::as_str) == Some("--compare") {
+        let addr = |i: usize| -> SocketAddr {
+            args.get(i).and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+                panic!("--compare VL-ADDR CONFIGD-ADDR [SECONDS [LEVELS [BURST]]]")
+            })
+        };
+        let (vl, cd) = (addr(1), addr(2));
+        let secs = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(5u64);
+        let levels: Vec<usize> = args
+            .get(4)
+            .map_or("1,10,100", String::as_str)
+            .split(',')
+            .filter_map(|n| n.parse().ok())
+            .map(|n: usize| n.clamp(1, 10_000))
+            .collect();
+        let burst = args
+            .get(5)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(1000usize);
+        let pid = |i: usize| args.get(i).and_then(|s| s.parse::<u32>().ok());
+        let pids = pid(6).zip(pid(7));
+        compare(
+            vl,
+            cd,
+            secs.clamp(1, 60),
+            &levels,
+            burst.clamp(1, 60_000),
+            pids,
+        );
+    } else if args.first().map(String::as_str) == Some("--flood") {
         let bin = args.get(1).cloned().unwrap_or_else(|| DEFAULT_BIN.into());
         let clients = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(200usize);
         let rate = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(1000u32);
@@ -345,4 +408,333 @@ fn lockout(bin: &str, clients: usize, rate: u32) {
     println!("|---|---:|---:|---:|---:|---|");
     boot_storm(configd.addr, clients, None);
     boot_storm(configd.addr, clients, Some(rate));
+}
+
+/// `RcvbufErrors` of the host's UDP counters (proc(5) /proc/net/snmp).
+fn rcvbuf_errors() -> u64 {
+    let snmp = std::fs::read_to_string("/proc/net/snmp").unwrap_or_default();
+    let mut udp = snmp.lines().filter(|l| l.starts_with("Udp: "));
+    let (Some(names), Some(values)) = (udp.next(), udp.next()) else {
+        return 0;
+    };
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .find(|(n, _)| *n == "RcvbufErrors")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// How the clients of one row start.
+#[derive(Clone, Copy)]
+enum Start {
+    /// Evenly over this long, client i at i/n of it.
+    Spread(Duration),
+    /// All released by one barrier.
+    AtOnce,
+}
+
+/// One row's outcome: time-to-config of the served, the failed attempts
+/// by kind, the machines left without.
+struct Row {
+    lat: Vec<Duration>,
+    failed: BTreeMap<String, u64>,
+    busy: u64,
+    unserved: usize,
+    drops: u64,
+}
+
+fn print_row(what: &str, n: usize, r: &Row) {
+    let failed = if r.failed.is_empty() {
+        "none".to_string()
+    } else {
+        r.failed
+            .iter()
+            .map(|(k, v)| format!("{v}× {k}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    println!(
+        "| {what} | {}/{n} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {} | {} | {failed} |",
+        r.lat.len(),
+        pct(&r.lat, 0.50),
+        pct(&r.lat, 0.90),
+        pct(&r.lat, 0.99),
+        r.lat.last().map_or(0.0, |d| d.as_secs_f64() * 1000.0),
+        r.unserved,
+        r.busy,
+        r.drops,
+    );
+}
+
+/// `n` clients, client i from `client_ip(i)`, each running `job` once
+/// from its start (per `start`); `job` returns Ok or the failed attempts
+/// and whether it got its answer in the end.
+fn storm<F>(n: usize, start: Start, job: F) -> Row
+where
+    F: Fn(usize) -> (bool, Vec<String>, u64) + Send + Sync + 'static,
+{
+    let job = Arc::new(job);
+    let barrier = Arc::new(Barrier::new(n + 1));
+    let drops0 = rcvbuf_errors();
+    let handles: Vec<_> = (0..n)
+        .map(|i| {
+            let (job, barrier) = (job.clone(), barrier.clone());
+            std::thread::Builder::new()
+                .stack_size(256 * 1024)
+                .spawn(move || {
+                    barrier.wait();
+                    if let Start::Spread(over) = start {
+                        std::thread::sleep(over * i as u32 / n as u32);
+                    }
+                    let mine = Instant::now();
+                    let (ok, failed, busy) = job(i);
+                    let took = mine.elapsed();
+                    (ok.then_some(took), failed, busy)
+                })
+                .expect("spawn")
+        })
+        .collect();
+    barrier.wait();
+    let mut row = Row {
+        lat: Vec::new(),
+        failed: BTreeMap::new(),
+        busy: 0,
+        unserved: 0,
+        drops: 0,
+    };
+    for h in handles {
+        let (took, failed, busy) = h.join().expect("join");
+        match took {
+            Some(t) => row.lat.push(t),
+            None => row.unserved += 1,
+        }
+        for f in failed {
+            *row.failed.entry(f).or_default() += 1;
+        }
+        row.busy += busy;
+    }
+    row.drops = rcvbuf_errors().saturating_sub(drops0);
+    row.lat.sort();
+    row
+}
+
+/// The agent's fetch (its code and schedule) of machine `i` from `addr`.
+fn agent_fetch(addr: SocketAddr, i: usize) -> (bool, Vec<String>, u64) {
+    let servers = vec![ConfigServer {
+        host: addr.ip().to_string(),
+        port: Some(addr.port()),
+    }];
+    let mut t = UdpTransport::new(proto::MAX_REPLY + 8).from_source(client_ip(i));
+    let id = Identity {
+        mac: format!("52:54:00:00:{:02x}:{:02x}", i / 256, i % 256),
+        ..Identity::default()
+    };
+    let (ok, errs) = match fetch_config_from(&mut t, &servers, &id, CALL_TIMEOUT, RETRIES) {
+        Ok(f) => (true, f.failed.into_iter().map(|e| e.1).collect::<Vec<_>>()),
+        Err(netboot::config::FetchError::AllFailed(v)) => {
+            (false, v.into_iter().map(|e| e.1).collect())
+        }
+        Err(e) => panic!("{e}"),
+    };
+    let busy = errs
+        .iter()
+        .filter(|e| matches!(e, AttemptError::Call(netboot::rxrpc::CallError::Busy)))
+        .count() as u64;
+    (ok, errs.iter().map(ToString::to_string).collect(), busy)
+}
+
+fn fleet(bin: &str, clients: usize, runs: usize) {
+    let configd = start(bin, &[]);
+    let addr = configd.addr;
+    println!(
+        "{clients} machines, each from its own loopback address, the agent's fetch ({} s per \
+         call, {} rounds, 0.5 s and 1 s pauses); {bin} with its default limits",
+        CALL_TIMEOUT.as_secs(),
+        RETRIES + 1
+    );
+    println!(
+        "| start | served | p50 ms | p90 ms | p99 ms | max ms | without config | BUSY | \
+         rcvbuf drops | failed attempts |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+    for _ in 0..runs {
+        let r = storm(clients, Start::Spread(Duration::from_secs(1)), move |i| {
+            agent_fetch(addr, i)
+        });
+        print_row("spread over 1 s", clients, &r);
+        std::thread::sleep(Duration::from_millis(500));
+        let r = storm(clients, Start::AtOnce, move |i| agent_fetch(addr, i));
+        print_row("all at once", clients, &r);
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// One call of `request` with the agent's schedule (3 s per call, up to 3
+/// attempts with 0.5 s and 1 s pauses), for servers that do not speak
+/// GetConfig.
+fn scheduled_call(
+    addr: SocketAddr,
+    service: u16,
+    request: &[u8],
+    i: usize,
+) -> (bool, Vec<String>, u64) {
+    let mut t = UdpTransport::new(proto::MAX_REPLY + 8).from_source(client_ip(i));
+    let mut failed = Vec::new();
+    let mut busy = 0;
+    for (round, pause) in [0u64, 500, 1000].into_iter().enumerate() {
+        if round > 0 {
+            std::thread::sleep(Duration::from_millis(pause));
+        }
+        match t.call(addr, service, request, CALL_TIMEOUT) {
+            Ok(_) => return (true, failed, busy),
+            Err(e) => {
+                busy += u64::from(e == netboot::rxrpc::CallError::Busy);
+                failed.push(e.to_string());
+            }
+        }
+    }
+    (false, failed, busy)
+}
+
+/// `n` clients calling back to back for `secs`: calls/s, errors, p99 ms,
+/// and the server's CPU µs per call if its `pid` is given.
+fn closed_loop(
+    addr: SocketAddr,
+    service: u16,
+    request: &[u8],
+    n: usize,
+    secs: u64,
+    pid: Option<u32>,
+) -> (f64, u64, f64, Option<f64>) {
+    let cpu0 = pid.map(cpu_time);
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let started = Instant::now();
+    let handles: Vec<_> = (0..n)
+        .map(|i| {
+            let request = request.to_vec();
+            std::thread::Builder::new()
+                .stack_size(128 * 1024)
+                .spawn(move || {
+                    let mut t = UdpTransport::new(proto::MAX_REPLY + 8).from_source(client_ip(i));
+                    let mut lat = Vec::new();
+                    let mut errors = 0u64;
+                    while Instant::now() < deadline {
+                        let t0 = Instant::now();
+                        match t.call(addr, service, &request, Duration::from_secs(5)) {
+                            Ok(_) => lat.push(t0.elapsed()),
+                            Err(_) => errors += 1,
+                        }
+                    }
+                    (lat, errors)
+                })
+                .expect("spawn")
+        })
+        .collect();
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for h in handles {
+        let (l, e) = h.join().expect("join");
+        all.extend(l);
+        errors += e;
+    }
+    let wall = started.elapsed().as_secs_f64();
+    let cpu = pid.zip(cpu0).map(|(p, c0)| {
+        cpu_time(p).saturating_sub(c0).as_secs_f64() * 1e6 / all.len().max(1) as f64
+    });
+    all.sort();
+    (all.len() as f64 / wall, errors, pct(&all, 0.99), cpu)
+}
+
+/// VL_ProbeServer (rxrpc.md §3.2): opcode 514, no arguments.
+const VL_SERVICE: u16 = 52;
+const VL_PROBE: u32 = 514;
+
+fn compare(
+    vl: SocketAddr,
+    cd: SocketAddr,
+    secs: u64,
+    levels: &[usize],
+    burst: usize,
+    pids: Option<(u32, u32)>,
+) {
+    let probe = VL_PROBE.to_be_bytes().to_vec();
+    let get = proto::encode_get_config(&Identity::default());
+    // Both answer before the load starts.
+    for (addr, svc, req) in [(vl, VL_SERVICE, &probe), (cd, proto::SERVICE_ID, &get)] {
+        let mut t = UdpTransport::new(proto::MAX_REPLY + 8);
+        let until = Instant::now() + Duration::from_secs(20);
+        while let Err(e) = t.call(addr, svc, req, Duration::from_secs(1)) {
+            assert!(Instant::now() < until, "{addr} does not answer: {e}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    println!(
+        "closed loop, N client threads each from its own loopback address, back-to-back calls, \
+         {secs} s per run, runs alternating vlserver/configd twice, the better run of each"
+    );
+    println!(
+        "| clients | vlserver VL_ProbeServer calls/s | p99 ms | CPU µs/call | configd GetConfig \
+         calls/s | p99 ms | CPU µs/call | configd / vlserver calls/s |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let servers = [
+        (vl, VL_SERVICE, &probe, pids.map(|p| p.0)),
+        (cd, proto::SERVICE_ID, &get, pids.map(|p| p.1)),
+    ];
+    for &n in levels {
+        let mut best = [(0.0f64, 0u64, 0.0f64, None); 2];
+        for _ in 0..2 {
+            for (k, (addr, svc, req, pid)) in servers.into_iter().enumerate() {
+                let r = closed_loop(addr, svc, req, n, secs, pid);
+                if r.0 > best[k].0 {
+                    best[k] = r;
+                }
+                std::thread::sleep(Duration::from_millis(300));
+            }
+        }
+        let [v, c] = best;
+        let errs = if v.1 + c.1 > 0 {
+            format!(" (errors: vlserver {}, configd {})", v.1, c.1)
+        } else {
+            String::new()
+        };
+        let us = |c: Option<f64>| c.map_or("–".to_string(), |c| format!("{c:.1}"));
+        println!(
+            "| {n} | {:.0} | {:.2} | {} | {:.0} | {:.2} | {} | {:.2}×{errs} |",
+            v.0,
+            v.2,
+            us(v.3),
+            c.0,
+            c.2,
+            us(c.3),
+            c.0 / v.0.max(1.0)
+        );
+    }
+    println!();
+    println!(
+        "{burst} clients starting evenly within one second, one call each with the agent's \
+         schedule (3 s per call, 3 attempts, 0.5 s and 1 s pauses)"
+    );
+    println!(
+        "| server | served | p50 ms | p90 ms | p99 ms | max ms | without answer | BUSY | \
+         rcvbuf drops | failed attempts |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+    for start in [Start::Spread(Duration::from_secs(1)), Start::AtOnce] {
+        let how = match start {
+            Start::Spread(_) => "spread over 1 s",
+            Start::AtOnce => "all at once",
+        };
+        let p = probe.clone();
+        let r = storm(burst, start, move |i| scheduled_call(vl, VL_SERVICE, &p, i));
+        print_row(&format!("vlserver, {how}"), burst, &r);
+        std::thread::sleep(Duration::from_millis(500));
+        let g = get.clone();
+        let r = storm(burst, start, move |i| {
+            scheduled_call(cd, proto::SERVICE_ID, &g, i)
+        });
+        print_row(&format!("configd, {how}"), burst, &r);
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }

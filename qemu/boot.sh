@@ -5,7 +5,8 @@
 #       [--image-lun N] [--target IQN] [--chap USER:SECRET]
 #       [--mutual-chap TUSER:TSECRET] [--append "..."] [--timeout S]
 #       [--console FILE] [--show] [--expect STRING]
-#       [--configd DIR [--configd-bin BIN]] [--capture FILE]
+#       [--configd DIR [--configd-bin BIN] [--configd-args "ARGS"]]
+#       [--capture FILE [--capture-filter EXPR]]
 #       [--dhcp] [--dhcp-root-path STR] [--no-panic-arg] [--tgt-delay S]
 #       [--blackhole ADDR ...] [--ipv6] [--ra] [--dhcp6]
 #       [--dhcp6-root-path URL] [--vlan ID] [--acpitable FILE]
@@ -13,8 +14,13 @@
 #       [--fault-after STRING] [--fault-resumed STRING]
 #
 # --configd serves the config files in DIR with netboot-configd on
-# 198.18.0.1:7260 (default BIN: target/dist/netboot-configd); --capture
-# writes the RxRPC packets seen on the bridge to FILE (pcap).
+# 198.18.0.1:7260 (default BIN: target/dist/netboot-configd); --configd-args
+# "ARGS" appends ARGS (split on blanks, no quoting) to configd's command line,
+# e.g. --configd-args "--rxkad-keys FILE". --capture writes the packets seen
+# on the bridge to FILE (pcap) with tcpdump inside the netns, from before
+# configd and QEMU start until the end of the boot (SIGTERM: the pcap is
+# flushed); by default only the RxRPC port (udp port 7260),
+# --capture-filter EXPR takes a tcpdump filter instead ("" = every packet).
 # --dhcp runs dnsmasq on the rig's br0 (the guest leases 198.18.0.2/24,
 # router 198.18.0.1); --dhcp-root-path STR also serves STR as option 17
 # (implies --dhcp).
@@ -77,6 +83,7 @@ die() { echo "boot.sh: $*" >&2; exit 1; }
 
 kernel="" initrd="" image="" lun=1 iqn=iqn.2026-11.test:root chap="" mutual="" append=""
 timeout=120 console="" show=0 expects=() configd="" configd_bin="$here/../target/dist/netboot-configd" capture=""
+configd_args=() capture_filter="udp port 7260"
 dhcp=0 dhcp_root="" panic_arg="panic=-1 " tgt_delay="" blackholes=()
 ipv6=0 dhcp6="" dhcp6_root="" vlan=""
 fault="" fault_spec="" fault_after="" fault_resumed=""
@@ -96,7 +103,9 @@ while [ $# -gt 0 ]; do
         --expect) expects+=("$2"); shift 2 ;;
         --configd) configd=$2; shift 2 ;;
         --configd-bin) configd_bin=$2; shift 2 ;;
+        --configd-args) read -ra configd_args <<<"$2"; shift 2 ;;
         --capture) capture=$2; shift 2 ;;
+        --capture-filter) capture_filter=$2; shift 2 ;;
         --dhcp) dhcp=1; shift ;;
         --dhcp-root-path) dhcp=1; dhcp_root=$2; shift 2 ;;
         --no-panic-arg) panic_arg=""; shift ;;
@@ -145,10 +154,10 @@ for a in "${blackholes[@]}"; do
     rig_blackhole_add "$a" || die "--blackhole $a failed"
 done
 [ -n "$tgt_delay" ] || rig_tgt_start "$rig_workdir/disk.img" "$lun" "$iqn" "$chap" "$mutual"
-[ -z "$capture" ] || rig_capture_start "$capture"
+[ -z "$capture" ] || rig_capture_start "$capture" "$capture_filter"
 if [ -n "$configd" ]; then
     [ -x "$configd_bin" ] || die "--configd-bin '$configd_bin': not executable (bash scripts/build.sh)"
-    rig_configd_start "$configd_bin" "$configd"
+    rig_configd_start "$configd_bin" "$configd" "${configd_args[@]}"
 fi
 [ "$dhcp" = 0 ] || rig_dnsmasq_start "$dhcp_root"
 [ -z "$dhcp6" ] || rig_dnsmasq6_start "$dhcp6" "$dhcp6_root" || die "dnsmasq for IPv6 failed"

@@ -37,7 +37,8 @@
 #   rig_blackhole_add ADDR                                 # after rig_netns_up
 #   rig_probe ADDR PORT SECONDS   # prints open, refused, timeout or error:…
 #   rig_dnsmasq_start [ROOT_PATH]                          # after rig_netns_up
-#   rig_configd_start BIN DIR ; rig_capture_start FILE     # after rig_netns_up
+#   rig_configd_start BIN DIR [ARG...] ; rig_capture_start FILE [FILTER]
+#                                                           # after rig_netns_up
 #   rig_ipv6_up ; rig_vlan_up ID            # after rig_netns_up, before tgtd
 #   rig_dnsmasq6_start ra|dhcp6 [BOOTFILE_URL]              # after rig_ipv6_up
 #   rig_fault_start tgt-restart|link-down AT:SECS CONSOLE MARKER RESUMED \
@@ -508,13 +509,14 @@ rig_dnsmasq6_start() {
     done
 }
 
-# rig_configd_start BIN DIR
+# rig_configd_start BIN DIR [ARG...]: ARGs go after configd's --dir/--listen.
 rig_configd_start() {
     local bin=$1 dir=$2 _
+    shift 2
     rig_configd_log="${rig_workdir:-/tmp}/configd.log"
     local listen=(--listen "$rig_target_addr:7260")
     [ "$rig_ipv6" = 0 ] || listen+=(--listen "[$rig_target_addr6]:7260")
-    ip netns exec "$rig_ns" "$bin" --dir "$dir" "${listen[@]}" >"$rig_configd_log" 2>&1 &
+    ip netns exec "$rig_ns" "$bin" --dir "$dir" "${listen[@]}" "$@" >"$rig_configd_log" 2>&1 &
     rig_configd_pid=$!
     for _ in $(seq 50); do
         grep -q "listening on" "$rig_configd_log" 2>/dev/null && return 0
@@ -526,10 +528,13 @@ rig_configd_start() {
     return 1
 }
 
-# rig_capture_start FILE: every UDP packet of the RxRPC port on br0.
+# rig_capture_start FILE [FILTER]: the packets on br0 that match the tcpdump
+# FILTER (default: every UDP packet of the RxRPC port; "" = all packets),
+# written to FILE packet by packet (-U) until rig_configd_stop's SIGTERM.
 rig_capture_start() {
-    local file=$1 _
-    ip netns exec "$rig_ns" tcpdump --immediate-mode -Z root -i br0 -U -s 0 -w "$file" udp port 7260 2>"$file.log" &
+    local file=$1 filter=${2-udp port 7260} _ f=()
+    [ -z "$filter" ] || read -ra f <<<"$filter"
+    ip netns exec "$rig_ns" tcpdump --immediate-mode -Z root -i br0 -U -s 0 -w "$file" "${f[@]}" 2>"$file.log" &
     rig_capture_pid=$!
     for _ in $(seq 50); do
         grep -q "listening on" "$file.log" 2>/dev/null && return 0

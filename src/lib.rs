@@ -23,5 +23,6 @@ pub mod net;
 pub mod netlink;
 pub mod plan;
 pub mod recovery;
+pub mod rxkad;
 pub mod rxrpc;
 pub mod sys;

@@ -112,7 +112,7 @@ fn configd_answers_help() {
         );
         assert!(out.contains("\nusage: netboot-configd --dir DIR "), "{out}");
         assert!(
-            out.contains("calls in progress at once before BUSY, 1..100000 (default 64)\n"),
+            out.contains("calls in progress at once, 1..100000 (default 64); more wait in\n"),
             "{out}"
         );
     }
@@ -400,7 +400,11 @@ fn report_escapes_a_forged_file_and_caps_its_size() {
          in order:\n\
          \x20     start   duration  step             result  details\n\
          \x20 +0.000000        1us  iscsi.login      error   \
-         mac=52:54\\n+0.000003 target=\"iqn.x\\n+0.000002        1us  root.mount       ok\"\n"
+         mac=52:54\\n+0.000003 target=\"iqn.x\\n+0.000002        1us  root.mount       ok\"\n\
+         \n\
+         timeline (ms since the agent started; one column = 0.0 ms):\n\
+         step               start     end    took  0                                               0 ms\n\
+         iscsi.login            0       0       0  |xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx|\n"
     );
     let (code, out, err) = run(NETBOOT, &["report", "/dev/zero"]);
     assert_eq!((code, out.as_str()), (1, ""));

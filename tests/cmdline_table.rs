@@ -147,6 +147,11 @@ const VALID: &[Valid] = &[
         ("/config/servers/0/host", r#""198.18.0.1""#), ("/config/servers/0/port", "null"),
         ("/config/servers/1/host", r#""2001:db8::1""#), ("/config/servers/1/port", "7007"),
         ("/config/servers/2/host", r#""cfg.example""#)]),
+    ("netboot.config=rxrpc:198.18.0.1", &[
+        ("/config/security", r#""default""#), ("/config/token", "null")]),
+    ("netboot.config.security=auth netboot.config.token=/etc/netboot/fleet.token", &[
+        ("/config/security", r#""auth""#), ("/config/token", r#""/etc/netboot/fleet.token""#)]),
+    ("netboot.config.security=none", &[("/config/security", r#""none""#)]),
     ("netboot.config.required=1 netboot.secrets=/etc/netboot/secrets", &[
         ("/config/required", "true"), ("/config/credentials_file", r#""/etc/netboot/secrets""#)]),
     ("netboot.param.MaxRecvDataSegmentLength=65536 netboot.param.X-com.example-Foo=Bar", &[
@@ -236,7 +241,7 @@ const INVALID: &[(&str, &str)] = &[
     // --- netboot.* ----------------------------------------------------------
     ("netboot.on_fail=panic", r#"invalid netboot.on_fail=: "panic" is not one of shell, reboot, halt"#),
     ("netboot.on-fail=", r#"invalid netboot.on-fail=: "" is not one of shell, reboot, halt"#),
-    ("netboot.on_fial=shell", "unknown key netboot.on_fial=: netboot.* keys are initiator, ibft, scheduler, nr_requests, queue_depth, cmds_max, timeout, on_fail, reboot_delay, log, recovery, events, config, config.required, secrets, param.KEY"),
+    ("netboot.on_fial=shell", "unknown key netboot.on_fial=: netboot.* keys are initiator, ibft, scheduler, nr_requests, queue_depth, cmds_max, timeout, on_fail, reboot_delay, log, recovery, events, config, config.required, config.security, config.token, secrets, param.KEY"),
     ("netboot.log=verbose", r#"invalid netboot.log=: "verbose" is not one of off, error, warn, warning, info, debug, trace"#),
     ("netboot.events=0", r#"invalid netboot.events="0": group 0 is outside 1..=32"#),
     ("netboot.events=33", r#"invalid netboot.events="33": group 33 is outside 1..=32"#),
@@ -246,6 +251,8 @@ const INVALID: &[(&str, &str)] = &[
     ("netboot.config=http://198.18.0.1/", r#"invalid netboot.config=: "http://198.18.0.1/" is not rxrpc:HOST[:PORT] with PORT 1..65535"#),
     ("netboot.config=rxrpc:198.18.0.1:0", r#"invalid netboot.config=: "rxrpc:198.18.0.1:0" is not rxrpc:HOST[:PORT] with PORT 1..65535"#),
     ("netboot.config.required=2", r#"invalid netboot.config.required=: "2" is not 0 or 1"#),
+    ("netboot.config.security=crypt", r#"invalid netboot.config.security=: "crypt" is not one of none, auth, encrypt"#),
+    ("netboot.config.token=config.token", r#"invalid netboot.config.token=: "config.token" is not an absolute path"#),
     ("netboot.secrets=secrets.txt", r#"invalid netboot.secrets=: "secrets.txt" is not an absolute path"#),
     ("netboot.scheduler=BFQ", r#"invalid netboot.scheduler=: "BFQ" is not a scheduler name (1..15 of a-z 0-9 - _)"#),
     ("netboot.nr_requests=0", r#"invalid netboot.nr_requests=: "0" is not an integer in 1..2048"#),

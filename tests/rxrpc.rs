@@ -341,7 +341,8 @@ fn hold_call(sock: &UdpSocket, to: SocketAddr, cid: u32) -> Packet {
 #[test]
 fn busy_beyond_max_calls() {
     let d = standard_dir("busy");
-    let s = Configd::start(&d, &["--max-calls", "2"]);
+    // No backlog: the third call would wait instead of BUSY.
+    let s = Configd::start(&d, &["--max-calls", "2", "--backlog", "0"]);
     let socks: Vec<UdpSocket> = (0..3)
         .map(|_| UdpSocket::bind("127.0.0.1:0").expect("bind"))
         .collect();
@@ -375,6 +376,59 @@ fn busy_beyond_max_calls() {
     });
     let r = fetch(s.addr, &Identity::default());
     assert!(r.is_ok(), "{r:?}");
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// Beyond --max-calls a call waits in the backlog instead of BUSY and is
+/// answered as soon as a slot frees (here by an ACKALL from a holder).
+#[test]
+fn backlog_answers_beyond_max_calls() {
+    let d = standard_dir("backlog");
+    let s = Configd::start(&d, &["--max-calls", "2"]);
+    let socks: Vec<UdpSocket> = (0..3)
+        .map(|_| UdpSocket::bind("127.0.0.1:0").expect("bind"))
+        .collect();
+    assert_eq!(hold_call(&socks[0], s.addr, 4).header.ptype, ptype::DATA);
+    assert_eq!(hold_call(&socks[1], s.addr, 8).header.ptype, ptype::DATA);
+    // The third: no answer while both slots are held (the two holders are
+    // the same source, so neither may be displaced).
+    let mut h = hold_call_header(12);
+    h.ptype = ptype::DATA;
+    h.seq = 1;
+    h.serial = 1;
+    h.flags = flags::CLIENT_INITIATED | flags::LAST_PACKET;
+    let req = Packet {
+        header: h,
+        body: Body::Data(proto::encode_get_config(&Identity::default())),
+    };
+    socks[2]
+        .send_to(&req.encode().expect("encode"), s.addr)
+        .expect("send");
+    socks[2]
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .expect("timeout");
+    let mut buf = [0u8; 2048];
+    assert!(socks[2].recv_from(&mut buf).is_err(), "answered while full");
+    // An ACKALL frees a slot: the waiting call gets its reply.
+    let mut a = hold_call_header(4);
+    a.ptype = ptype::ACKALL;
+    a.serial = 2;
+    a.flags = flags::CLIENT_INITIATED;
+    let p = Packet {
+        header: a,
+        body: Body::AckAll(vec![]),
+    };
+    socks[0]
+        .send_to(&p.encode().expect("encode"), s.addr)
+        .expect("send");
+    socks[2]
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let got = socks[2].recv_from(&mut buf);
+    let (n, _) =
+        got.unwrap_or_else(|e| panic!("no reply for the waiting call: {e}; {:#?}", s.logs()));
+    let r = Packet::decode(&buf[..n]).expect("decode");
+    assert_eq!((r.header.ptype, r.header.cid), (ptype::DATA, 12), "{r:?}");
     let _ = std::fs::remove_dir_all(&d);
 }
 

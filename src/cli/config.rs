@@ -1,5 +1,6 @@
 //! `netboot config-fetch rxrpc:HOST[:PORT] [--mac M] [--iqn I] [--hostname H]
-//! [--timeout S] [--retries N] [--transport udp|kernel]`: fetch this
+//! [--timeout S] [--retries N] [--transport udp|kernel] [--token FILE
+//! [--security auth|encrypt]]`: fetch this
 //! machine's config from netboot-configd with the userspace RxRPC client
 //! (default) or the kernel's AF_RXRPC, and print the boot plan
 //! it yields (defaults + config) as JSON, secrets as `***`. Exit 0 with the
@@ -22,13 +23,16 @@ const RETRIES_MAX: u32 = 100;
 
 pub static SPEC: Spec = Spec {
     prog: "netboot config-fetch",
-    synopsis: "rxrpc:HOST[:PORT]... [--mac M] [--iqn I] [--hostname H] [--timeout S] [--retries N] [--transport udp|kernel]",
+    synopsis: "rxrpc:HOST[:PORT]... [--mac M] [--iqn I] [--hostname H] [--timeout S] [--retries N] [--transport udp|kernel] [--token FILE [--security auth|encrypt]]",
     summary: "fetch this machine's config from netboot-configd, print the plan",
     about: "\
 Asks each server in turn (rxrpc:HOST[:PORT], port default 7260, the same
 syntax as netboot.config= on the kernel command line) for the config of
 the identity given, and prints the boot plan it yields (defaults + config)
 as JSON, secrets as \"***\". Each identity value is at most 255 bytes.
+With --token FILE (an rxkad token from `netboot-configd token`) the call
+is secured with rxkad at --security (default encrypt), by either
+transport, as the boot's config.fetch does with netboot.config.token=.
 
 exit codes: 0 the plan was printed, 1 no server gave a valid config (one
 line on stderr, with the abort code of each attempt), 2 bad usage.
@@ -64,6 +68,16 @@ line on stderr, with the abort code of each attempt), 2 bad usage.
             value: Some("udp|kernel"),
             help: "udp: our userspace RxRPC client (default); kernel: AF_RXRPC",
         },
+        Opt {
+            name: "--token",
+            value: Some("FILE"),
+            help: "secure the call with this rxkad token (netboot-configd token)",
+        },
+        Opt {
+            name: "--security",
+            value: Some("auth|encrypt"),
+            help: "rxkad level with --token (default encrypt)",
+        },
     ],
 };
 
@@ -73,6 +87,8 @@ pub(super) struct Opts {
     timeout: Duration,
     retries: u32,
     kernel: bool,
+    token: Option<std::path::PathBuf>,
+    level: Option<crate::rxkad::Level>,
 }
 
 /// An identity value: text of at most [`MAX_IDENTITY_LEN`] bytes, which is
@@ -95,6 +111,8 @@ pub(super) fn parse(args: &[OsString]) -> Result<Opts, ArgError> {
         timeout: DEFAULT_TIMEOUT,
         retries: 0,
         kernel: false,
+        token: None,
+        level: None,
     };
     for a in SPEC.parse(args) {
         match a? {
@@ -116,6 +134,18 @@ pub(super) fn parse(args: &[OsString]) -> Result<Opts, ArgError> {
                     }
                 };
             }
+            Arg::Value("--token", v) => o.token = Some(std::path::PathBuf::from(v)),
+            Arg::Value("--security", v) => {
+                o.level = match common::text("--security", v)? {
+                    "auth" => Some(crate::rxkad::Level::Auth),
+                    "encrypt" => Some(crate::rxkad::Level::Encrypt),
+                    t => {
+                        return Err(
+                            format!("--security {}: expected auth or encrypt", quote(t)).into()
+                        )
+                    }
+                };
+            }
             Arg::Pos(p) if p.as_encoded_bytes().starts_with(b"rxrpc:") => {
                 let s = common::text("server", p)?;
                 // The same parser as netboot.config= on the kernel cmdline.
@@ -129,7 +159,21 @@ pub(super) fn parse(args: &[OsString]) -> Result<Opts, ArgError> {
     if o.servers.is_empty() {
         return Err("give at least one rxrpc:HOST[:PORT]".into());
     }
+    if o.level.is_some() && o.token.is_none() {
+        return Err("--security needs --token FILE".into());
+    }
     Ok(o)
+}
+
+/// A token file, read with a cap and parsed (errors name the file).
+fn read_token(path: &std::path::Path) -> Result<crate::rxkad::files::Token, String> {
+    let name = path.to_string_lossy();
+    let cap = crate::rxkad::files::MAX_FILE as u64;
+    let b = crate::bounded::read_file(path, cap)
+        .map_err(|e| format!("--token {}: {e}", quote(&name)))?;
+    let text =
+        String::from_utf8(b).map_err(|_| format!("--token {}: not UTF-8 text", quote(&name)))?;
+    crate::rxkad::files::Token::parse(&text, &name).map_err(|e| format!("--token {e}"))
 }
 
 pub fn run(args: &[OsString]) -> i32 {
@@ -139,18 +183,28 @@ pub fn run(args: &[OsString]) -> i32 {
         timeout,
         retries,
         kernel,
+        token,
+        level,
     } = match parse(args) {
         Ok(o) => o,
         Err(e) => return SPEC.exit(e),
     };
+    let secured = match token.as_deref().map(read_token).transpose() {
+        Ok(t) => t.map(|t| (t, level.unwrap_or(crate::rxkad::Level::Encrypt))),
+        Err(e) => return fail(CMD, Exit::Failure, e),
+    };
     let max = crate::config::proto::MAX_REPLY + 8;
-    let mut t: Box<dyn RxTransport> = if kernel {
-        match KernelTransport::open(max) {
+    let mut t: Box<dyn RxTransport> = match (kernel, &secured) {
+        (true, None) => match KernelTransport::open(max) {
             Ok(k) => Box::new(k),
             Err(e) => return fail(CMD, Exit::Failure, e),
-        }
-    } else {
-        Box::new(UdpTransport::new(max))
+        },
+        (true, Some((tok, l))) => match KernelTransport::open_secured(max, tok, *l) {
+            Ok(k) => Box::new(k),
+            Err(e) => return fail(CMD, Exit::Failure, e),
+        },
+        (false, None) => Box::new(UdpTransport::new(max)),
+        (false, Some((tok, l))) => Box::new(UdpTransport::new(max).secured(tok.clone(), *l)),
     };
     match fetch_config(t.as_mut(), &servers, &id, timeout, retries) {
         Ok(c) => {

@@ -122,6 +122,10 @@ plan_fields! {
     Events: ["netboot.events"], Some("events");
     ConfigServers: ["netboot.config"], None;
     ConfigRequired: ["netboot.config.required"], None;
+    /// rxkad level of the config fetch: `none`, `auth`, `encrypt`.
+    ConfigSecurity: ["netboot.config.security"], None;
+    /// The rxkad token file (default `/etc/netboot/config.token`).
+    ConfigToken: ["netboot.config.token"], None;
     CredentialsFile: ["netboot.secrets"], None;
     /// `netboot.param.KEY=VALUE`.
     LoginParams: ["netboot.param.*"], Some("iscsi.login_params");
@@ -710,6 +714,13 @@ pub fn events(value: &str) -> Result<Option<EventsTarget>, ValueError> {
     super::events::parse(value).map_err(ValueError::Events)
 }
 
+/// [`PlanField::ConfigSecurity`]: `none`, `auth` or `encrypt`
+/// ([`crate::plan::ConfigSecurity::parse`]).
+pub fn config_security(value: &str) -> Result<crate::plan::ConfigSecurity, ValueError> {
+    crate::plan::ConfigSecurity::parse(value)
+        .ok_or_else(|| not(value, Expected::OneOf("none, auth, encrypt")))
+}
+
 /// [`PlanField::ConfigServers`]: `rxrpc:HOST[:PORT]`, HOST a name, IPv4 or
 /// `[IPv6]`.
 pub fn config_server(value: &str) -> Result<ConfigServer, ValueError> {
@@ -803,7 +814,8 @@ mod tests {
         assert_eq!(
             netboot_keys(),
             "initiator, ibft, scheduler, nr_requests, queue_depth, cmds_max, timeout, on_fail, \
-             reboot_delay, log, recovery, events, config, config.required, secrets, param.KEY"
+             reboot_delay, log, recovery, events, config, config.required, config.security, \
+             config.token, secrets, param.KEY"
         );
     }
 

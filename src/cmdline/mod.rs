@@ -338,6 +338,8 @@ fn set(
         PlanField::Events => plan.events = keys::events(value)?,
         PlanField::ConfigServers => plan.config.servers.push(keys::config_server(value)?),
         PlanField::ConfigRequired => plan.config.required = keys::flag(arg.value.as_deref())?,
+        PlanField::ConfigSecurity => plan.config.security = keys::config_security(value)?,
+        PlanField::ConfigToken => plan.config.token = Some(keys::abs_path(value)?),
         PlanField::CredentialsFile => plan.config.credentials_file = Some(keys::abs_path(value)?),
         PlanField::LoginParams => {
             // The raw name keeps the key's own `-` (`X-com.example-key`);

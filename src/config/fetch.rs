@@ -50,13 +50,44 @@ impl fmt::Display for AttemptError {
             // Positive codes are ours (proto.rs): name them here, where
             // the service is known.
             AttemptError::Call(CallError::Aborted(c)) => {
-                write!(f, "call aborted with code {c} ({})", proto::abort_name(*c))
+                write!(f, "call aborted with code {c} ({})", proto::abort_name(*c))?;
+                match proto::abort_hint(*c) {
+                    Some(h) => write!(f, ": {h}"),
+                    None => Ok(()),
+                }
             }
             AttemptError::Call(e) => e.fmt(f),
             AttemptError::Reply(e) => write!(f, "bad GetConfig reply: {e}"),
             AttemptError::Config(e) => e.fmt(f),
             AttemptError::Deadline => write!(f, "not tried: netboot.timeout passed"),
         }
+    }
+}
+
+impl AttemptError {
+    /// An answer another attempt at the same server cannot change during
+    /// this boot: rxkad refused the token (expired, not yet valid, unknown
+    /// key, a ticket that does not open, level too low) or configd's policy
+    /// refused the caller. Damaged packets (RXKADSEALEDINCON and the like)
+    /// are not among them: a retry may get through.
+    pub fn is_refusal(&self) -> bool {
+        use crate::rxkad::code;
+        let AttemptError::Call(CallError::Aborted(c)) = self else {
+            return false;
+        };
+        matches!(
+            *c,
+            proto::NBCONF_SECRETS_REFUSED
+                | proto::NBCONF_WRONG_MACHINE
+                | proto::NBCONF_NOT_NETBOOT_TOKEN
+                | proto::NBCONF_SECURITY_REQUIRED
+                | code::RXKADLEVELFAIL
+                | code::RXKADTICKETLEN
+                | code::RXKADNOAUTH
+                | code::RXKADBADTICKET
+                | code::RXKADUNKNOWNKEY
+                | code::RXKADEXPIRED
+        )
     }
 }
 
@@ -81,10 +112,17 @@ impl fmt::Display for FetchError {
                     }
                     i += n;
                 }
-                write!(
-                    f,
-                    " hint: check netboot-configd runs and has a file for this machine"
-                )
+                if v.iter().any(|(_, e)| e.is_refusal()) {
+                    write!(
+                        f,
+                        " hint: a refusal is not retried; configd's log line for the call says why"
+                    )
+                } else {
+                    write!(
+                        f,
+                        " hint: check netboot-configd runs and has a file for this machine"
+                    )
+                }
             }
         }
     }
@@ -153,12 +191,21 @@ pub fn fetch_config_until(
     let request = proto::encode_get_config(identity);
     let mut errors = Vec::new();
     let mut backoff = Backoff::new(ROUND_BACKOFF, ROUND_BACKOFF_CAP);
+    // Servers that refused us for good (AttemptError::is_refusal): not
+    // asked again.
+    let mut refused = vec![false; servers.len()];
     for round in 0..=retries {
+        if refused.iter().all(|r| *r) {
+            break;
+        }
         if round > 0 {
             let pause = backoff.next();
             std::thread::sleep(left().map_or(pause, |l| pause.min(l)));
         }
-        for s in servers {
+        for (i, s) in servers.iter().enumerate() {
+            if refused.get(i).copied().unwrap_or(false) {
+                continue;
+            }
             let label = server_label(s);
             let timeout = match left() {
                 None => timeout,
@@ -185,7 +232,13 @@ pub fn fetch_config_until(
             let reply = match transport.call(addr, proto::SERVICE_ID, &request, timeout) {
                 Ok(r) => r,
                 Err(e) => {
-                    errors.push((label, AttemptError::Call(e)));
+                    let e = AttemptError::Call(e);
+                    if e.is_refusal() {
+                        if let Some(r) = refused.get_mut(i) {
+                            *r = true;
+                        }
+                    }
+                    errors.push((label, e));
                     continue;
                 }
             };
@@ -251,5 +304,78 @@ mod tests {
              a:7260: network error: refused; \
              hint: check netboot-configd runs and has a file for this machine"
         );
+    }
+
+    /// Answers every call with `answer(peer)` and counts calls per port.
+    struct Fake {
+        calls: Vec<u16>,
+        answer: fn(std::net::SocketAddr) -> CallError,
+    }
+
+    impl RxTransport for Fake {
+        fn call(
+            &mut self,
+            peer: std::net::SocketAddr,
+            _service_id: u16,
+            _request: &[u8],
+            _timeout: Duration,
+        ) -> Result<Vec<u8>, CallError> {
+            self.calls.push(peer.port());
+            Err((self.answer)(peer))
+        }
+    }
+
+    fn server(port: u16) -> ConfigServer {
+        ConfigServer {
+            host: "127.0.0.1".into(),
+            port: Some(port),
+        }
+    }
+
+    #[test]
+    fn a_refusal_is_not_retried_other_failures_are() {
+        let mut t = Fake {
+            calls: vec![],
+            answer: |p| match p.port() {
+                1 => CallError::Aborted(crate::rxkad::code::RXKADEXPIRED),
+                _ => CallError::Io("network error: refused".into()),
+            },
+        };
+        let until = Some(Instant::now() + Duration::from_secs(30));
+        let servers = [server(1), server(2)];
+        let r = fetch_config_until(
+            &mut t,
+            &servers,
+            &Identity::default(),
+            Duration::from_secs(1),
+            1,
+            until,
+        );
+        assert_eq!(t.calls, vec![1, 2, 2]);
+        let text = r.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(
+            text.contains("127.0.0.1:1: call aborted with code 19270409 (RXKADEXPIRED)"),
+            "{text}"
+        );
+        assert!(
+            text.ends_with(
+                "hint: a refusal is not retried; configd's log line for the call says why"
+            ),
+            "{text}"
+        );
+        // Every server refused: no second round.
+        let mut t = Fake {
+            calls: vec![],
+            answer: |_| CallError::Aborted(proto::NBCONF_SECRETS_REFUSED),
+        };
+        let _ = fetch_config_until(
+            &mut t,
+            &servers[..1],
+            &Identity::default(),
+            Duration::from_secs(1),
+            2,
+            until,
+        );
+        assert_eq!(t.calls, vec![1]);
     }
 }

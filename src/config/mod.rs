@@ -10,6 +10,7 @@
 //!   abort codes), pure;
 //! - [`fetch`]: the client, servers in turn over any `rxrpc::RxTransport`;
 //! - [`store`]: configd's directory of documents;
+//! - [`policy`]: configd's rxkad policy (who may fetch what, secrets only encrypted);
 //! - `unique_keys`: the check that no object of a document repeats a key;
 //! - [`user`]: configd's `--user`, the account and the privilege drop.
 //!
@@ -17,6 +18,7 @@
 
 pub mod fetch;
 pub mod merge;
+pub mod policy;
 pub mod proto;
 pub mod schema;
 pub mod store;

@@ -18,6 +18,11 @@
 //! | 3 | `NBCONF_TOO_LARGE` | the reply would exceed [`MAX_REPLY`], or the request [`MAX_REQUEST`] |
 //! | 4 | `NBCONF_BAD_IDENTITY` | an identity value is not a MAC / IQN / host name (e.g. `../x`) |
 //! | 5 | `NBCONF_UNREADABLE` | the selected file is not a regular file in the directory (a symlink, FIFO, directory, device), or cannot be opened or read; never a fall-through to `default.json` (store.rs) |
+//! | 6 | `NBCONF_SECRETS_REFUSED` | the document holds CHAP secrets (or a sensitive parameter) and the call is not rxkad-encrypted (plain, or level `auth`), and the document does not say `"serve_secrets_insecure": true` |
+//! | 7 | `NBCONF_WRONG_MACHINE` | the call's token is a machine token (`netboot.mac-…`) for another MAC than the one the request names |
+//! | 8 | `NBCONF_NOT_NETBOOT_TOKEN` | the call's ticket is valid but names no netboot principal (name `netboot`, instance `mac-…` or `fleet-…`) |
+//! | 9 | `NBCONF_SECURITY_REQUIRED` | a plain (security index 0) call to a configd started with `--min-level auth` or `encrypt` |
+//! | 19270400.. | `RXKAD*` | rxkad refused the connection (rxkad.md §7): bad, expired or unknown-key token, level, checksum |
 //! | −453 | `RXGEN_SS_UNMARSHAL` | request does not decode (truncated, bad length, trailing bytes) |
 //! | −455 | `RXGEN_OPCODE` | unknown opcode |
 
@@ -32,6 +37,10 @@ pub const NBCONF_INVALID: i32 = 2;
 pub const NBCONF_TOO_LARGE: i32 = 3;
 pub const NBCONF_BAD_IDENTITY: i32 = 4;
 pub const NBCONF_UNREADABLE: i32 = 5;
+pub const NBCONF_SECRETS_REFUSED: i32 = 6;
+pub const NBCONF_WRONG_MACHINE: i32 = 7;
+pub const NBCONF_NOT_NETBOOT_TOKEN: i32 = 8;
+pub const NBCONF_SECURITY_REQUIRED: i32 = 9;
 
 /// Largest JSON document served (bytes): a config is a few KiB; 64 KiB
 /// bounds server memory per call and is 47 packets of 1412 bytes.
@@ -52,8 +61,48 @@ pub fn abort_name(code: i32) -> &'static str {
         NBCONF_TOO_LARGE => "NBCONF_TOO_LARGE",
         NBCONF_BAD_IDENTITY => "NBCONF_BAD_IDENTITY",
         NBCONF_UNREADABLE => "NBCONF_UNREADABLE",
-        c => crate::rxrpc::wire::abort::name(c).unwrap_or("unknown"),
+        NBCONF_SECRETS_REFUSED => "NBCONF_SECRETS_REFUSED",
+        NBCONF_WRONG_MACHINE => "NBCONF_WRONG_MACHINE",
+        NBCONF_NOT_NETBOOT_TOKEN => "NBCONF_NOT_NETBOOT_TOKEN",
+        NBCONF_SECURITY_REQUIRED => "NBCONF_SECURITY_REQUIRED",
+        c => crate::rxrpc::wire::abort::name(c)
+            .or_else(|| crate::rxkad::code_name(c))
+            .unwrap_or("unknown"),
     }
+}
+
+/// What an abort code means for the agent, in words, with what to do;
+/// `None` for codes whose name says enough.
+pub fn abort_hint(code: i32) -> Option<&'static str> {
+    use crate::rxkad::code;
+    Some(match code {
+        NBCONF_SECRETS_REFUSED => {
+            "the config holds CHAP secrets and the call was not encrypted; \
+             give the machine a token (netboot.config.security=encrypt)"
+        }
+        NBCONF_WRONG_MACHINE => "the token belongs to another machine (its MAC is in the token)",
+        NBCONF_NOT_NETBOOT_TOKEN => "the token is not a netboot token (netboot-configd token)",
+        NBCONF_SECURITY_REQUIRED => {
+            "the server takes only rxkad calls; give the machine a token \
+             (netboot.config.security=encrypt)"
+        }
+        code::RXKADEXPIRED => "the token has expired; mint a new one (netboot-configd token)",
+        code::RXKADNOAUTH => "the token is not valid yet (check the clocks)",
+        code::RXKADUNKNOWNKEY => {
+            "the server has no key of the token's version (kvno) or no --rxkad-keys"
+        }
+        code::RXKADBADTICKET | code::RXKADTICKETLEN => {
+            "the server cannot open the token's ticket (minted with another server key?)"
+        }
+        code::RXKADLEVELFAIL => "the security level is below what the server requires",
+        code::RXKADSEALEDINCON | code::RXKADDATALEN => {
+            "a packet failed its rxkad checksum or seal (wrong session key, or tampering)"
+        }
+        code::RXKADOUTOFSEQUENCE | code::RXKADINCONSISTENCY | code::RXKADPACKETSHORT => {
+            "the rxkad handshake failed"
+        }
+        _ => return None,
+    })
 }
 
 /// Who is asking. Empty strings mean "not known"; the server tries MAC,

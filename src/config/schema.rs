@@ -74,6 +74,11 @@ pub struct RawConfig {
     pub log: Option<String>,
     /// `off` or `GROUP[:IDX.VAL]` as `netboot.events=`.
     pub events: Option<String>,
+    /// For netboot-configd, which removes it before sending: `true` lets
+    /// configd serve this document's CHAP secrets on calls that are not
+    /// rxkad-encrypted (plain or `auth`). Absent or `false`: such calls are
+    /// refused (`NBCONF_SECRETS_REFUSED`) when the document holds secrets.
+    pub serve_secrets_insecure: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -267,6 +272,22 @@ pub struct Config {
     pub log: Option<LogLevel>,
     /// `Some(None)`: `"events": "off"`.
     pub events: Option<Option<EventsTarget>>,
+    /// configd's `serve_secrets_insecure` (the agent has no use for it).
+    pub serve_secrets_insecure: bool,
+}
+
+impl Config {
+    /// The document holds a credential: CHAP (plan-wide or a path's), or a
+    /// sensitive node or login parameter (`Param::is_sensitive`).
+    pub fn holds_secrets(&self) -> bool {
+        self.chap.is_some()
+            || self.paths.iter().flatten().any(|p| p.chap.is_some())
+            || [&self.node_params, &self.login_params]
+                .into_iter()
+                .flatten()
+                .flatten()
+                .any(|p| p.is_sensitive())
+    }
 }
 
 /// `Some(f(v))` for a present value, with `f`'s error.
@@ -378,6 +399,7 @@ impl Config {
             .map_err(invalid(PlanField::RebootDelay))?,
             log: opt(&raw.log, |v| keys::log_level(v)).map_err(invalid(PlanField::Log))?,
             events: opt(&raw.events, |v| keys::events(v)).map_err(invalid(PlanField::Events))?,
+            serve_secrets_insecure: raw.serve_secrets_insecure.unwrap_or(false),
             ..Config::default()
         };
         if let Some(r) = &raw.root {
@@ -519,8 +541,8 @@ pub(crate) mod tests {
                 r#"{"version":1,"tunnig":{}}"#,
                 "config field tunnig: unknown field `tunnig`, expected one of `version`, \
                  `paths`, `chap`, `initiator`, `ip`, `nameservers`, `root`, `init`, `tuning`, \
-                 `iscsi`, `timeout_ms`, `on_fail`, `reboot_delay_ms`, `log`, `events` \
-                 at line 1 column 21",
+                 `iscsi`, `timeout_ms`, `on_fail`, `reboot_delay_ms`, `log`, `events`, \
+                 `serve_secrets_insecure` at line 1 column 21",
             ),
             (
                 r#"{"version":1,"paths":[{"server":"a","target":"t","chap":{"username":"u","pasword":"x"}}]}"#,

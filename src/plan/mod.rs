@@ -474,6 +474,52 @@ pub struct ConfigSource {
     pub required: bool,
     /// `netboot.secrets=FILE`: absolute path of a credentials file.
     pub credentials_file: Option<String>,
+    /// `netboot.config.security=`: the fetch's rxkad level.
+    pub security: ConfigSecurity,
+    /// `netboot.config.token=PATH`: the rxkad token file; `None`:
+    /// [`DEFAULT_CONFIG_TOKEN`].
+    pub token: Option<String>,
+}
+
+/// Where the agent looks for its rxkad token when `netboot.config.token=`
+/// is not given (`initramfs/build.sh --config-token FILE` puts it there).
+pub const DEFAULT_CONFIG_TOKEN: &str = "/etc/netboot/config.token";
+
+/// `netboot.config.security=`: how the config fetch is secured (rxkad,
+/// RxRPC security index 2). `default`: `encrypt` when the token file
+/// exists, else `none`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConfigSecurity {
+    #[default]
+    Default,
+    /// Security index 0: neither authenticated nor encrypted.
+    None,
+    /// rxkad level 1: the server checks the token; each packet's header
+    /// checksum binds it to its call, only its first 8 bytes are sealed.
+    Auth,
+    /// rxkad level 2: authenticated and every packet encrypted.
+    Encrypt,
+}
+
+impl ConfigSecurity {
+    pub fn parse(value: &str) -> Option<ConfigSecurity> {
+        match value {
+            "none" => Some(ConfigSecurity::None),
+            "auth" => Some(ConfigSecurity::Auth),
+            "encrypt" => Some(ConfigSecurity::Encrypt),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ConfigSecurity::Default => "default",
+            ConfigSecurity::None => "none",
+            ConfigSecurity::Auth => "auth",
+            ConfigSecurity::Encrypt => "encrypt",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -11,8 +11,22 @@
 //! [`RTO_MAX`] (RFC 6298 §5.5 style backoff; Rx has no standard RTO), with a
 //! REQUEST_ACK on every retransmitted packet so the peer tells us what it
 //! has. NACKed packets (rxrpc.md §1.5 `acks[]` = 0) are resent at once.
+//!
+//! rxkad (security index 2, rxkad.md §1–§3): a [`ClientCall::secured`]
+//! call answers the server's CHALLENGE with a RESPONSE carrying the token's
+//! ticket (nonce + 1, the latest call number per channel, our level; a
+//! challenge asking for more than our level is refused), sends every DATA
+//! with the header checksum and sealed at the connection's level, and
+//! checks and unseals every reply DATA before it is reassembled: a reply
+//! packet that fails either aborts the call (RXKADSEALEDINCON) and is an
+//! error, never data. A connection ABORT (call 0, e.g. RXKADEXPIRED after
+//! our RESPONSE) ends the call with its code.
 
 use super::wire::{ack_reason, flags, ptype, Ack, Body, Header, Packet, SubPacket, JUMBO_DATALEN};
+use crate::rxkad::files::Token;
+use crate::rxkad::handshake::{build_response, Challenge, ResponseFields};
+use crate::rxkad::packet::ConnSecurity;
+use crate::rxkad::{code as rxkad_code, Level, RxkadError};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -81,6 +95,8 @@ pub struct TxQueue {
     pub timer: Option<Instant>,
     pub peer_window: u32,
     pub retransmits: u32,
+    /// rxkad: every DATA sealed and checksummed (rxkad.md §2, §3).
+    security: Option<ConnSecurity>,
 }
 
 impl TxQueue {
@@ -102,6 +118,30 @@ impl TxQueue {
             timer: None,
             peer_window: DEFAULT_PEER_WINDOW,
             retransmits: 0,
+            security: None,
+        }
+    }
+
+    /// [`TxQueue::new`] whose packets are sealed at `security`'s level:
+    /// chunks of `max_data(1412)` user bytes, each payload
+    /// `ConnSecurity::seal`ed and the header cksum set.
+    pub fn with_security(data: &[u8], base_flags: u8, security: Option<ConnSecurity>) -> TxQueue {
+        let Some(sec) = security else {
+            return TxQueue::new(data, base_flags);
+        };
+        let per = sec.max_data(JUMBO_DATALEN).max(1);
+        let chunks: Vec<Vec<u8>> = if data.is_empty() {
+            vec![Vec::new()]
+        } else {
+            data.chunks(per).map(<[u8]>::to_vec).collect()
+        };
+        let n = chunks.len();
+        TxQueue {
+            chunks,
+            acked: vec![false; n],
+            sent: vec![false; n],
+            security: Some(sec),
+            ..TxQueue::new(&[], base_flags)
         }
     }
 
@@ -133,8 +173,16 @@ impl TxQueue {
             fl |= flags::LAST_PACKET;
         }
         *serial = serial.wrapping_add(1);
-        let h = id.header(ptype::DATA, i as u32 + 1, *serial, fl);
-        emit(h, Body::Data(self.chunks[i].clone()))
+        let seq = i as u32 + 1;
+        let mut h = id.header(ptype::DATA, seq, *serial, fl);
+        let chunk = self.chunks.get(i).map_or(&[][..], Vec::as_slice);
+        match &self.security {
+            None => emit(h, Body::Data(chunk.to_vec())),
+            Some(sec) => {
+                h.cksum = sec.header_cksum(id.call, id.cid, seq);
+                emit(h, Body::Data(sec.seal(id.call, seq, chunk)))
+            }
+        }
     }
 
     /// Send packets never sent before, inside the peer's window.
@@ -322,6 +370,10 @@ pub enum CallError {
     ReplyTooLarge { max: usize },
     /// Socket error (text of the io::Error, with the peer).
     Io(String),
+    /// rxkad failed on our side: a CHALLENGE we cannot answer (its level
+    /// above ours, undecodable), or a reply packet whose checksum or seal
+    /// is wrong. We aborted the call (or connection) with the code.
+    Security(RxkadError),
 }
 
 impl fmt::Display for CallError {
@@ -337,11 +389,89 @@ impl fmt::Display for CallError {
             CallError::Timeout => write!(f, "no reply before the deadline"),
             CallError::ReplyTooLarge { max } => write!(f, "reply exceeds {max} bytes"),
             CallError::Io(e) => write!(f, "{e}"),
+            CallError::Security(e) => write!(f, "rxkad: {e}"),
         }
     }
 }
 
 impl std::error::Error for CallError {}
+
+/// What a secured client call needs: the token's ticket and session key,
+/// the keyed connection, and the latest call number of each channel of
+/// the connection (for the RESPONSE, rxkad.md §9 item 6). `Debug` shows
+/// neither key nor ticket.
+#[derive(Clone)]
+pub struct ClientSecurity {
+    pub conn: ConnSecurity,
+    session_key: [u8; 8],
+    kvno: u32,
+    ticket: Vec<u8>,
+    pub call_ids: [u32; 4],
+}
+
+impl fmt::Debug for ClientSecurity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "ClientSecurity {{ level: {}, kvno: {}, call_ids: {:?}, keys: *** }}",
+            self.conn.level(),
+            self.kvno,
+            self.call_ids
+        )
+    }
+}
+
+impl ClientSecurity {
+    /// The connection {epoch, cid} secured with `token` at `level`
+    /// (csum_iv is computed here, when the connection is created).
+    pub fn new(token: &Token, level: Level, epoch: u32, cid: u32) -> ClientSecurity {
+        ClientSecurity {
+            conn: ConnSecurity::new(token.session_key, epoch, cid, level),
+            session_key: token.session_key,
+            kvno: token.kvno,
+            ticket: token.ticket.clone(),
+            call_ids: [0; 4],
+        }
+    }
+
+    pub fn level(&self) -> Level {
+        self.conn.level()
+    }
+
+    /// The RESPONSE body for `challenge` on connection {epoch, cid}, or
+    /// why it is refused (the challenge wants more than our level).
+    pub fn respond(
+        &self,
+        challenge: &Challenge,
+        epoch: u32,
+        cid: u32,
+    ) -> Result<Vec<u8>, RxkadError> {
+        let ours = self.level().as_u32();
+        if challenge.min_level > ours {
+            return Err(RxkadError::new(
+                rxkad_code::RXKADLEVELFAIL,
+                format!(
+                    "the server asks for security level {} or more, we are set to {}",
+                    challenge.min_level,
+                    self.level()
+                ),
+            ));
+        }
+        let f = ResponseFields {
+            epoch,
+            cid: cid & !super::wire::CHANNEL_MASK,
+            call_ids: self.call_ids,
+            inc_nonce: challenge.nonce.wrapping_add(1),
+            level: ours,
+        };
+        Ok(build_response(
+            &f,
+            self.session_key,
+            self.kvno,
+            &self.ticket,
+        ))
+    }
+}
 
 /// One client call, sans-IO.
 #[derive(Debug)]
@@ -355,6 +485,8 @@ pub struct ClientCall {
     out: Vec<Vec<u8>>,
     /// Timer for "reply is slow: tell the server what we have".
     rx_timer: Option<Instant>,
+    /// rxkad, for a secured call.
+    security: Option<Box<ClientSecurity>>,
 }
 
 impl ClientCall {
@@ -374,9 +506,48 @@ impl ClientCall {
             result: None,
             out: Vec::new(),
             rx_timer: None,
+            security: None,
         };
         c.tx.send_new(&id, &mut c.serial, now, &mut c.out);
         c
+    }
+
+    /// A call secured with rxkad (`id.security_index` is set to 2 here):
+    /// DATA sealed at `sec`'s level, CHALLENGE answered, replies checked.
+    /// `sec.call_ids` must already hold this call's number on its channel.
+    pub fn secured(
+        mut id: CallId,
+        request: &[u8],
+        max_reply: usize,
+        now: Instant,
+        timeout: Duration,
+        sec: ClientSecurity,
+    ) -> Self {
+        id.security_index = crate::rxkad::SECURITY_INDEX;
+        let mut c = ClientCall {
+            id,
+            serial: 0,
+            tx: TxQueue::with_security(request, flags::CLIENT_INITIATED, Some(sec.conn.clone())),
+            rx: RxQueue::new(max_reply),
+            deadline: now + timeout,
+            result: None,
+            out: Vec::new(),
+            rx_timer: None,
+            security: Some(Box::new(sec)),
+        };
+        c.tx.send_new(&id, &mut c.serial, now, &mut c.out);
+        c
+    }
+
+    /// The serial counter after this call (the connection's next call
+    /// continues it: serials are per connection, rxrpc.md §1.1).
+    pub fn serial(&self) -> u32 {
+        self.serial
+    }
+
+    /// Start the serial counter at `serial` (the connection's so far).
+    pub fn continue_serial(&mut self, serial: u32) {
+        self.serial = serial;
     }
 
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
@@ -417,8 +588,89 @@ impl ClientCall {
         self.rx_timer = None;
     }
 
+    /// Same connection (epoch, cid without the channel), any call.
+    fn same_conn(&self, h: &Header) -> bool {
+        h.epoch == self.id.epoch
+            && h.cid & !super::wire::CHANNEL_MASK == self.id.cid & !super::wire::CHANNEL_MASK
+    }
+
+    /// Send a connection ABORT (call 0) with `code`.
+    fn abort_conn(&mut self, code: i32) {
+        self.serial = self.serial.wrapping_add(1);
+        let mut h = self
+            .id
+            .header(ptype::ABORT, 0, self.serial, flags::CLIENT_INITIATED);
+        h.call = 0;
+        self.out.push(emit(
+            h,
+            Body::Abort {
+                code,
+                extra: vec![],
+            },
+        ));
+    }
+
+    /// Send a call ABORT with `code` and end the call with `e`.
+    fn abort_call(&mut self, code: i32, e: CallError) {
+        self.serial = self.serial.wrapping_add(1);
+        let h = self
+            .id
+            .header(ptype::ABORT, 0, self.serial, flags::CLIENT_INITIATED);
+        self.out.push(emit(
+            h,
+            Body::Abort {
+                code,
+                extra: vec![],
+            },
+        ));
+        self.fail(e);
+    }
+
+    /// A connection-level packet (call 0) of our connection: CHALLENGE or
+    /// connection ABORT.
+    fn handle_conn(&mut self, p: &Packet) {
+        match (&p.body, p.header.ptype) {
+            (Body::Abort { code, .. }, _) => self.fail(CallError::Aborted(*code)),
+            (Body::Other(b), ptype::CHALLENGE) => {
+                // An unsecured call has no answer; its server would not
+                // challenge index 0, so this is someone else's packet.
+                let Some(sec) = &self.security else {
+                    return;
+                };
+                let reply =
+                    Challenge::decode(b).and_then(|c| sec.respond(&c, self.id.epoch, self.id.cid));
+                match reply {
+                    Ok(body) => {
+                        self.serial = self.serial.wrapping_add(1);
+                        let mut h = self.id.header(
+                            ptype::RESPONSE,
+                            0,
+                            self.serial,
+                            flags::CLIENT_INITIATED,
+                        );
+                        h.call = 0;
+                        h.cid = self.id.cid & !super::wire::CHANNEL_MASK;
+                        self.out.push(emit(h, Body::Other(body)));
+                    }
+                    Err(e) => {
+                        self.abort_conn(e.code);
+                        self.fail(CallError::Security(e));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
     pub fn handle(&mut self, p: &Packet, now: Instant) {
-        if self.result.is_some() || !self.id.matches(&p.header) || p.header.is_client_initiated() {
+        if self.result.is_some() || p.header.is_client_initiated() {
+            return;
+        }
+        if p.header.call == 0 && self.same_conn(&p.header) {
+            self.handle_conn(p);
+            return;
+        }
+        if !self.id.matches(&p.header) {
             return;
         }
         match &p.body {
@@ -432,6 +684,33 @@ impl ClientCall {
                     if sub.header.seq == 0 {
                         continue;
                     }
+                    // rxkad: checksum and seal before anything is kept.
+                    let opened: Vec<u8>;
+                    let opened_sub: SubPacket<'_>;
+                    let sub = match &self.security {
+                        None => sub,
+                        Some(sec) => {
+                            let h = &sub.header;
+                            let ok = sec
+                                .conn
+                                .check_cksum(h.call, h.cid, h.seq, h.cksum)
+                                .and_then(|()| sec.conn.unseal(h.call, h.seq, sub.data));
+                            match ok {
+                                Ok(data) => {
+                                    opened = data;
+                                    opened_sub = SubPacket {
+                                        header: sub.header,
+                                        data: &opened,
+                                    };
+                                    &opened_sub
+                                }
+                                Err(e) => {
+                                    self.abort_call(e.code, CallError::Security(e));
+                                    return;
+                                }
+                            }
+                        }
+                    };
                     match self.rx.accept(sub) {
                         RxOutcome::TooLarge => {
                             self.serial = self.serial.wrapping_add(1);
@@ -524,6 +803,7 @@ impl ClientCall {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -601,6 +881,161 @@ mod tests {
         let mut want = a.clone();
         want.push(b'b');
         assert_eq!(c.result(), Some(&Ok(want)));
+    }
+
+    fn rxkad_token() -> Token {
+        let k = crate::rxkad::ticket::ServerKey {
+            kvno: 5,
+            key: crate::rxkad::ticket::fix_parity([0x31, 0x75, 0xb9, 0xfd, 0x20, 0x64, 0xa8, 0xec]),
+        };
+        Token::mint(
+            &k,
+            &crate::rxkad::files::Holder::Fleet("t".into()),
+            1_000,
+            3_600,
+            [0x5a; 8],
+        )
+        .unwrap()
+    }
+
+    fn secured(level: Level) -> (ClientCall, ConnSecurity, Instant) {
+        let t0 = Instant::now();
+        let tok = rxkad_token();
+        let mut sec = ClientSecurity::new(&tok, level, id().epoch, id().cid);
+        sec.call_ids[0] = 1;
+        let c = ClientCall::secured(id(), b"request", 100, t0, Duration::from_secs(5), sec);
+        let server = ConnSecurity::new(tok.session_key, id().epoch, id().cid, level);
+        (c, server, t0)
+    }
+
+    fn challenge(min_level: u32) -> Packet {
+        let mut h = id().header(ptype::CHALLENGE, 0, 1, 0);
+        h.call = 0;
+        h.security_index = 2;
+        Packet {
+            header: h,
+            body: Body::Other(
+                Challenge {
+                    nonce: 0xffff_ffff,
+                    min_level,
+                }
+                .encode()
+                .to_vec(),
+            ),
+        }
+    }
+
+    #[test]
+    fn secured_call_seals_answers_the_challenge_and_unseals() {
+        for level in [Level::Auth, Level::Encrypt] {
+            let (mut c, server, t0) = secured(level);
+            let req = Packet::decode(&c.poll_transmit().unwrap()).unwrap();
+            assert_eq!(req.header.security_index, 2);
+            assert_eq!(req.header.cksum, server.header_cksum(1, 4, 1));
+            assert_ne!(req.header.cksum, 0);
+            let Body::Data(d) = &req.body else { panic!() };
+            assert_ne!(&d[..], b"request");
+            assert_eq!(server.unseal(1, 1, d).unwrap(), b"request");
+
+            c.handle(&challenge(level.as_u32()), t0);
+            let resp = Packet::decode(&c.poll_transmit().unwrap()).unwrap();
+            assert_eq!(resp.header.ptype, ptype::RESPONSE);
+            assert_eq!((resp.header.call, resp.header.seq), (0, 0));
+            assert_eq!(resp.header.flags, flags::CLIENT_INITIATED);
+            let Body::Other(b) = &resp.body else { panic!() };
+            let sr = crate::rxkad::handshake::SealedResponse::decode(b).unwrap();
+            assert_eq!(sr.kvno, 5);
+            let f = sr.open(rxkad_token().session_key).unwrap();
+            assert_eq!(f.inc_nonce, 0, "nonce + 1 wraps");
+            assert_eq!(f.level, level.as_u32());
+            assert_eq!(f.call_ids, [1, 0, 0, 0]);
+            assert_eq!((f.epoch, f.cid), (id().epoch, id().cid));
+
+            let mut h = id().header(ptype::DATA, 1, 2, flags::LAST_PACKET);
+            h.security_index = 2;
+            h.cksum = server.header_cksum(1, 4, 1);
+            let reply = Packet {
+                header: h,
+                body: Body::Data(server.seal(1, 1, b"the config")),
+            };
+            c.handle(&reply, t0);
+            assert_eq!(c.result(), Some(&Ok(b"the config".to_vec())));
+        }
+    }
+
+    #[test]
+    fn secured_call_refuses_bad_replies_and_high_challenges() {
+        // A reply with a wrong header cksum, or tampered payload: an error, never data.
+        for tamper in [true, false] {
+            let (mut c, server, t0) = secured(Level::Encrypt);
+            c.poll_transmit();
+            let mut h = id().header(ptype::DATA, 1, 2, flags::LAST_PACKET);
+            h.cksum = server.header_cksum(1, 4, 1);
+            let mut body = server.seal(1, 1, b"chap secret");
+            if tamper {
+                body[3] ^= 1;
+            } else {
+                h.cksum ^= 0x10;
+            }
+            c.handle(
+                &Packet {
+                    header: h,
+                    body: Body::Data(body),
+                },
+                t0,
+            );
+            match c.result() {
+                Some(Err(CallError::Security(e))) => {
+                    assert_eq!(e.code, rxkad_code::RXKADSEALEDINCON)
+                }
+                r => panic!("{r:?}"),
+            }
+            let ab = Packet::decode(&c.poll_transmit().unwrap()).unwrap();
+            assert!(matches!(
+                ab.body,
+                Body::Abort {
+                    code: 19_270_410,
+                    ..
+                }
+            ));
+            assert_eq!(ab.header.call, 1);
+        }
+        // The server wants encrypt, we are set to auth.
+        let (mut c, _, t0) = secured(Level::Auth);
+        c.poll_transmit();
+        c.handle(&challenge(2), t0);
+        match c.result() {
+            Some(Err(CallError::Security(e))) => {
+                assert_eq!(e.code, rxkad_code::RXKADLEVELFAIL);
+                assert!(e.to_string().contains("we are set to auth"), "{e}");
+            }
+            r => panic!("{r:?}"),
+        }
+        let ab = Packet::decode(&c.poll_transmit().unwrap()).unwrap();
+        assert_eq!(ab.header.call, 0);
+        // A connection abort ends the call with its code.
+        let (mut c, _, t0) = secured(Level::Encrypt);
+        let mut h = id().header(ptype::ABORT, 0, 3, 0);
+        h.call = 0;
+        c.handle(
+            &Packet {
+                header: h,
+                body: Body::Abort {
+                    code: rxkad_code::RXKADEXPIRED,
+                    extra: vec![],
+                },
+            },
+            t0,
+        );
+        assert_eq!(
+            c.result(),
+            Some(&Err(CallError::Aborted(rxkad_code::RXKADEXPIRED)))
+        );
+        // An unsecured call ignores challenges (not its connection's business).
+        let mut c = ClientCall::new(id(), &[1], 10, t0, Duration::from_secs(5));
+        c.poll_transmit();
+        c.handle(&challenge(0), t0);
+        assert!(c.result().is_none() && c.poll_transmit().is_none());
     }
 
     #[test]

@@ -10,6 +10,16 @@
 //! when the reply grows beyond our bound. Closing the socket releases the
 //! call (af_rxrpc.c `rxrpc_release`).
 //!
+//! Secured calls (rxkad, rxkad.md §6): [`KernelTransport::open_secured`]
+//! adds the token as an `rxrpc` key (v1 payload,
+//! `rxkad::files::Token::kernel_key_v1`) to this process's keyring
+//! (`add_key(…, KEY_SPEC_PROCESS_KEYRING)`: created on demand, private to
+//! the process, not inherited by a fork and dropped at `execve`, so the
+//! booted system's init never holds it); every call's socket then gets
+//! `RXRPC_SECURITY_KEY` (the key's description) and
+//! `RXRPC_MIN_SECURITY_LEVEL` before its first `sendmsg` (which binds it).
+//! The kernel answers the CHALLENGE and seals every packet itself.
+//!
 //! The byte layouts (`sockaddr_rxrpc`, control messages) are built and
 //! parsed by pure functions, unit-tested without AF_RXRPC (the host kernel
 //! has none); the socket half is exercised in the VM.
@@ -29,6 +39,17 @@ use std::time::{Duration, Instant};
 /// `SOL_RXRPC` (include/linux/socket.h). libc defines it for glibc only,
 /// not for the musl target we ship.
 pub const SOL_RXRPC: i32 = 272;
+
+/// Socket options (include/uapi/linux/rxrpc.h, rxrpc.md §2.3).
+pub mod sockopt {
+    pub const SECURITY_KEY: i32 = 1;
+    pub const MIN_SECURITY_LEVEL: i32 = 4;
+}
+
+/// Special keyring ids (include/uapi/linux/keyctl.h, rxkad.md §6).
+pub const KEY_SPEC_PROCESS_KEYRING: i32 = -2;
+/// `keyctl` operations used.
+pub const KEYCTL_INVALIDATE: libc::c_long = 21;
 
 /// Control message types (include/uapi/linux/rxrpc.h, rxrpc.md §2.4).
 pub mod cmsg {
@@ -191,7 +212,38 @@ pub enum KernelError {
     /// `socket(AF_RXRPC, SOCK_DGRAM, PF_INET)` failed: no AF_RXRPC in this
     /// kernel (EAFNOSUPPORT), or rxrpc.ko failed to initialise.
     Socket(i32),
+    /// A key-management system call failed: `call` names it with its
+    /// arguments (never the payload), `errno` why.
+    Key { call: String, errno: i32 },
 }
+
+/// Hints for the key calls' errnos (keyrings(7), add_key(2)).
+const KEY_HINTS: &[(rustix::io::Errno, &str)] = &[
+    (
+        rustix::io::Errno::NOSYS,
+        "the kernel has no key retention service (CONFIG_KEYS)",
+    ),
+    (
+        rustix::io::Errno::PERM,
+        "a seccomp filter (e.g. a container's) forbids add_key/keyctl",
+    ),
+    (
+        rustix::io::Errno::NODEV,
+        "no key type \"rxrpc\": rxrpc.ko is not loaded",
+    ),
+    (
+        rustix::io::Errno::KEYEXPIRED,
+        "the token has expired: mint a new one with netboot-configd token",
+    ),
+    (
+        rustix::io::Errno::KEYREJECTED,
+        "the kernel refused the token's payload",
+    ),
+    (
+        rustix::io::Errno::NOKEY,
+        "the key is not in this process's keyrings",
+    ),
+];
 
 impl fmt::Display for KernelError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -201,6 +253,9 @@ impl fmt::Display for KernelError {
                 "socket(AF_RXRPC, SOCK_DGRAM, PF_INET): {}",
                 std::io::Error::from_raw_os_error(*e)
             ),
+            KernelError::Key { call, errno } => {
+                write!(f, "{call}: {}", errno_text(*errno, KEY_HINTS))
+            }
         }
     }
 }
@@ -244,6 +299,125 @@ pub struct KernelTransport {
     /// them. Such a premature abort switches this off and the call is made
     /// again, bounded by our own poll deadline alone.
     pub call_timeout_cmsg: bool,
+    /// rxkad: the key's description and the level to ask for.
+    security: Option<KernelSecurity>,
+}
+
+/// What a secured socket is given before its first `sendmsg`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelSecurity {
+    /// The `rxrpc` key's description ([`KERNEL_KEY_DESCRIPTION`]).
+    pub description: String,
+    /// `RXRPC_MIN_SECURITY_LEVEL`: 1 auth, 2 encrypt; the level the kernel
+    /// puts in its RESPONSE and uses for DATA (rxkad.md §6).
+    pub level: u32,
+    /// The key's serial, invalidated when the transport is dropped.
+    pub serial: i32,
+}
+
+/// The description of the agent's kernel key.
+pub use crate::rxkad::files::KERNEL_KEY_DESCRIPTION;
+
+/// `add_key(type, description, payload, keyring)`: the new key's serial.
+/// The payload is secret: it is never part of an error.
+fn add_key(ty: &str, description: &str, payload: &[u8], keyring: i32) -> Result<i32, KernelError> {
+    let call = || {
+        format!(
+            "add_key(\"{ty}\", \"{description}\", {} bytes, {keyring})",
+            payload.len()
+        )
+    };
+    let (Ok(t), Ok(d)) = (
+        std::ffi::CString::new(ty),
+        std::ffi::CString::new(description),
+    ) else {
+        return Err(KernelError::Key {
+            call: call(),
+            errno: libc::EINVAL,
+        });
+    };
+    // SAFETY: add_key(2) reads the two NUL-terminated strings `t` and `d`
+    // and `payload.len()` bytes at `payload`, all alive across the call;
+    // it writes nothing through them. The keyring id is a plain integer.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_add_key,
+            t.as_ptr(),
+            d.as_ptr(),
+            payload.as_ptr() as *const libc::c_void,
+            payload.len(),
+            keyring as libc::c_long,
+        )
+    };
+    if r < 0 {
+        return Err(KernelError::Key {
+            call: call(),
+            errno: last_errno(),
+        });
+    }
+    Ok(r as i32)
+}
+
+/// `keyctl(KEYCTL_INVALIDATE, serial)`: the key is gone at once.
+fn invalidate_key(serial: i32) -> Result<(), KernelError> {
+    // SAFETY: keyctl(KEYCTL_INVALIDATE, id) takes two integers and touches
+    // no memory of ours.
+    let r = unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_INVALIDATE, serial as libc::c_long) };
+    if r < 0 {
+        return Err(KernelError::Key {
+            call: format!("keyctl(KEYCTL_INVALIDATE, {serial})"),
+            errno: last_errno(),
+        });
+    }
+    Ok(())
+}
+
+/// `setsockopt(fd, SOL_RXRPC, opt, value)`; `what` names it for errors.
+fn set_rxrpc_opt(fd: &OwnedFd, opt: i32, value: &[u8], what: &str) -> Result<(), KernelError> {
+    // SAFETY: `fd` is an open socket; setsockopt(2) reads `value.len()`
+    // bytes at `value`, which lives across the call.
+    let r = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            SOL_RXRPC,
+            opt,
+            value.as_ptr() as *const libc::c_void,
+            value.len() as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        return Err(KernelError::Key {
+            call: format!("setsockopt(SOL_RXRPC, {what})"),
+            errno: last_errno(),
+        });
+    }
+    Ok(())
+}
+
+/// Give an unbound socket the key and the level (rxkad.md §6: both
+/// refused with EISCONN once bound).
+fn secure_socket(fd: &OwnedFd, s: &KernelSecurity) -> Result<(), KernelError> {
+    set_rxrpc_opt(
+        fd,
+        sockopt::SECURITY_KEY,
+        s.description.as_bytes(),
+        &format!("RXRPC_SECURITY_KEY, \"{}\"", s.description),
+    )?;
+    set_rxrpc_opt(
+        fd,
+        sockopt::MIN_SECURITY_LEVEL,
+        &s.level.to_ne_bytes(),
+        &format!("RXRPC_MIN_SECURITY_LEVEL, {}", s.level),
+    )
+}
+
+impl Drop for KernelTransport {
+    fn drop(&mut self) {
+        if let Some(s) = &self.security {
+            // Best effort: the process keyring goes at exit/execve anyway.
+            let _ = invalidate_key(s.serial);
+        }
+    }
 }
 
 /// An RX_CALL_TIMEOUT abort sooner than this fraction of the timeout we set
@@ -260,7 +434,44 @@ impl KernelTransport {
         Ok(KernelTransport {
             max_reply,
             call_timeout_cmsg: true,
+            security: None,
         })
+    }
+
+    /// [`KernelTransport::open`] whose calls are secured with rxkad at
+    /// `level` with `token` (added to the process keyring as an `rxrpc`
+    /// key named [`KERNEL_KEY_DESCRIPTION`]). A key the kernel refuses is
+    /// an error here, before any call; a test socket checks that the key
+    /// and level are accepted.
+    pub fn open_secured(
+        max_reply: usize,
+        token: &crate::rxkad::files::Token,
+        level: crate::rxkad::Level,
+    ) -> Result<KernelTransport, KernelError> {
+        let mut t = Self::open(max_reply)?;
+        let serial = add_key(
+            "rxrpc",
+            KERNEL_KEY_DESCRIPTION,
+            &token.kernel_key_v1(),
+            KEY_SPEC_PROCESS_KEYRING,
+        )?;
+        let sec = KernelSecurity {
+            description: KERNEL_KEY_DESCRIPTION.to_string(),
+            level: level as u32,
+            serial,
+        };
+        // The socket's request_key finds the key (or says EKEYEXPIRED)
+        // now rather than at the first call.
+        let probe = open_socket(libc::AF_INET).map_err(KernelError::Socket);
+        let checked = probe.and_then(|fd| secure_socket(&fd, &sec));
+        t.security = Some(sec);
+        checked?;
+        Ok(t)
+    }
+
+    /// The rxkad level the calls ask for (0: unsecured).
+    pub fn level(&self) -> u32 {
+        self.security.as_ref().map_or(0, |s| s.level)
     }
 
     fn send(fd: &OwnedFd, name: Option<&[u8]>, data: &[u8], control: &mut [u8]) -> isize {
@@ -342,6 +553,9 @@ impl KernelTransport {
                 std::io::Error::from_raw_os_error(e)
             ))
         })?;
+        if let Some(s) = &self.security {
+            secure_socket(&fd, s).map_err(|e| CallError::Io(e.to_string()))?;
+        }
         let name = sockaddr(peer, service_id);
         let mut control = request_control(CALL_ID, with_timeout.then_some(timeout));
         if Self::send(&fd, Some(&name), request, &mut control) < 0 {
@@ -520,6 +734,35 @@ mod tests {
         assert_eq!(parse_control(&bad), RecvControl::default());
         bad[0..8].copy_from_slice(&3u64.to_ne_bytes());
         assert_eq!(parse_control(&bad), RecvControl::default());
+    }
+
+    #[test]
+    fn key_syscall_failures_name_the_call_and_errno() {
+        // A 4-byte payload is never a valid rxrpc key: the host answers
+        // ENODEV (no rxrpc.ko), EINVAL (rxrpc loaded), or EPERM/ENOSYS (a
+        // seccomp filter, no CONFIG_KEYS); each is a typed error naming
+        // the call without the payload.
+        let e = add_key(
+            "rxrpc",
+            KERNEL_KEY_DESCRIPTION,
+            &[1, 0, 0, 0],
+            KEY_SPEC_PROCESS_KEYRING,
+        )
+        .unwrap_err();
+        let t = e.to_string();
+        assert!(
+            t.starts_with(r#"add_key("rxrpc", "netboot@config", 4 bytes, -2): "#),
+            "{t}"
+        );
+        assert!(matches!(e, KernelError::Key { errno, .. } if errno > 0));
+        let e = KernelError::Key {
+            call: "setsockopt(SOL_RXRPC, RXRPC_SECURITY_KEY, \"netboot@config\")".into(),
+            errno: libc::EKEYEXPIRED,
+        };
+        assert!(e
+            .to_string()
+            .ends_with("(hint: the token has expired: mint a new one with netboot-configd token)"));
+        assert!(invalidate_key(-12345).is_err());
     }
 
     #[test]

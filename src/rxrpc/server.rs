@@ -11,13 +11,19 @@
 //! - a call is complete on an ACK above the last reply seq, an ACKALL, a new
 //!   call on the channel, a client ABORT, or a timeout;
 //! - VERSION requests (CLIENT_INITIATED) get the 65-byte version string;
-//! - DATA for another service gets ABORT RX_INVALID_OPERATION, a security
-//!   index other than 0 gets ABORT RX_PROTOCOL_ERROR.
+//! - DATA for another service gets ABORT RX_INVALID_OPERATION; security
+//!   index 0 is always served, index 2 (rxkad) with server keys
+//!   ([`ServerConfig::security`], else ABORT RXKADUNKNOWNKEY), any other
+//!   index gets ABORT RX_PROTOCOL_ERROR. rxkad's handshake, held DATA and
+//!   per-packet checks are in `secure.rs` (its module comment); the
+//!   application learns the level and the ticket's principal
+//!   ([`CallInfo`]) and decides what a plain call may get.
 //!
 //! Admission, so that one host cannot lock the service out for the others
 //! ([`Server::admit`]). A call is charged to its [`Source`]: the IPv4
 //! address, or the IPv6 /64; never the port, which any host has plenty of.
-//! - A source with `max_calls_per_source` calls in progress gets BUSY.
+//! - A source with `max_calls_per_source` calls in progress or waiting (in
+//!   the backlog, below) gets BUSY.
 //! - With `max_calls` calls in progress, a new call displaces a call of the
 //!   source holding the most, if that source holds at least two more than
 //!   the newcomer's (so each displacement evens the shares out), preferring
@@ -25,21 +31,49 @@
 //!   more calls than the newcomer's, the oldest incomplete request, else the
 //!   oldest call whose reply is all sent and only awaits the final ACK (its
 //!   client most likely has the reply already: a burst of a whole fleet
-//!   booting at once is served rather than refused). The displaced call gets
-//!   ABORT RX_CALL_DEAD. Otherwise the new call gets BUSY: a source over its
-//!   share is refused while the others are admitted.
+//!   booting at once is served at once rather than waiting for final ACKs;
+//!   measured faster than waiting, README "Measured"). The displaced call
+//!   gets ABORT RX_CALL_DEAD.
+//! - Otherwise the new call waits in the backlog: its first DATA datagram
+//!   (a whole one-packet request, or the first packet of a longer one) is
+//!   kept as received, and the waiting calls are admitted first come, first
+//!   served as slots free ([`Server::admit_waiting`]); nothing is sent
+//!   meanwhile (the client's retransmissions of that packet are dropped, its
+//!   later packets come again once the call is admitted). The backlog holds
+//!   at most `backlog` calls and `backlog_bytes` bytes of datagrams, one
+//!   source at most an eighth of it; a datagram over `max_request` plus
+//!   headers is never kept. A call waiting `request_deadline` is aborted with
+//!   RX_CALL_TIMEOUT; a client ABORT or a newer call on its channel drops it.
+//! - Only with the backlog full, or the source's share of it taken, does
+//!   the new call get BUSY: a source over its share is refused while the
+//!   others are admitted.
 //! - A request not complete `request_deadline` after its first packet is
 //!   aborted with RX_CALL_TIMEOUT, freeing its slot: an incomplete call
 //!   holds a slot for that long at most, not for the 10 s of an idle timer.
 //!
+//! Memory: the calls in progress hold at most `max_calls` times
+//! `max_request` plus the application's largest reply, in bytes of data;
+//! the backlog at most `backlog_bytes` bytes of datagrams plus a few hundred
+//! bytes of bookkeeping per entry (`backlog` entries); the connection table
+//! at most [`MAX_CONNS`] entries.
+//!
 //! The calls in progress are exactly the entries of one table (`live`):
 //! their number is its length, a source's share is its range of the table,
-//! and a call leaves it only through [`Server::finish`].
+//! and a call leaves it only through [`Server::finish`]. The waiting calls
+//! are exactly the entries of the `Backlog`.
+
+mod secure;
+
+pub use secure::{CHALLENGES, CHALLENGE_EVERY, HOLD_BYTES, HOLD_PACKETS};
 
 use super::call::{emit, CallId, RxOutcome, RxQueue, TxQueue};
 use super::wire::{
     self, abort, ack_reason, flags, ptype, Ack, Body, Header, Packet, SubPacket, CHANNEL_MASK,
 };
+use crate::rxkad::packet::ConnSecurity;
+use crate::rxkad::ticket::ServerKey;
+use crate::rxkad::{Level, RxkadError, SECURITY_INDEX};
+use secure::Auth;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -70,6 +104,11 @@ pub struct ServerConfig {
     pub max_calls: usize,
     /// Calls in progress at once from one [`Source`].
     pub max_calls_per_source: usize,
+    /// New calls that may wait for a slot when all `max_calls` are taken
+    /// (0: none wait, BUSY at once).
+    pub backlog: usize,
+    /// Bytes of datagrams the waiting calls may hold together.
+    pub backlog_bytes: usize,
     /// A request still incomplete this long after its first packet is
     /// aborted (RX_CALL_TIMEOUT).
     pub request_deadline: Duration,
@@ -79,6 +118,62 @@ pub struct ServerConfig {
     /// The service's names of its abort codes, for the call log.
     pub abort_name: fn(i32) -> &'static str,
     pub version: String,
+    /// rxkad (security index 2): None = plain calls only.
+    pub security: Option<ServerSecurity>,
+}
+
+/// What the server needs for rxkad. `Debug` shows kvnos, never keys.
+#[derive(Debug, Clone)]
+pub struct ServerSecurity {
+    /// Server keys by kvno (several for rolling keys).
+    pub keys: Vec<ServerKey>,
+    /// Lowest rxkad level taken (RESPONSE level below: RXKADLEVELFAIL);
+    /// sent as the CHALLENGE's min_level. Plain (index 0) calls are
+    /// served regardless: the application decides what they get.
+    pub min_level: Level,
+    /// The only ticket service name taken (e.g. "netboot-config").
+    pub service: String,
+    /// Unix time now, for the ticket checks.
+    pub now: fn() -> u32,
+    /// A fresh unpredictable CHALLENGE nonce.
+    pub nonce: fn() -> u32,
+}
+
+/// A ticket's client principal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub name: String,
+    pub instance: String,
+    pub realm: String,
+}
+
+impl fmt::Display for Principal {
+    /// `name[.instance][@realm]` (Kerberos 4 style).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name)?;
+        if !self.instance.is_empty() {
+            write!(f, ".{}", self.instance)?;
+        }
+        if !self.realm.is_empty() {
+            write!(f, "@{}", self.realm)?;
+        }
+        Ok(())
+    }
+}
+
+/// Who is calling, as far as the server verified it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallInfo {
+    pub peer: SocketAddr,
+    /// Clear for plain (index 0) calls and rxkad level 0 alike: the data
+    /// is hidden only at Encrypt; Auth seals just the first 8 bytes of
+    /// each packet (rxkad.md §3), so it protects neither secrecy nor the
+    /// integrity of the rest.
+    pub level: Level,
+    /// The ticket's principal: Some only for an rxkad call.
+    pub principal: Option<Principal>,
+    /// The ticket's end, Unix time (0xFFFFFFFF: never).
+    pub expires: Option<u32>,
 }
 
 /// What the application answers for one complete request.
@@ -196,17 +291,110 @@ enum Chan {
 
 /// Why a new call gets BUSY (formatted only for the rate-limited log line).
 enum Refused {
-    SourceLimit { source: Source, mine: usize },
-    Full { source: Source, mine: usize },
+    SourceLimit {
+        source: Source,
+        mine: usize,
+        waiting: usize,
+    },
+    Full {
+        source: Source,
+        mine: usize,
+    },
+    /// The backlog is full (count or bytes), or this source's share of it.
+    BacklogFull {
+        waiting: usize,
+        bytes: usize,
+    },
+    BacklogShare {
+        source: Source,
+        waiting: usize,
+    },
     Conns,
+}
+
+/// A call waiting for a slot: its first DATA datagram, as received.
+#[derive(Debug)]
+struct Waiting {
+    key: CallKey,
+    id: CallId,
+    peer: Peer,
+    datagram: Vec<u8>,
+    since: Instant,
+}
+
+/// The calls waiting for a slot, first come first served (module comment).
+#[derive(Debug, Default)]
+struct Backlog {
+    /// By arrival number: the queue.
+    queue: BTreeMap<u64, Waiting>,
+    /// Where each waiting call's channel is in `queue`.
+    index: HashMap<CallKey, u64>,
+    per_source: HashMap<Source, usize>,
+    bytes: usize,
+    next: u64,
+}
+
+impl Backlog {
+    fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    fn from(&self, source: Source) -> usize {
+        self.per_source.get(&source).copied().unwrap_or(0)
+    }
+
+    fn get(&self, key: &CallKey) -> Option<&Waiting> {
+        self.index.get(key).and_then(|n| self.queue.get(n))
+    }
+
+    fn front(&self) -> Option<&Waiting> {
+        self.queue.first_key_value().map(|(_, w)| w)
+    }
+
+    fn push(&mut self, w: Waiting) {
+        self.bytes += w.datagram.len();
+        *self.per_source.entry(w.key.0).or_default() += 1;
+        self.index.insert(w.key, self.next);
+        self.queue.insert(self.next, w);
+        self.next += 1;
+    }
+
+    fn remove(&mut self, key: &CallKey) -> Option<Waiting> {
+        let n = self.index.remove(key)?;
+        let w = self.queue.remove(&n)?;
+        self.forget(&w);
+        Some(w)
+    }
+
+    fn pop_front(&mut self) -> Option<Waiting> {
+        let (_, w) = self.queue.pop_first()?;
+        self.index.remove(&w.key);
+        self.forget(&w);
+        Some(w)
+    }
+
+    fn forget(&mut self, w: &Waiting) {
+        self.bytes = self.bytes.saturating_sub(w.datagram.len());
+        if let Some(n) = self.per_source.get_mut(&w.key.0) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.per_source.remove(&w.key.0);
+            }
+        }
+    }
 }
 
 /// What the DATA of a receiving call amounted to.
 enum Received {
     Nothing,
-    Ack { reason: u8, serial: u32 },
+    Ack {
+        reason: u8,
+        serial: u32,
+    },
     TooLarge,
     Complete,
+    /// rxkad: a header cksum or seal is wrong.
+    Rejected(RxkadError),
 }
 
 #[derive(Debug)]
@@ -215,6 +403,10 @@ pub struct Server {
     conns: HashMap<ConnKey, Conn>,
     /// Every call in progress, and nothing else (see the module comment).
     live: BTreeMap<CallKey, LiveCall>,
+    /// Every call waiting for a slot.
+    backlog: Backlog,
+    /// rxkad state of index-2 connections (secure.rs).
+    auth: HashMap<ConnKey, Auth>,
     out: Vec<(Peer, Vec<u8>)>,
     logs: Vec<String>,
     next_sweep: Option<Instant>,
@@ -235,6 +427,13 @@ pub struct Stats {
     /// Calls displaced by fair admission.
     pub displaced: u64,
     pub retransmits: u64,
+    /// Calls that waited in the backlog, and those aborted there at
+    /// `request_deadline`.
+    pub waited: u64,
+    pub wait_expired: u64,
+    /// rxkad connections secured, and refused (connection ABORT).
+    pub rxkad_secured: u64,
+    pub rxkad_refused: u64,
 }
 
 impl Server {
@@ -243,6 +442,8 @@ impl Server {
             cfg,
             conns: HashMap::new(),
             live: BTreeMap::new(),
+            backlog: Backlog::default(),
+            auth: HashMap::new(),
             out: Vec::new(),
             logs: Vec::new(),
             next_sweep: None,
@@ -277,13 +478,46 @@ impl Server {
         self.logs.drain(..)
     }
 
-    /// Feed one datagram. `app` is called once per complete request.
+    /// Feed one datagram. `app` is called once per complete request. A
+    /// slot the datagram frees goes to the backlog's first call.
     pub fn handle_datagram(
         &mut self,
         peer: Peer,
         bytes: &[u8],
         now: Instant,
-        app: &mut dyn FnMut(&[u8], SocketAddr) -> AppReply,
+        app: &mut dyn FnMut(&[u8], &CallInfo) -> AppReply,
+    ) {
+        self.dispatch(peer, bytes, now, app);
+        self.admit_waiting(now, app);
+    }
+
+    /// Admit waiting calls, first come first served, while slots are free:
+    /// each one's datagram is handled as if it had just arrived. Call after
+    /// [`Server::handle_timeout`] (which frees slots but has no `app`).
+    pub fn admit_waiting(
+        &mut self,
+        now: Instant,
+        app: &mut dyn FnMut(&[u8], &CallInfo) -> AppReply,
+    ) {
+        while self.live.len() < self.cfg.max_calls {
+            let Some(w) = self.backlog.pop_front() else {
+                break;
+            };
+            self.dispatch(w.peer, &w.datagram, now, app);
+        }
+    }
+
+    /// Calls waiting in the backlog.
+    pub fn waiting_calls(&self) -> usize {
+        self.backlog.len()
+    }
+
+    fn dispatch(
+        &mut self,
+        peer: Peer,
+        bytes: &[u8],
+        now: Instant,
+        app: &mut dyn FnMut(&[u8], &CallInfo) -> AppReply,
     ) {
         let Ok(p) = Packet::decode(bytes) else {
             return;
@@ -293,15 +527,23 @@ impl Server {
             self.version(peer, &p);
             return;
         }
+        // rxkad's RESPONSE is connection-level (call 0).
+        if h.ptype == ptype::RESPONSE {
+            self.on_response(peer, &p, now, app);
+            return;
+        }
         // Only client-initiated call packets are ours to serve.
         if !h.is_client_initiated() || h.call == 0 {
             return;
         }
-        if h.service_id != self.cfg.service_id || h.security_index != 0 {
+        if h.service_id != self.cfg.service_id || !self.takes_index(h.security_index) {
             self.refuse_service(peer, &h);
             return;
         }
         let key = call_key(peer, &h);
+        if !self.security_gate(&key, &h) {
+            return;
+        }
         match self.channel(&key, h.call) {
             Chan::Stale => return,
             Chan::Finished => {
@@ -311,8 +553,14 @@ impl Server {
                 return;
             }
             Chan::New => {
+                // The client gives up on a call still waiting: forget it.
+                if h.ptype == ptype::ABORT
+                    && self.backlog.get(&key).is_some_and(|w| w.id.call == h.call)
+                {
+                    self.backlog.remove(&key);
+                }
                 // ACK/ABORT for a call we do not know: nothing to do.
-                if h.ptype != ptype::DATA || !self.admit(key, &h, now) {
+                if h.ptype != ptype::DATA || !self.admit(key, &h, bytes, now) {
                     return;
                 }
             }
@@ -320,6 +568,9 @@ impl Server {
         }
         if let Some(conn) = key.1.and_then(|s| self.conns.get_mut(&s.conn)) {
             conn.last_used = now;
+        }
+        if h.security_index == SECURITY_INDEX && !self.secured_or_hold(key, &h, bytes, now) {
+            return;
         }
         match &p.body {
             Body::Data(body) => self.on_data(key, &h, body, now, app),
@@ -362,17 +613,31 @@ impl Server {
 
     /// Admit a new call (its first DATA packet), or answer BUSY. See the
     /// module comment for the rules.
-    fn admit(&mut self, key: CallKey, h: &Header, now: Instant) -> bool {
+    fn admit(&mut self, key: CallKey, h: &Header, datagram: &[u8], now: Instant) -> bool {
         let Some(slot) = key.1 else { return false };
         // A new call on a channel ends the one before it (rxrpc.md §1.7),
         // which frees that slot first.
         if self.live.contains_key(&key) {
             self.finish(key, now, "ended by next call", None);
         }
+        // The call waiting on this channel again (a retransmission, or a
+        // later packet of its request) stays where it is; a newer call
+        // replaces it.
+        if let Some(w) = self.backlog.get(&key) {
+            if h.call <= w.id.call {
+                return false;
+            }
+            self.backlog.remove(&key);
+        }
         let source = key.0;
         let mine = self.calls_from(source);
-        let refused = if mine >= self.cfg.max_calls_per_source {
-            Some(Refused::SourceLimit { source, mine })
+        let waiting = self.backlog.from(source);
+        let refused = if mine + waiting >= self.cfg.max_calls_per_source {
+            Some(Refused::SourceLimit {
+                source,
+                mine,
+                waiting,
+            })
         } else if !self.make_room() {
             Some(Refused::Conns)
         } else if self.live.len() < self.cfg.max_calls {
@@ -381,7 +646,10 @@ impl Server {
             self.displace(victim, why, source, now);
             None
         } else {
-            Some(Refused::Full { source, mine })
+            match self.wait(key, h, datagram, now) {
+                Ok(()) => return false,
+                Err(full) => Some(full),
+            }
         };
         if let Some(why) = refused {
             self.busy(slot.conn.peer, h, now, why);
@@ -409,6 +677,57 @@ impl Server {
         );
         self.stats.calls += 1;
         true
+    }
+
+    /// Put a new call in the backlog, or say why it cannot wait.
+    fn wait(
+        &mut self,
+        key: CallKey,
+        h: &Header,
+        datagram: &[u8],
+        now: Instant,
+    ) -> Result<(), Refused> {
+        let source = key.0;
+        let b = &self.backlog;
+        let share = (self.cfg.backlog / 8).max(1);
+        let largest =
+            wire::HEADER_LEN + wire::MAX_JUMBO * wire::JUMBO_HEADER_LEN + self.cfg.max_request;
+        if self.cfg.backlog == 0 || datagram.len() > largest {
+            return Err(Refused::Full {
+                source,
+                mine: self.calls_from(source),
+            });
+        }
+        if b.len() >= self.cfg.backlog || b.bytes + datagram.len() > self.cfg.backlog_bytes {
+            return Err(Refused::BacklogFull {
+                waiting: b.len(),
+                bytes: b.bytes,
+            });
+        }
+        if b.from(source) >= share {
+            return Err(Refused::BacklogShare {
+                source,
+                waiting: b.from(source),
+            });
+        }
+        let Some(slot) = key.1 else {
+            return Err(Refused::Conns);
+        };
+        self.backlog.push(Waiting {
+            key,
+            id: CallId {
+                epoch: h.epoch,
+                cid: h.cid,
+                call: h.call,
+                service_id: h.service_id,
+                security_index: h.security_index,
+            },
+            peer: slot.conn.peer,
+            datagram: datagram.to_vec(),
+            since: now,
+        });
+        self.stats.waited += 1;
+        Ok(())
     }
 
     /// The call a newcomer from `source`, holding `mine` calls, may
@@ -494,8 +813,30 @@ impl Server {
         self.busy_unlogged += 1;
         if self.busy_logged.is_none_or(|t| now >= t + BUSY_LOG_EVERY) {
             let why = match why {
-                Refused::SourceLimit { source, mine } => format!(
+                Refused::SourceLimit {
+                    source,
+                    mine,
+                    waiting: 0,
+                } => format!(
                     "{source} has {mine} calls in progress, its limit (--max-calls-per-source)"
+                ),
+                Refused::SourceLimit {
+                    source,
+                    mine,
+                    waiting,
+                } => format!(
+                    "{source} has {mine} calls in progress and {waiting} waiting, its limit \
+                     (--max-calls-per-source)"
+                ),
+                Refused::BacklogFull { waiting, bytes } => format!(
+                    "all {} slots in use and the backlog full ({waiting} calls, {bytes} bytes \
+                     waiting; --backlog)",
+                    self.cfg.max_calls
+                ),
+                Refused::BacklogShare { source, waiting } => format!(
+                    "all {} slots in use and {source} holds {waiting} waiting calls, its share \
+                     of the backlog",
+                    self.cfg.max_calls
                 ),
                 Refused::Full { source, mine } => format!(
                     "all {} slots in use, none that {source} (holding {mine}) may displace",
@@ -541,7 +882,8 @@ impl Server {
         let Some(conn) = self.conns.get_mut(&slot.conn) else {
             return;
         };
-        let note = format!("{note} -> abort {code} ({})", (self.cfg.abort_name)(code));
+        let name = crate::rxkad::code_name(code).unwrap_or_else(|| (self.cfg.abort_name)(code));
+        let note = format!("{note} -> abort {code} ({name})");
         // An answered call keeps what the application said about it.
         call.note = if call.note.is_empty() {
             note
@@ -560,7 +902,7 @@ impl Server {
         h: &Header,
         body: &[u8],
         now: Instant,
-        app: &mut dyn FnMut(&[u8], SocketAddr) -> AppReply,
+        app: &mut dyn FnMut(&[u8], &CallInfo) -> AppReply,
     ) {
         let Some(slot) = key.1 else { return };
         let peer = slot.conn.peer;
@@ -568,6 +910,8 @@ impl Server {
         else {
             return;
         };
+        // rxkad: the connection's keys, if secured (secure.rs).
+        let sec = self.auth.get(&slot.conn).and_then(secure::secured);
         let mut out = Vec::new();
         // (code, note) if the call ends in an ABORT, decided while borrowed.
         let mut abort = None;
@@ -576,7 +920,8 @@ impl Server {
                 let Ok(subs) = wire::split_jumbo(h, body) else {
                     return;
                 };
-                match receive(rx, &subs) {
+                match receive(rx, &subs, sec.map(|s| &s.sec)) {
+                    Received::Rejected(e) => abort = Some((e.code, format!("rxkad: {}", e.what))),
                     Received::Nothing => {}
                     Received::Ack { reason, serial } => {
                         out.push(ack_packet(&call.id, &mut conn.serial, rx, serial, reason));
@@ -587,10 +932,19 @@ impl Server {
                     }
                     Received::Complete => {
                         let request = rx.take();
-                        match app(&request, peer.1) {
+                        let now_unix = self.cfg.security.as_ref().map_or(0, |s| (s.now)());
+                        let reply = match sec.and_then(|s| secure::expired(s, now_unix)) {
+                            Some(e) => AppReply::Abort {
+                                code: e.code,
+                                note: format!("rxkad: {}", e.what),
+                            },
+                            None => app(&request, &secure::call_info(peer.1, sec)),
+                        };
+                        match reply {
                             AppReply::Data { data, note } => {
                                 call.note = note;
-                                let mut tx = TxQueue::new(&data, 0);
+                                let seal = sec.map(|s| s.sec.clone());
+                                let mut tx = TxQueue::with_security(&data, 0, seal);
                                 tx.send_new(&call.id, &mut conn.serial, now, &mut out);
                                 call.phase = Phase::Replying { tx, since: now };
                             }
@@ -601,9 +955,15 @@ impl Server {
             }
             Phase::Replying { tx, .. } => {
                 // The client retransmits its request: it has not seen our
-                // reply. Resend the unacknowledged part now.
-                tx.on_timeout(&call.id, &mut conn.serial, now, &mut out);
-                self.stats.retransmits += out.len() as u64;
+                // reply. Resend the unacknowledged part now (a secured
+                // call's retransmission must carry good checksums too).
+                match sec.map(|s| secure::check_cksums(&s.sec, h, body)) {
+                    Some(Err(e)) => abort = Some((e.code, format!("rxkad: {}", e.what))),
+                    _ => {
+                        tx.on_timeout(&call.id, &mut conn.serial, now, &mut out);
+                        self.stats.retransmits += out.len() as u64;
+                    }
+                }
             }
         }
         self.out.extend(out.into_iter().map(|b| (peer, b)));
@@ -662,6 +1022,9 @@ impl Server {
         }
         let code = if h.service_id != self.cfg.service_id {
             abort::RX_INVALID_OPERATION
+        } else if h.security_index == SECURITY_INDEX {
+            // rxkad without server keys (Linux: rxkad.no_key_abort).
+            crate::rxkad::code::RXKADUNKNOWNKEY
         } else {
             abort::RX_PROTOCOL_ERROR
         };
@@ -708,8 +1071,16 @@ impl Server {
         self.out.push((peer, emit(h, Body::Version(body))));
     }
 
-    /// Earliest timer of any call.
+    /// Earliest timer of any call, waiting ones included.
     pub fn next_timeout(&self) -> Option<Instant> {
+        let waiting = self.backlog.front().map(|w| {
+            if self.live.len() < self.cfg.max_calls {
+                // A slot is free: admit at once.
+                w.since
+            } else {
+                w.since + self.cfg.request_deadline
+            }
+        });
         self.live
             .values()
             .map(|c| match &c.phase {
@@ -719,10 +1090,61 @@ impl Server {
                     tx.timer.map_or(budget, |t| t.min(budget))
                 }
             })
+            .chain(waiting)
+            .chain(self.next_challenge())
             .min()
     }
 
+    /// Abort the calls that have waited `request_deadline` for a slot
+    /// (oldest first, so they are at the front), keeping the ABORT to
+    /// repeat on the channel like any finished call's.
+    fn expire_waiting(&mut self, now: Instant) {
+        let deadline = self.cfg.request_deadline;
+        while self
+            .backlog
+            .front()
+            .is_some_and(|w| now >= w.since + deadline)
+        {
+            let Some(w) = self.backlog.pop_front() else {
+                break;
+            };
+            let Some(slot) = w.key.1 else { continue };
+            self.stats.wait_expired += 1;
+            self.stats.aborts += 1;
+            let code = abort::RX_CALL_TIMEOUT;
+            let room = self.make_room();
+            let mut serial = 0;
+            let conn = room.then(|| {
+                self.conns.entry(slot.conn).or_insert_with(|| Conn {
+                    serial: 0,
+                    finished: [None, None, None, None],
+                    last_used: now,
+                })
+            });
+            let packet = abort_packet(&w.id, conn.map_or(&mut serial, |c| &mut c.serial), code);
+            self.out.push((w.peer, packet.clone()));
+            if let Some(c) = self.conns.get_mut(&slot.conn) {
+                c.finished[slot.channel] = Some(Finished {
+                    call: w.id.call,
+                    cached: Some(packet),
+                });
+                c.last_used = now;
+            }
+            let ms = now.duration_since(w.since).as_secs_f64() * 1000.0;
+            self.logs.push(format!(
+                "call {} from {} waited {} ms for a slot -> abort {code} ({}): timed out \
+                 ({ms:.1} ms)",
+                w.id,
+                w.peer.1,
+                deadline.as_millis(),
+                (self.cfg.abort_name)(code)
+            ));
+        }
+    }
+
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.rechallenge(now);
+        self.expire_waiting(now);
         let deadline = self.cfg.request_deadline;
         let mut expired = Vec::new();
         let mut unacked = Vec::new();
@@ -758,6 +1180,7 @@ impl Server {
             let live = &self.live;
             self.conns
                 .retain(|k, c| has_live(live, k) || now.duration_since(c.last_used) < LINGER);
+            self.sweep_auth();
         }
     }
 }
@@ -769,13 +1192,30 @@ fn has_live(live: &BTreeMap<CallKey, LiveCall>, k: &ConnKey) -> bool {
 }
 
 /// Take the DATA sub-packets of a request; say what to answer.
-fn receive(rx: &mut RxQueue, subs: &[SubPacket<'_>]) -> Received {
+fn receive(rx: &mut RxQueue, subs: &[SubPacket<'_>], sec: Option<&ConnSecurity>) -> Received {
     let mut ack = None;
     let mut too_large = false;
     for sub in subs {
         if sub.header.seq == 0 {
             continue;
         }
+        // rxkad: header cksum and seal checked before anything is kept.
+        let opened = match sec.map(|s| secure::open_sub(s, sub)) {
+            None => None,
+            Some(Ok(d)) => Some(d),
+            Some(Err(e)) => return Received::Rejected(e),
+        };
+        let plain;
+        let sub = match &opened {
+            None => sub,
+            Some(d) => {
+                plain = SubPacket {
+                    header: sub.header,
+                    data: d,
+                };
+                &plain
+            }
+        };
         let serial = sub.header.serial;
         match rx.accept(sub) {
             RxOutcome::New if !rx.in_order(sub.header.seq) => {
@@ -830,11 +1270,16 @@ mod tests {
             service_id: 7,
             max_calls,
             max_calls_per_source: max_calls,
+            // The tests of the displacement rules run without a backlog;
+            // `queued()` gives one.
+            backlog: 0,
+            backlog_bytes: 0,
             request_deadline: Duration::from_secs(1),
             max_request: 100,
             too_large_abort: 3,
             abort_name: |c| abort::name(c).unwrap_or("test code"),
             version: "test 1".into(),
+            security: None,
         }
     }
 
@@ -852,7 +1297,7 @@ mod tests {
         }
     }
 
-    fn echo(req: &[u8], _: SocketAddr) -> AppReply {
+    fn echo(req: &[u8], _: &CallInfo) -> AppReply {
         if req == b"bad" {
             AppReply::Abort {
                 code: 42,
@@ -1159,5 +1604,294 @@ mod tests {
         s.handle_datagram(peer(1), &c.poll_transmit().expect("r"), t, &mut echo);
         let r = Packet::decode(&s.poll_transmit().expect("abort").1).expect("decode");
         assert!(matches!(r.body, Body::Abort { code: -2, .. }));
+    }
+
+    /// `max_calls` slots, a backlog of `backlog` calls, no per-source limit
+    /// in the way.
+    fn queued(max_calls: usize, backlog: usize) -> ServerConfig {
+        ServerConfig {
+            max_calls_per_source: 1000,
+            backlog,
+            backlog_bytes: backlog * 1024,
+            ..cfg(max_calls)
+        }
+    }
+
+    /// A reply longer than the client's first window (15 packets): it is
+    /// not all sent until the client ACKs, so its call cannot be displaced
+    /// and newcomers must wait.
+    fn big(req: &[u8], _: &CallInfo) -> AppReply {
+        let mut data = vec![0; 16 * 1412];
+        data[..req.len().min(1)].copy_from_slice(&req[..req.len().min(1)]);
+        AppReply::Data {
+            data,
+            note: "big".into(),
+        }
+    }
+
+    /// Deliver every datagram both ways until every client has its
+    /// result, the clock moving 20 ms whenever nothing moves; each client
+    /// is a [`ClientCall`] at its own address.
+    fn run_clients(s: &mut Server, clients: &mut [(Peer, ClientCall)], mut now: Instant) {
+        for _ in 0..10_000 {
+            let mut moved = false;
+            for (p, c) in clients.iter_mut() {
+                while let Some(b) = c.poll_transmit() {
+                    s.handle_datagram(*p, &b, now, &mut big);
+                    moved = true;
+                }
+            }
+            for (to, b) in s.drain_transmit().collect::<Vec<_>>() {
+                moved = true;
+                let Ok(pk) = Packet::decode(&b) else { continue };
+                if let Some((_, c)) = clients
+                    .iter_mut()
+                    .find(|(p, c)| *p == to && c.id.matches(&pk.header))
+                {
+                    c.handle(&pk, now);
+                }
+            }
+            if !moved {
+                if clients.iter().all(|(_, c)| c.result().is_some()) {
+                    break;
+                }
+                now += Duration::from_millis(20);
+                clients.iter_mut().for_each(|(_, c)| c.handle_timeout(now));
+                s.handle_timeout(now);
+                s.admit_waiting(now, &mut big);
+            }
+        }
+    }
+
+    fn big_reply(i: u8) -> Vec<u8> {
+        let mut v = vec![0; 16 * 1412];
+        v[0] = i;
+        v
+    }
+
+    /// The datagrams the server sent since the last look, by type.
+    fn types(s: &mut Server) -> Vec<(SocketAddr, u8)> {
+        s.drain_transmit()
+            .filter_map(|(p, b)| Packet::decode(&b).ok().map(|pk| (p.1, pk.header.ptype)))
+            .collect()
+    }
+
+    #[test]
+    fn burst_larger_than_max_calls_waits_and_is_served_without_busy() {
+        let t = Instant::now();
+        let mut s = Server::new(queued(4, 16));
+        let mut clients: Vec<_> = (1..=10u8)
+            .map(|i| {
+                let c = ClientCall::new(call_id(4), &[i], 65536, t, Duration::from_secs(3));
+                (from([10, 0, 1, i], 1000), c)
+            })
+            .collect();
+        // Every request arrives before any client has read its reply.
+        for (p, c) in clients.iter_mut() {
+            s.handle_datagram(*p, &c.poll_transmit().expect("request"), t, &mut big);
+        }
+        let first: Vec<_> = s.drain_transmit().collect();
+        let mut to: Vec<_> = first.iter().map(|(p, b)| (p.1, b[20])).collect();
+        to.dedup();
+        let expect: Vec<_> = clients[..4]
+            .iter()
+            .map(|(p, _)| (p.1, ptype::DATA))
+            .collect();
+        assert_eq!(to, expect, "four slots: four replies, no BUSY");
+        assert_eq!((s.active_calls(), s.waiting_calls()), (4, 6));
+        // The clients read their replies; their ACKs and final ACKs free
+        // the slots one by one for the waiting calls.
+        let now = t + Duration::from_millis(1);
+        for (p, b) in &first {
+            if let Some((_, c)) = clients.iter_mut().find(|(q, _)| q == p) {
+                c.handle(&Packet::decode(b).expect("decode"), now);
+            }
+        }
+        run_clients(&mut s, &mut clients, now);
+        for (i, (_, c)) in clients.iter().enumerate() {
+            let ok = c.result() == Some(&Ok(big_reply(i as u8 + 1)));
+            assert!(
+                ok,
+                "client {i}: {:?}",
+                c.result().map(|r| r.as_ref().map(Vec::len))
+            );
+        }
+        assert_eq!((s.stats.busy, s.stats.waited, s.waiting_calls()), (0, 6, 0));
+        assert_eq!(s.active_calls(), 0);
+        // Served in arrival order.
+        let order: Vec<String> = s
+            .drain_logs()
+            .filter(|l| l.contains("big: ok"))
+            .filter_map(|l| {
+                let from = l.split(" from ").nth(1)?;
+                from.split(':').next().map(String::from)
+            })
+            .collect();
+        let waiting: Vec<String> = (5..=10).map(|i| format!("10.0.1.{i}")).collect();
+        assert_eq!(order.get(4..), Some(&waiting[..]), "{order:?}");
+    }
+
+    #[test]
+    fn one_source_cannot_take_the_backlog() {
+        let t = Instant::now();
+        // 2 slots, a backlog of 16: one source may hold 2 of it.
+        let mut s = Server::new(queued(2, 16));
+        let (b, c) = (from([10, 0, 0, 2], 1000), from([10, 0, 0, 3], 1000));
+        s.handle_datagram(b, &complete(4), t, &mut big);
+        s.handle_datagram(c, &complete(4), t, &mut big);
+        assert_eq!(s.active_calls(), 2);
+        let _ = types(&mut s);
+        // A floods: 2 calls wait, the other 8 get BUSY.
+        let a = from([10, 0, 0, 1], 1000);
+        for cid in 1..=10u32 {
+            s.handle_datagram(a, &complete(4 * cid), t, &mut big);
+        }
+        let busy = types(&mut s).iter().filter(|x| x.1 == ptype::BUSY).count();
+        assert_eq!((busy, s.waiting_calls()), (8, 2));
+        // Everyone else still waits rather than being refused.
+        for i in 10..24u8 {
+            s.handle_datagram(from([10, 0, 0, i], 1000), &complete(4), t, &mut big);
+        }
+        assert_eq!((types(&mut s), s.waiting_calls()), (vec![], 16));
+        let logs: Vec<_> = s.drain_logs().collect();
+        assert!(
+            logs.iter().any(|l| l.ends_with(
+                "all 2 slots in use and 10.0.0.1 holds 2 waiting calls, its share of the backlog"
+            )),
+            "{logs:?}"
+        );
+        // The per-source limit counts waiting calls too.
+        let mut s = Server::new(ServerConfig {
+            max_calls_per_source: 2,
+            ..queued(1, 16)
+        });
+        s.handle_datagram(a, &complete(4), t, &mut echo);
+        s.handle_datagram(a, &complete(8), t, &mut echo);
+        s.handle_datagram(a, &complete(12), t, &mut echo);
+        let got: Vec<_> = sent(&mut s).into_iter().map(|x| (x.1, x.2)).collect();
+        assert_eq!(got, [(ptype::DATA, 4), (ptype::BUSY, 12)]);
+        assert_eq!(s.waiting_calls(), 1);
+    }
+
+    #[test]
+    fn full_backlog_gives_busy() {
+        let t = Instant::now();
+        let mut s = Server::new(queued(2, 2));
+        let p = |last: u8| from([10, 0, 0, last], 1000);
+        for i in 1..=4 {
+            s.handle_datagram(p(i), &complete(4), t, &mut big);
+        }
+        assert_eq!((s.active_calls(), s.waiting_calls()), (2, 2));
+        assert!(!types(&mut s).iter().any(|x| x.1 == ptype::BUSY));
+        // The fifth: no slot, nothing to displace, no room to wait.
+        s.handle_datagram(p(5), &complete(4), t, &mut big);
+        assert_eq!(types(&mut s), [(p(5).1, ptype::BUSY)]);
+        assert_eq!(s.stats.busy, 1);
+        let logs: Vec<_> = s.drain_logs().collect();
+        assert!(
+            logs.iter().any(|l| l.ends_with(
+                "all 2 slots in use and the backlog full (2 calls, 58 bytes waiting; --backlog)"
+            )),
+            "{logs:?}"
+        );
+        // The byte bound alone also refuses.
+        let mut s = Server::new(ServerConfig {
+            backlog_bytes: 40,
+            ..queued(1, 8)
+        });
+        for cid in [4, 8, 12] {
+            s.handle_datagram(p(1), &complete(cid), t, &mut echo);
+        }
+        assert_eq!(s.waiting_calls(), 1, "29 + 29 bytes > 40");
+        assert_eq!(sent(&mut s).last().map(|x| x.1), Some(ptype::BUSY));
+        // Without a backlog: BUSY at once, as before.
+        let mut s = Server::new(queued(1, 0));
+        s.handle_datagram(p(1), &complete(4), t, &mut big);
+        s.handle_datagram(p(2), &complete(4), t, &mut big);
+        assert_eq!(types(&mut s).last(), Some(&(p(2).1, ptype::BUSY)));
+    }
+
+    #[test]
+    fn waiting_call_expires_at_the_request_deadline() {
+        let ms = |n| Duration::from_millis(n);
+        let t = Instant::now();
+        let mut s = Server::new(queued(1, 4));
+        let (a, b) = (from([10, 0, 0, 1], 1000), from([10, 0, 0, 2], 1000));
+        // Another port of A's: no heavier than A, so it cannot displace.
+        let c = from([10, 0, 0, 1], 2000);
+        // A's reply is never acknowledged: it holds the slot 10 s.
+        s.handle_datagram(a, &complete(4), t, &mut big);
+        s.handle_datagram(b, &complete(8), t + ms(10), &mut big);
+        let _ = sent(&mut s);
+        assert_eq!(s.waiting_calls(), 1);
+        s.handle_timeout(t + ms(1009));
+        assert_eq!(s.waiting_calls(), 1);
+        let _ = sent(&mut s);
+        s.handle_timeout(t + ms(1010));
+        assert_eq!(s.waiting_calls(), 0);
+        assert_eq!(sent(&mut s), [(b.1, ptype::ABORT, 8, Some(-3))]);
+        // Its retransmission gets the same ABORT.
+        s.handle_datagram(b, &complete(8), t + ms(1100), &mut big);
+        assert_eq!(sent(&mut s), [(b.1, ptype::ABORT, 8, Some(-3))]);
+        assert_eq!(s.stats.wait_expired, 1);
+        let logs: Vec<_> = s.drain_logs().collect();
+        assert!(
+            logs.iter().any(|l| l
+                == "call 80000009:00000008:1 from 10.0.0.2:1000 waited 1000 ms for a slot \
+                    -> abort -3 (RX_CALL_TIMEOUT): timed out (1000.0 ms)"),
+            "{logs:?}"
+        );
+        // A slot freed by a timer goes to the next waiting call: C waits
+        // behind an incomplete request, which times out first.
+        let mut s = Server::new(queued(1, 4));
+        s.handle_datagram(a, &incomplete(4), t, &mut echo);
+        s.handle_datagram(c, &complete(12), t + ms(500), &mut echo);
+        assert_eq!((sent(&mut s), s.waiting_calls()), (vec![], 1));
+        assert_eq!(s.next_timeout(), Some(t + ms(1000)));
+        s.handle_timeout(t + ms(1000));
+        s.admit_waiting(t + ms(1000), &mut echo);
+        assert_eq!(
+            sent(&mut s),
+            [
+                (a.1, ptype::ABORT, 4, Some(-3)),
+                (c.1, ptype::DATA, 12, None)
+            ]
+        );
+        // A client ABORT takes a waiting call out of the backlog.
+        let d = from([10, 0, 0, 1], 3000);
+        s.handle_datagram(d, &complete(16), t + ms(1001), &mut echo);
+        assert_eq!(s.waiting_calls(), 1);
+        let mut h = Packet::decode(&complete(16)).expect("decode").header;
+        h.ptype = ptype::ABORT;
+        h.flags = flags::CLIENT_INITIATED;
+        h.seq = 0;
+        let code = Body::Abort {
+            code: -3,
+            extra: vec![],
+        };
+        s.handle_datagram(d, &emit(h, code), t + ms(1002), &mut echo);
+        assert_eq!(s.waiting_calls(), 0);
+    }
+
+    #[test]
+    fn final_ack_of_a_holder_admits_the_waiting_call() {
+        let t = Instant::now();
+        let mut s = Server::new(ServerConfig {
+            max_calls_per_source: 8,
+            ..queued(2, 4096)
+        });
+        let p = |port: u16| from([127, 0, 0, 1], port);
+        s.handle_datagram(p(1), &complete(4), t, &mut echo);
+        s.handle_datagram(p(2), &complete(8), t, &mut echo);
+        s.handle_datagram(p(3), &complete(12), t, &mut echo);
+        assert_eq!(sent(&mut s).len(), 2);
+        assert_eq!((s.active_calls(), s.waiting_calls()), (2, 1));
+        let mut h = Packet::decode(&complete(4)).expect("decode").header;
+        h.ptype = ptype::ACKALL;
+        h.flags = flags::CLIENT_INITIATED;
+        h.seq = 0;
+        h.serial = 2;
+        s.handle_datagram(p(1), &emit(h, Body::AckAll(vec![])), t, &mut echo);
+        assert_eq!(sent(&mut s), [(p(3).1, ptype::DATA, 12, None)]);
     }
 }

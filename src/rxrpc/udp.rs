@@ -3,10 +3,12 @@
 //! (rxrpc.md §2.7: Debian cloud kernels, blacklisted rxrpc.ko) and by
 //! `netboot-configd`.
 
-use super::call::{CallError, CallId, ClientCall};
-use super::server::{AppReply, Server};
+use super::call::{CallError, CallId, ClientCall, ClientSecurity};
+use super::server::{AppReply, CallInfo, Server};
 use super::wire::{Packet, RANDOM_EPOCH};
 use super::RxTransport;
+use crate::rxkad::files::Token;
+use crate::rxkad::Level;
 use crate::sys::poll::{deadline_after, poll_fds_until};
 use rustix::event::{PollFd, PollFlags};
 use std::io::ErrorKind;
@@ -34,6 +36,10 @@ pub struct UdpTransport {
     source: Option<IpAddr>,
     /// Reply bound per call.
     pub max_reply: usize,
+    /// rxkad: the token and level every call is secured with.
+    security: Option<(Token, Level)>,
+    /// (peer, service) → the secured connection's state and its serial.
+    secured_conns: std::collections::HashMap<(SocketAddr, u16), (u32, ClientSecurity, u32)>,
 }
 
 impl UdpTransport {
@@ -46,7 +52,18 @@ impl UdpTransport {
             conns: std::collections::HashMap::new(),
             max_reply,
             source: None,
+            security: None,
+            secured_conns: std::collections::HashMap::new(),
         }
+    }
+
+    /// Secure every call with rxkad at `level` (auth or encrypt) using
+    /// `token` (rxkad.md §1–§3; the CHALLENGE is answered in
+    /// `ClientCall`). A connection whose call failed is not reused: the
+    /// next call starts a new one (a new handshake).
+    pub fn secured(mut self, token: Token, level: Level) -> UdpTransport {
+        self.security = Some((token, level));
+        self
     }
 
     /// Send from `ip` (for its address family): e.g. one of 127.0.0.0/8, so
@@ -106,10 +123,46 @@ impl RxTransport for UdpTransport {
             security_index: 0,
         };
         let max_reply = self.max_reply;
+        let now = Instant::now();
+        let key = (peer, service_id);
+        let mut call = match &self.security {
+            None => ClientCall::new(id, request, max_reply, now, timeout),
+            Some((token, level)) => {
+                let epoch = self.epoch;
+                let st = self
+                    .secured_conns
+                    .entry(key)
+                    .or_insert_with(|| (cid, ClientSecurity::new(token, *level, epoch, cid), 0));
+                if st.0 != cid {
+                    *st = (cid, ClientSecurity::new(token, *level, epoch, cid), 0);
+                }
+                st.1.call_ids[(cid & super::wire::CHANNEL_MASK) as usize] = call_number;
+                let mut c = ClientCall::secured(id, request, max_reply, now, timeout, st.1.clone());
+                c.continue_serial(st.2);
+                c
+            }
+        };
+        let r = self.run(peer, &mut call);
+        if self.security.is_some() {
+            match (&r, self.secured_conns.get_mut(&key)) {
+                (Ok(_), Some(st)) => st.2 = call.serial(),
+                _ => {
+                    // A failed secured call may have left the connection
+                    // aborted or unauthenticated: start afresh next time.
+                    self.secured_conns.remove(&key);
+                    self.conns.remove(&key);
+                }
+            }
+        }
+        r
+    }
+}
+
+impl UdpTransport {
+    /// Drive `call` over the socket for `peer` until it has a result.
+    fn run(&mut self, peer: SocketAddr, call: &mut ClientCall) -> Result<Vec<u8>, CallError> {
         let io = |e: std::io::Error| CallError::Io(format!("udp {peer}: {e}"));
         let sock = self.socket(peer).map_err(io)?;
-        let now = Instant::now();
-        let mut call = ClientCall::new(id, request, max_reply, now, timeout);
         let mut buf = vec![0u8; RECV_BUF];
         loop {
             while let Some(b) = call.poll_transmit() {
@@ -158,7 +211,7 @@ impl RxTransport for UdpTransport {
 pub fn serve(
     sockets: &[UdpSocket],
     server: &mut Server,
-    app: &mut dyn FnMut(&[u8], SocketAddr) -> AppReply,
+    app: &mut dyn FnMut(&[u8], &CallInfo) -> AppReply,
     log: &mut dyn FnMut(&str),
     stop: &AtomicBool,
 ) -> std::io::Result<()> {
@@ -205,6 +258,8 @@ pub fn serve(
         // Every round, not only when a call timer is due: this also forgets
         // finished connections after LINGER.
         server.handle_timeout(Instant::now());
+        // Slots freed by timers go to the calls waiting in the backlog.
+        server.admit_waiting(Instant::now(), app);
         flush(sockets, server);
         for line in server.drain_logs() {
             log(&line);
@@ -219,5 +274,24 @@ fn flush(sockets: &[UdpSocket], server: &mut Server) {
             // UDP: a full socket buffer drops the packet; retransmission recovers.
             let _ = s.send_to(&b, to);
         }
+    }
+}
+
+/// Unix time in seconds, for the rxkad ticket checks (0 before 1970,
+/// saturating in 2106): [`super::server::ServerSecurity::now`].
+pub fn unix_now() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX))
+}
+
+/// A CHALLENGE nonce from the kernel's CRNG (a daemon may wait for it at
+/// start; `entropy::unique_u32` if getrandom fails):
+/// [`super::server::ServerSecurity::nonce`].
+pub fn random_u32() -> u32 {
+    let mut b = [0u8; 4];
+    match rustix::rand::getrandom(&mut b, rustix::rand::GetRandomFlags::empty()) {
+        Ok(4) => u32::from_ne_bytes(b),
+        _ => crate::entropy::unique_u32(),
     }
 }
