@@ -12,6 +12,8 @@
 //! kernel client are in tests/vm_rxkad.rs and the interop tests.
 #![allow(clippy::panic)] // a failing test panics (shipped code may not: Cargo.toml)
 
+mod support;
+
 use netboot::config::proto::{self, Identity};
 use netboot::config::{fetch_config, AttemptError, Config, FetchError};
 use netboot::plan::ConfigServer;
@@ -19,84 +21,18 @@ use netboot::rxkad::files::{self, Holder, Token};
 use netboot::rxkad::{code, Level};
 use netboot::rxrpc::call::CallError;
 use netboot::rxrpc::udp::UdpTransport;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+use std::time::Duration;
+use support::configd::Configd;
 
-const CONFIGD: &str = env!("CARGO_BIN_EXE_netboot-configd");
+use support::configd::CONFIGD;
 const MAC: &str = "52:54:00:12:34:56";
 const MAC_PLAIN: &str = "52:54:00:12:34:57";
 const MAC_ALLOWED: &str = "52:54:00:12:34:58";
 const CHAP_SECRET: &str = "rxkad-chap-secret-1";
-
-struct Configd {
-    child: Child,
-    addr: SocketAddr,
-    log: std::sync::mpsc::Receiver<String>,
-}
-
-impl Drop for Configd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Configd {
-    // The child is killed and waited for in Drop, which clippy cannot see.
-    #[allow(clippy::zombie_processes)]
-    fn start(dir: &Path, extra: &[&str]) -> Configd {
-        let mut child = Command::new(CONFIGD)
-            .arg("--dir")
-            .arg(dir)
-            .args(["--listen", "127.0.0.1:0"])
-            .args(extra)
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn configd");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let line = rx
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                .expect("configd printed no listening line");
-            if let Some(a) = line.strip_prefix("netboot-configd: listening on ") {
-                return Configd {
-                    child,
-                    addr: a.parse().expect("addr"),
-                    log: rx,
-                };
-            }
-        }
-    }
-
-    /// The log lines until one satisfies `want` (2 s at most).
-    fn log_until(&self, want: impl Fn(&str) -> bool) -> Vec<String> {
-        let mut seen = Vec::new();
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while Instant::now() < deadline {
-            if let Ok(l) = self.log.recv_timeout(Duration::from_millis(50)) {
-                let done = want(&l);
-                seen.push(l);
-                if done {
-                    break;
-                }
-            }
-        }
-        seen
-    }
-}
 
 fn tempdir(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("netboot-rxkad-{tag}-{}", std::process::id()));

@@ -35,15 +35,15 @@ use netboot::rxrpc::call::CallError;
 use netboot::rxrpc::udp::UdpTransport;
 use netboot::rxrpc::wire::{flags, ptype, Ack, Body, Header, Packet};
 use netboot::rxrpc::RxTransport;
-use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, UdpSocket};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use support::configd::Configd;
 
-const CONFIGD: &str = env!("CARGO_BIN_EXE_netboot-configd");
+use support::configd::CONFIGD;
 /// configd's abort for a plain call when `--min-level` is above none (proto.rs).
 const NBCONF_SECURITY_REQUIRED: i32 = 9;
 const MAC: &str = "52:54:00:12:34:56";
@@ -56,59 +56,6 @@ const OPEN_INITIATOR: &str = "iqn.2026-11.test:open-machine";
 
 // ---------------------------------------------------------------------------------------------
 // configd
-
-struct Configd {
-    child: Child,
-    addr: SocketAddr,
-    log: std::sync::mpsc::Receiver<String>,
-}
-
-impl Drop for Configd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Configd {
-    #[allow(clippy::zombie_processes)] // killed and waited for in Drop
-    fn start(dir: &Path, extra: &[&str]) -> Configd {
-        let mut child = Command::new(CONFIGD)
-            .arg("--dir")
-            .arg(dir)
-            .args(["--listen", "127.0.0.1:0"])
-            .args(extra)
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn configd");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let line = rx
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                .expect("configd printed no listening line");
-            if let Some(a) = line.strip_prefix("netboot-configd: listening on ") {
-                return Configd {
-                    child,
-                    addr: a.parse().expect("addr"),
-                    log: rx,
-                };
-            }
-        }
-    }
-
-    fn logs(&self) -> Vec<String> {
-        self.log.try_iter().collect()
-    }
-}
 
 fn configd_cmd(args: &[&str]) {
     let out = Command::new(CONFIGD).args(args).output().expect("run");

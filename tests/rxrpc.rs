@@ -21,86 +21,13 @@ use netboot::rxrpc::call::CallError;
 use netboot::rxrpc::udp::UdpTransport;
 use netboot::rxrpc::wire::{flags, ptype, Body, Header, Packet};
 use netboot::rxrpc::RxTransport;
-use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use support::configd::Configd;
 
-const CONFIGD: &str = env!("CARGO_BIN_EXE_netboot-configd");
-
-struct Configd {
-    child: Child,
-    addr: SocketAddr,
-    log: std::sync::mpsc::Receiver<String>,
-}
-
-impl Drop for Configd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Configd {
-    fn start(dir: &Path, extra: &[&str]) -> Configd {
-        Self::start_with(Command::new(CONFIGD), dir, extra)
-    }
-
-    // The child is killed and waited for in Drop, which clippy cannot see.
-    #[allow(clippy::zombie_processes)]
-    fn start_with(mut cmd: Command, dir: &Path, extra: &[&str]) -> Configd {
-        let mut child = cmd
-            .arg("--dir")
-            .arg(dir)
-            .args(["--listen", "127.0.0.1:0"])
-            .args(extra)
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn configd");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let line = rx
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                .expect("configd printed no listening line");
-            if let Some(a) = line.strip_prefix("netboot-configd: listening on ") {
-                let addr = a.parse().expect("addr");
-                return Configd {
-                    child,
-                    addr,
-                    log: rx,
-                };
-            }
-        }
-    }
-
-    fn logs(&self) -> Vec<String> {
-        self.log.try_iter().collect()
-    }
-
-    /// Wait (5 s at most) until the log lines printed so far satisfy `done`;
-    /// returns them all. On timeout the panic lists every line seen.
-    fn wait_logs(&self, what: &str, done: impl Fn(&[String]) -> bool) -> Vec<String> {
-        let mut seen = Vec::new();
-        support::wait_until(Duration::from_secs(5), what, || {
-            seen.extend(self.logs());
-            if done(&seen) {
-                Ok(seen.clone())
-            } else {
-                Err(seen.clone())
-            }
-        })
-    }
-}
+use support::configd::CONFIGD;
 
 fn tempdir(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("netboot-rxrpc-{tag}-{}", std::process::id()));
