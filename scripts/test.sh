@@ -62,7 +62,7 @@ export NETBOOT_REQUIRE_TARGETS=1 NETBOOT_REQUIRE_ROOT=1 NETBOOT_REQUIRE_VM=1
 cargo test --locked "${cargo_target[@]}" -- --test-threads="${NETBOOT_TEST_THREADS:-4}"
 
 if [ "${NETBOOT_SKIP_FUZZ:-0}" != 1 ]; then
-    step "fuzz smoke (${NETBOOT_FUZZ_SECONDS:=15}s per target)"
+    step "fuzz smoke (${NETBOOT_FUZZ_SECONDS:=10}s per target)"
     # cargo-fuzz needs nightly flags (-Zsanitizer); the stable toolchain
     # accepts them with RUSTC_BOOTSTRAP.
     export RUSTC_BOOTSTRAP=1
