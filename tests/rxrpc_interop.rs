@@ -25,79 +25,16 @@ use netboot::rxrpc::udp::UdpTransport;
 use netboot::rxrpc::wire::{self, ack_reason, Body, Packet};
 use netboot::rxrpc::RxTransport;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use support::afs::{in_ns, ip, openafs, Guard};
 
 const CONFIGD: &str = env!("CARGO_BIN_EXE_netboot-configd");
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/rxrpc");
 
 fn skip(why: &str) {
     support::skip_unless_required("NETBOOT_REQUIRE_ROOT", "this test", why);
-}
-
-fn openafs() -> Result<PathBuf, String> {
-    let out = Command::new("bash")
-        .arg(format!("{FIXTURES}/openafs.sh"))
-        .stderr(Stdio::inherit())
-        .output()
-        .map_err(|e| format!("openafs.sh: {e}"))?;
-    if !out.status.success() {
-        return Err("openafs.sh failed (apt-get download needs Debian 12 sources)".into());
-    }
-    Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
-}
-
-struct Guard {
-    ns: String,
-    children: Vec<Child>,
-    tcpdump: Option<Child>,
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.tcpdump.take() {
-            // SIGTERM, not SIGKILL: tcpdump flushes the pcap on exit.
-            let _ = rustix::process::kill_process(
-                rustix::process::Pid::from_child(&c),
-                rustix::process::Signal::TERM,
-            );
-            let _ = c.wait();
-        }
-        for c in &mut self.children {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
-    }
-}
-
-fn ip(args: &[&str]) -> Result<(), String> {
-    let st = Command::new("ip")
-        .args(args)
-        .status()
-        .map_err(|e| format!("ip: {e}"))?;
-    st.success()
-        .then_some(())
-        .ok_or(format!("ip {args:?} failed"))
-}
-
-/// Run `f` on a thread inside the namespace (setns is per thread).
-fn in_ns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let path = format!("/var/run/netns/{ns}");
-    std::thread::spawn(move || {
-        let fd = std::fs::File::open(&path).expect("open netns");
-        use std::os::fd::AsFd;
-        // setns changes only this thread's namespace.
-        rustix::thread::move_into_link_name_space(
-            fd.as_fd(),
-            Some(rustix::thread::LinkNameSpaceType::Network),
-        )
-        .unwrap_or_else(|e| panic!("setns {path}: {e}"));
-        f()
-    })
-    .join()
-    .expect("netns thread")
 }
 
 fn write_afs_config(dir: &Path) {

@@ -13,6 +13,7 @@
 #![allow(dead_code)] // each test binary uses a different part of this module
 #![allow(clippy::panic)] // a failing rig step fails the test by panicking
 
+pub mod afs;
 pub mod configd;
 
 use std::fmt::Write as _;
