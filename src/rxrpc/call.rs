@@ -103,10 +103,20 @@ impl TxQueue {
     /// Split `data` into packets of at most 1412 bytes (one empty packet for
     /// an empty message: an empty reply is a valid success, rxrpc.md §1.8).
     pub fn new(data: &[u8], base_flags: u8) -> TxQueue {
+        TxQueue::with_security(data, base_flags, None)
+    }
+
+    /// [`TxQueue::new`] whose packets are sealed at `security`'s level:
+    /// chunks of `max_data(1412)` user bytes, each payload
+    /// `ConnSecurity::seal`ed and the header cksum set.
+    pub fn with_security(data: &[u8], base_flags: u8, security: Option<ConnSecurity>) -> TxQueue {
+        let per = security
+            .as_ref()
+            .map_or(JUMBO_DATALEN, |s| s.max_data(JUMBO_DATALEN).max(1));
         let chunks: Vec<Vec<u8>> = if data.is_empty() {
             vec![Vec::new()]
         } else {
-            data.chunks(JUMBO_DATALEN).map(<[u8]>::to_vec).collect()
+            data.chunks(per).map(<[u8]>::to_vec).collect()
         };
         let n = chunks.len();
         TxQueue {
@@ -118,30 +128,7 @@ impl TxQueue {
             timer: None,
             peer_window: DEFAULT_PEER_WINDOW,
             retransmits: 0,
-            security: None,
-        }
-    }
-
-    /// [`TxQueue::new`] whose packets are sealed at `security`'s level:
-    /// chunks of `max_data(1412)` user bytes, each payload
-    /// `ConnSecurity::seal`ed and the header cksum set.
-    pub fn with_security(data: &[u8], base_flags: u8, security: Option<ConnSecurity>) -> TxQueue {
-        let Some(sec) = security else {
-            return TxQueue::new(data, base_flags);
-        };
-        let per = sec.max_data(JUMBO_DATALEN).max(1);
-        let chunks: Vec<Vec<u8>> = if data.is_empty() {
-            vec![Vec::new()]
-        } else {
-            data.chunks(per).map(<[u8]>::to_vec).collect()
-        };
-        let n = chunks.len();
-        TxQueue {
-            chunks,
-            acked: vec![false; n],
-            sent: vec![false; n],
-            security: Some(sec),
-            ..TxQueue::new(&[], base_flags)
+            security,
         }
     }
 
