@@ -113,11 +113,7 @@ fi
 
 mkdir -p "$(dirname "$out")"
 if [ "$gzip" = 0 ] && command -v zstd >/dev/null; then
-    ir_pack "$staging" "$out.gz" >/dev/null
-    gzip -dc "$out.gz" | zstd -19 -q >"$out.tmp" || ir_die "zstd into $out failed"
-    rm -f "$out.gz"
-    mv "$out.tmp" "$out"
-    echo "initramfs: $out: $(stat -c %s "$out") bytes (zstd -19), $(find "$staging/lib/modules" -name '*.ko' | wc -l) modules, kernel $ir_kver"
+    ir_pack "$staging" "$out" zstd -19 -q
 else
     ir_pack "$staging" "$out"
 fi
