@@ -737,19 +737,7 @@ impl Netns {
     /// Run `f` on a thread that lives in the namespace (setns affects only
     /// the calling thread, so the test process stays where it is).
     fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
-        let path = format!("/var/run/netns/{}", self.0);
-        std::thread::spawn(move || {
-            let fd = std::fs::File::open(&path).expect("open netns");
-            use std::os::fd::AsFd;
-            rustix::thread::move_into_link_name_space(
-                fd.as_fd(),
-                Some(rustix::thread::LinkNameSpaceType::Network),
-            )
-            .unwrap_or_else(|e| panic!("setns {path}: {e}"));
-            f()
-        })
-        .join()
-        .expect("netns thread")
+        support::afs::in_ns(&self.0, f)
     }
 }
 
