@@ -461,10 +461,11 @@ rig_vlan_up() {
     ip netns exec "$rig_ns" python3 "$(dirname "${BASH_SOURCE[0]}")/vlan-port.py" tap0 vl1 "$id" \
         >"$rig_vlanport_log" 2>&1 &
     rig_vlanport_pid=$!
-    for i in $(seq 50); do
+    # Python's start-up alone can take seconds on a loaded 2-core machine.
+    for i in $(seq 300); do
         grep -q ready "$rig_vlanport_log" 2>/dev/null && return 0
-        if [ "$i" = 50 ] || ! kill -0 "$rig_vlanport_pid" 2>/dev/null; then
-            rig_log "vlan-port.py did not start:"
+        if [ "$i" = 300 ] || ! kill -0 "$rig_vlanport_pid" 2>/dev/null; then
+            rig_log "vlan-port.py did not start within 30 s:"
             cat "$rig_vlanport_log" >&2
             return 1
         fi

@@ -6,7 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n=== %s\n' "$*"; }
+# Each step says when it started (seconds since the command began).
+step() { printf '\n=== %s (at %d s)\n' "$*" "$SECONDS"; }
 
 step "setup"
 bash scripts/setup.sh

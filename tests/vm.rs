@@ -324,6 +324,29 @@ fn g_root_sees_mount_and_session() {
 // pure helpers
 
 #[test]
+fn a_kernel_message_inside_a_userspace_line_is_moved_out() {
+    let raw = "{\n  \"step\": \"ro[    3.904924] EXT4-fs (sda): re-mounted.\not.mount\"\n}\n\
+               [    4.000001] sd 0:0:0:1: [sda] Synchronizing SCSI cache\n\
+               a=1[   12.5] x\n[   13.000000] y\nb\n[ignored] not a stamp\n";
+    assert_eq!(
+        untangle_console(raw),
+        "{\n[    3.904924] EXT4-fs (sda): re-mounted.\n  \"step\": \"root.mount\"\n}\n\
+         [    4.000001] sd 0:0:0:1: [sda] Synchronizing SCSI cache\n\
+         [   12.5] x\n[   13.000000] y\na=1b\n[ignored] not a stamp\n"
+    );
+    let b = Booted {
+        name: "tangled".into(),
+        code: Some(0),
+        wall: None,
+        console: untangle_console(
+            "--- boot.json ---\n{\"v\": 1, \"st[    3.9] EXT4-fs (sda): re-mounted.\nep\": \"x\"}\n--- end ---\n",
+        ),
+        stderr: String::new(),
+    };
+    assert_eq!(boot_json(&b)["step"], "x");
+}
+
+#[test]
 fn section_and_mountinfo_parsing() {
     let b = Booted {
         name: "parse".into(),

@@ -339,6 +339,56 @@ pub(crate) fn events_initrd(kernel: &str) -> PathBuf {
     )
 }
 
+/// Where the first kernel timestamp `[    5.123456] ` starts in `line`, if any.
+fn kernel_stamp_at(line: &str) -> Option<usize> {
+    let b = line.as_bytes();
+    (0..b.len()).filter(|&i| b[i] == b'[').find(|&i| {
+        let rest = &b[i + 1..];
+        let digits = rest.iter().skip_while(|c| **c == b' ').collect::<Vec<_>>();
+        let int = digits.iter().take_while(|c| c.is_ascii_digit()).count();
+        let frac = digits
+            .get(int + 1..)
+            .map_or(0, |r| r.iter().take_while(|c| c.is_ascii_digit()).count());
+        int > 0
+            && digits.get(int) == Some(&&b'.')
+            && frac > 0
+            && digits.get(int + 1 + frac) == Some(&&b']')
+    })
+}
+
+/// The serial console carries the kernel's printk and the root's userspace output on one
+/// line discipline: a kernel message can land in the middle of a line the root's init is
+/// printing (`"step": "ro[    3.90] EXT4-fs …` then `ot.mount"` on the next line). Move such
+/// a message onto its own line and join the two halves of the userspace line again.
+pub(crate) fn untangle_console(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    let mut pending = String::new();
+    for line in raw.lines() {
+        match kernel_stamp_at(line) {
+            Some(p) if !line[..p].trim().is_empty() => {
+                pending.push_str(&line[..p]);
+                out.push_str(&line[p..]);
+                out.push('\n');
+            }
+            Some(_) => {
+                out.push_str(line);
+                out.push('\n');
+            }
+            None => {
+                out.push_str(&pending);
+                pending.clear();
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    if !pending.is_empty() {
+        out.push_str(&pending);
+        out.push('\n');
+    }
+    out
+}
+
 /// Section lines without the kernel's own `[   5.123456] …` messages.
 pub(crate) fn kernel_lines_removed(lines: &[&str]) -> String {
     lines
@@ -446,7 +496,7 @@ pub(crate) fn run_boot_sh(name: &str, c: &mut Command, console: &Path) -> FaultR
             name: name.to_string(),
             code: out.status.code(),
             wall,
-            console: fs::read_to_string(console).unwrap_or_default(),
+            console: untangle_console(&fs::read_to_string(console).unwrap_or_default()),
             stderr: format!("{stdout}{}", String::from_utf8_lossy(&out.stderr)),
         },
         fault,
