@@ -325,14 +325,23 @@ fn g_root_sees_mount_and_session() {
 
 #[test]
 fn a_kernel_message_inside_a_userspace_line_is_moved_out() {
-    let raw = "{\n  \"step\": \"ro[    3.904924] EXT4-fs (sda): re-mounted.\not.mount\"\n}\n\
+    // Outside a section nothing moves (SeaBIOS's "Booting from ROM.." runs into the kernel's
+    // first line); inside, the message goes onto its own line and the halves join again.
+    let raw = "Booting from ROM..[    0.000000] Linux version 6.1.0\n\
+               [    2.4] ens3: renamed from eth0\nATTACH-PRECONFIGURED 52:54\n\
+               --- boot.json ---\n{\n  \"step\": \"ro[    3.904924] EXT4-fs (sda): re-mounted.\n\
+               ot.mount\"\n}\n\
                [    4.000001] sd 0:0:0:1: [sda] Synchronizing SCSI cache\n\
-               a=1[   12.5] x\n[   13.000000] y\nb\n[ignored] not a stamp\n";
+               a=1[   12.5] x\n[   13.000000] y\nb\n[ignored] not a stamp\n--- end ---\n\
+               after[    5.0] k\nrest\n";
     assert_eq!(
         untangle_console(raw),
-        "{\n[    3.904924] EXT4-fs (sda): re-mounted.\n  \"step\": \"root.mount\"\n}\n\
+        "Booting from ROM..[    0.000000] Linux version 6.1.0\n\
+         [    2.4] ens3: renamed from eth0\nATTACH-PRECONFIGURED 52:54\n\
+         --- boot.json ---\n{\n[    3.904924] EXT4-fs (sda): re-mounted.\n  \"step\": \"root.mount\"\n}\n\
          [    4.000001] sd 0:0:0:1: [sda] Synchronizing SCSI cache\n\
-         [   12.5] x\n[   13.000000] y\na=1b\n[ignored] not a stamp\n"
+         [   12.5] x\n[   13.000000] y\na=1b\n[ignored] not a stamp\n--- end ---\n\
+         after[    5.0] k\nrest\n"
     );
     let b = Booted {
         name: "tangled".into(),

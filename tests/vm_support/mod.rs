@@ -358,33 +358,44 @@ fn kernel_stamp_at(line: &str) -> Option<usize> {
 
 /// The serial console carries the kernel's printk and the root's userspace output on one
 /// line discipline: a kernel message can land in the middle of a line the root's init is
-/// printing (`"step": "ro[    3.90] EXT4-fs …` then `ot.mount"` on the next line). Move such
-/// a message onto its own line and join the two halves of the userspace line again.
+/// printing (`"step": "ro[    3.90] EXT4-fs …` then `ot.mount"` on the next line). Inside a
+/// `--- NAME ---` … `--- end ---` section (only the root's init prints those), move such a
+/// message onto its own line and join the two halves of the userspace line again. Outside
+/// them lines stay as they are (the firmware's "Booting from ROM.." runs into the kernel's
+/// first line and belongs to nothing after it).
 pub(crate) fn untangle_console(raw: &str) -> String {
     let mut out = String::with_capacity(raw.len());
     let mut pending = String::new();
+    let mut in_section = false;
+    let emit = |out: &mut String, l: &str| {
+        out.push_str(l);
+        out.push('\n');
+    };
     for line in raw.lines() {
+        if !in_section {
+            emit(&mut out, line);
+            let t = line.trim_end();
+            in_section = t.starts_with("--- ") && t.ends_with(" ---") && t != "--- end ---";
+            continue;
+        }
         match kernel_stamp_at(line) {
             Some(p) if !line[..p].trim().is_empty() => {
                 pending.push_str(&line[..p]);
-                out.push_str(&line[p..]);
-                out.push('\n');
+                emit(&mut out, &line[p..]);
             }
-            Some(_) => {
-                out.push_str(line);
-                out.push('\n');
-            }
+            Some(_) => emit(&mut out, line),
             None => {
-                out.push_str(&pending);
+                let whole = format!("{pending}{line}");
                 pending.clear();
-                out.push_str(line);
-                out.push('\n');
+                if whole.trim_end() == "--- end ---" {
+                    in_section = false;
+                }
+                emit(&mut out, &whole);
             }
         }
     }
     if !pending.is_empty() {
-        out.push_str(&pending);
-        out.push('\n');
+        emit(&mut out, &pending);
     }
     out
 }
