@@ -112,7 +112,7 @@ fn configd_answers_help() {
         );
         assert!(out.contains("\nusage: netboot-configd --dir DIR "), "{out}");
         assert!(
-            out.contains("calls in progress at once, 1..100000 (default 64); more wait in\n"),
+            out.contains("calls in progress at once, 1..100000 (default 256); more wait in\n"),
             "{out}"
         );
     }

@@ -643,7 +643,7 @@ fn flood_of_incomplete_calls_from_one_source_does_not_lock_out_others() {
         }
         busy
     });
-    // Well past the 64 calls that used to fill every slot.
+    // Well past what one source may hold (8) and the 64 slots configd once had.
     support::wait_until(Duration::from_secs(10), "200 flood packets sent", || {
         let n = sent.load(Ordering::Relaxed);
         if n >= 200 {
