@@ -114,7 +114,9 @@ fn record(flavour: &str, opts: &[&str], env: &[(&str, &str)]) -> Recorded {
         .env("NETBOOT_ROOT_ENV", "/nonexistent/root.env")
         .env_remove("NETBOOT_FILESYSTEMS")
         .env_remove("NETBOOT_MODULES")
-        .env_remove("NETBOOT_BINARY");
+        .env_remove("NETBOOT_BINARY")
+        // Whatever token this machine has: none unless a test names one.
+        .env("NETBOOT_CONFIG_TOKEN", "no");
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -264,6 +266,45 @@ fn systemd_flavour_without_base_hook_is_an_error() {
         e[1].contains("'base'"),
         "error does not name the base hook: {e:?}"
     );
+}
+
+#[test]
+fn the_config_token_goes_in_mode_600_or_its_absence_is_an_error() {
+    let dir = work_tmp("token");
+    let token = dir.join("config.token");
+    fs::write(&token, "netboot rxkad token v1\n").unwrap();
+    let t = token.to_string_lossy().into_owned();
+    for flavour in ["busybox", "systemd"] {
+        let r = record(flavour, &[], &[("NETBOOT_CONFIG_TOKEN", &t)]);
+        assert_common(&r, "/usr/sbin/netboot");
+        r.assert_has(&["add_file", &t, "/etc/netboot/config.token", "600"]);
+    }
+    let r = record("busybox", &[], &[]);
+    assert!(
+        !r.named("add_file")
+            .any(|c| c.get(2).map(String::as_str) == Some("/etc/netboot/config.token")),
+        "NETBOOT_CONFIG_TOKEN=no still added a token:\n{}",
+        r.text
+    );
+    let r = record(
+        "busybox",
+        &[],
+        &[("NETBOOT_CONFIG_TOKEN", "/nonexistent/config.token")],
+    );
+    assert_eq!(
+        r.status, 1,
+        "a missing token file was accepted:\n{}",
+        r.text
+    );
+    let e = r
+        .named("error")
+        .next()
+        .unwrap_or_else(|| panic!("no error() call:\n{}", r.text));
+    assert!(
+        e[1].contains("NETBOOT_CONFIG_TOKEN=/nonexistent/config.token"),
+        "the error does not name the variable and its value: {e:?}"
+    );
+    let _ = fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -30,6 +30,7 @@
 //! | b | shell   | [`STATIC_IP`] `root=iscsi:ROOT_PATH` [`TAIL`] | root reached through rootfs-block's mount of the LUN |
 //! | c | systemd | as a with the wrong secret | netboot's one line, then dracut's emergency path (`Boot has failed`, rd.emergency=poweroff), QEMU exits |
 //! | d | shell   | `root=iscsi:chapuser:WRONG@ROOT_PATH` [`TAIL`] | netboot's one line, then dracut's `die` (FATAL, init exits, panic=-1 reboots), QEMU exits |
+//! | e | shell, token (`--config-token`) | [`STATIC_IP`] `netboot.config=rxrpc:198.18.0.1` [`TAIL`]; configd `--rxkad-keys` serves the paths with CHAP | root reached with the fetched initiator and CHAP; `config.fetch` security `encrypt`; no token key material or CHAP secret on the console |
 //!
 //! Measurements (no timed assertions) are printed as `MEASURE dracut …` lines: the initramfs
 //! size and build time, and /init → root: the kernel's "Run /init as init process" printk time
@@ -85,26 +86,39 @@ static INITRDS: Mutex<Option<Built>> = Mutex::new(None);
 
 /// The dracut image of `flavour` (cached on disk by qemu/dracut/build.sh, once per process).
 fn dracut_initrd(flavour: &str) -> Initrd {
+    dracut_initrd_with(flavour, None)
+}
+
+/// [`dracut_initrd`], with `token` installed by the module (`--config-token`).
+fn dracut_initrd_with(flavour: &str, token: Option<&Path>) -> Initrd {
     let mut map = INITRDS.lock().unwrap_or_else(|e| e.into_inner());
     let map = map.get_or_insert_with(HashMap::new);
-    if let Some((path, size, build_s)) = map.get(flavour) {
+    let name = match token {
+        Some(t) => format!("{flavour}+{}", t.display()),
+        None => flavour.to_string(),
+    };
+    if let Some((path, size, build_s)) = map.get(&name) {
         return Initrd {
             path: path.clone(),
             size: *size,
             build_s: *build_s,
         };
     }
-    let bin = netboot_bin();
-    let out = script(&[
+    let bin = netboot_bin().to_string_lossy().into_owned();
+    let mut args = vec![
         "qemu/dracut/build.sh",
         "--kernel",
         "6.1",
         "--flavour",
         flavour,
         "--netboot",
-        &bin.to_string_lossy(),
-    ])
-    .unwrap_or_else(|e| panic!("building the dracut {flavour} image: {e}"));
+        &bin,
+    ];
+    let token_s = token.map(|t| t.to_string_lossy().into_owned());
+    if let Some(t) = &token_s {
+        args.extend(["--config-token", t]);
+    }
+    let out = script(&args).unwrap_or_else(|e| panic!("building the dracut {flavour} image: {e}"));
     let get = |k: &str| {
         out.lines()
             .find_map(|l| l.strip_prefix(k))
@@ -115,7 +129,7 @@ fn dracut_initrd(flavour: &str) -> Initrd {
     let path = PathBuf::from(get("INITRD="));
     let size = get("SIZE=").parse().unwrap_or(0);
     let build_s = get("BUILD_S=").parse().unwrap_or(0.0);
-    map.insert(flavour.to_string(), (path.clone(), size, build_s));
+    map.insert(name, (path.clone(), size, build_s));
     Initrd {
         path,
         size,
@@ -406,6 +420,100 @@ fn d_shell_wrong_chap_die() {
     b.assert_no_secret(&[WRONG_SECRET, CHAP_SECRET]);
 }
 
+/// e. shell flavour, the config from configd over rxkad: the module installs the token
+/// (`NETBOOT_CONFIG_TOKEN`), the command line names only the config server, configd hands the
+/// CHAP secret out on an encrypted call only.
+#[test]
+fn e_shell_config_token_rxkad() {
+    let Some(_vm) = prepare_dracut("shell") else {
+        return;
+    };
+    let d = work_dir().join("dracut-rxkad");
+    let _ = fs::remove_dir_all(&d);
+    fs::create_dir_all(d.join("conf")).unwrap();
+    let configd = |args: &[&str]| {
+        let out = Command::new(Path::new(REPO).join("target/dist/netboot-configd"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "netboot-configd {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let keys = d.join("server.keys");
+    let token = d.join("config.token");
+    let (keys_s, token_s) = (keys.to_string_lossy(), token.to_string_lossy());
+    configd(&["key", "new", "--kvno", "7", "--out", &keys_s]);
+    configd(&[
+        "token",
+        "--keys",
+        &keys_s,
+        "--machine",
+        "52:54:00:12:34:56",
+        "--lifetime",
+        "2h",
+        "--out",
+        &token_s,
+    ]);
+    let config = serde_json::json!({
+        "version": 1,
+        "paths": [{ "server": "198.18.0.1", "port": 3260, "lun": 1, "target": IQN,
+                    "chap": { "username": CHAP_USER, "password": CHAP_SECRET } }],
+        "initiator": "iqn.2026-11.test:dracut-e",
+    });
+    fs::write(
+        d.join("conf/mac-52-54-00-12-34-56.json"),
+        config.to_string(),
+    )
+    .unwrap();
+    let initrd = dracut_initrd_with("shell", Some(&token));
+    let vm = Vm {
+        name: "dracut-e-shell-rxkad",
+        kernel: "6.1",
+        initrd: initrd.path.clone(),
+        image: dracut_root_image(),
+        chap: Some(format!("{CHAP_USER}:{CHAP_SECRET}")),
+        mutual: None,
+        append: format!("{STATIC_IP} netboot.config=rxrpc:198.18.0.1 {TAIL}"),
+        configd: Some(d.join("conf")),
+    };
+    let b = boot_with(
+        vm,
+        &[
+            "--timeout",
+            DRACUT_BOOT_TIMEOUT_S,
+            "--configd-args",
+            &format!("--rxkad-keys {keys_s}"),
+        ],
+    );
+    report_boot("e shell config over rxkad", &b, &initrd);
+    b.assert_root_ok();
+    assert_iscsi_report(&b, Some(CHAP_USER));
+    let report = boot_json(&b);
+    let fetch = step_of(&report, "config.fetch")
+        .unwrap_or_else(|| panic!("no config.fetch step\n{}", b.tail()));
+    assert_eq!(fetch["result"], "ok", "{fetch}\n{}", b.tail());
+    assert_eq!(fetch["facts"]["security"], "encrypt", "{fetch}");
+    assert_eq!(
+        b.iscsi().get("initiatorname").map(String::as_str),
+        Some("iqn.2026-11.test:dracut-e"),
+        "the fetched initiator name\n{}",
+        b.tail()
+    );
+    let hex: Vec<String> = fs::read_to_string(&token)
+        .unwrap()
+        .split(|c: char| !c.is_ascii_hexdigit())
+        .filter(|w| w.len() >= 16)
+        .map(str::to_string)
+        .collect();
+    assert!(!hex.is_empty(), "no key material found in the token file");
+    let mut secrets: Vec<&str> = hex.iter().map(String::as_str).collect();
+    secrets.push(CHAP_SECRET);
+    b.assert_no_secret(&secrets);
+}
+
 // ---------------------------------------------------------------------------------------------
 // build-time shell against a fake sysfs (no root, no VM)
 
@@ -676,6 +784,8 @@ fn module_setup_with_stubbed_dracut() {
         ("NETBOOT_SYSFS", sys.as_path()),
         ("MODDIR", moddir.as_path()),
         ("NETBOOT_BIN", bin),
+        // Whatever token this machine has: none unless a call names one.
+        ("NETBOOT_CONFIG_TOKEN", Path::new("no")),
     ];
     let bash = ["bash"];
     let run = |body: &str| run_shell(&bash, &module_setup_script(body), &env);
@@ -808,6 +918,45 @@ fn module_setup_with_stubbed_dracut() {
             && !out.contains("rc="),
         "install() with iscsi: {out}"
     );
+
+    // The rxkad token: NETBOOT_CONFIG_TOKEN=FILE goes in as /etc/netboot/config.token mode
+    // 0600; =no leaves it out; a missing file stops dracut with the variable and its value.
+    let token = dir.join("host.token");
+    fs::write(&token, "netboot rxkad token v1\n").unwrap();
+    let token_s = token.to_string_lossy();
+    let copying = "inst_simple() { echo \"inst_simple $*\"; mkdir -p \"$initdir${2%/*}\"; \
+                   cp \"$1\" \"$initdir$2\"; }";
+    let (code, out, err) = run(&format!(
+        "{copying}; initdir='{initdir_s}'; NETBOOT_CONFIG_TOKEN='{token_s}' netboot_install_token; \
+         echo rc=$?"
+    ));
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains(&format!("inst_simple {token_s} /etc/netboot/config.token"))
+            && out.ends_with("rc=0\n"),
+        "token: {out}{err}"
+    );
+    let inside = initdir.join("etc/netboot/config.token");
+    use std::os::unix::fs::PermissionsExt as _;
+    assert_eq!(
+        fs::metadata(&inside).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let _ = fs::remove_file(&inside);
+    let (_, out, _) = run(&format!(
+        "{copying}; initdir='{initdir_s}'; NETBOOT_CONFIG_TOKEN=no netboot_install_token; echo rc=$?"
+    ));
+    assert_eq!(out, "rc=0\n", "NETBOOT_CONFIG_TOKEN=no");
+    let (_, out, _) = run(&format!(
+        "{copying}; initdir='{initdir_s}'; NETBOOT_CONFIG_TOKEN=/nonexistent/t netboot_install_token; \
+         echo rc=$?"
+    ));
+    assert!(
+        out.contains("dfatal netboot: NETBOOT_CONFIG_TOKEN=/nonexistent/t: no such readable file")
+            && out.ends_with("rc=1\n"),
+        "missing token: {out}"
+    );
+    assert!(!inside.exists());
     let _ = fs::remove_dir_all(&dir);
 }
 

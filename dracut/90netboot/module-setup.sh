@@ -102,6 +102,38 @@ installkernel() {
     return 0
 }
 
+# The rxkad token of the config fetch (netboot-configd token), put where the
+# agent looks for it (netboot.config.token's default): with it the fetch is
+# rxkad-encrypted by default (netboot.config.security). The source is
+# $NETBOOT_CONFIG_TOKEN (set it in dracut.conf.d, or the environment), default
+# /etc/netboot/config.token when that exists; NETBOOT_CONFIG_TOKEN=no leaves
+# it out. dracut writes the image readable by root only (umask 077); the file
+# is mode 0600 inside.
+netboot_install_token() {
+    local _src=${NETBOOT_CONFIG_TOKEN:-}
+    if [[ $_src == no ]]; then
+        return 0
+    fi
+    if [[ -z $_src ]]; then
+        _src=/etc/netboot/config.token
+        [[ -f ${dracutsysrootdir-}$_src ]] || return 0
+    fi
+    if [[ ! -f ${dracutsysrootdir-}$_src || ! -r ${dracutsysrootdir-}$_src ]]; then
+        dfatal "netboot: NETBOOT_CONFIG_TOKEN=$_src: no such readable file (the rxkad token from netboot-configd token; NETBOOT_CONFIG_TOKEN=no leaves it out)"
+        return 1
+    fi
+    mkdir -p "$initdir/etc/netboot"
+    inst_simple "$_src" /etc/netboot/config.token || {
+        dfatal "netboot: cannot install the token $_src"
+        return 1
+    }
+    chmod 0600 "$initdir/etc/netboot/config.token" || {
+        dfatal "netboot: cannot make the token in the image mode 0600"
+        return 1
+    }
+    dinfo "netboot: rxkad token $_src installed as /etc/netboot/config.token"
+}
+
 # called by dracut
 install() {
     local _bin _c
@@ -142,6 +174,8 @@ install() {
         inst_hook initqueue/settled 50 "$moddir/netboot-settled.sh"
         inst_hook initqueue/finished 50 "$moddir/netboot-finished.sh"
     fi
+
+    netboot_install_token || return 1
 
     # --hostonly-cmdline (default with --hostonly): keep the root's session.
     if [[ $hostonly_cmdline == "yes" ]]; then

@@ -3,11 +3,14 @@
 # (qemu/kernel.sh), with the repository's dracut/90netboot module, cached.
 #
 #   qemu/dracut/build.sh --kernel 6.1|6.12 [--flavour systemd|shell]
-#       [--netboot BIN | --dracut-iscsi] [--out FILE]
+#       [--netboot BIN | --dracut-iscsi] [--config-token FILE] [--out FILE]
 #
 # --flavour systemd (default): dracut's systemd initramfs; shell: --omit systemd.
 # --netboot BIN: the binary the module installs (default target/dist/netboot),
 #   passed to module-setup.sh as NETBOOT_BIN.
+# --config-token FILE: the rxkad token the module installs as
+#   /etc/netboot/config.token (NETBOOT_CONFIG_TOKEN=FILE); without it
+#   NETBOOT_CONFIG_TOKEN=no, so a token of the build host never gets in.
 # --dracut-iscsi: instead of netboot, dracut's own iscsi module (needs
 #   dracut-network and open-iscsi; for bench/dracut-compare.sh). dracut 059's
 #   95iscsi checks for iscsi_tcp in /lib/modules/KVER only (not --kmoddir), so
@@ -39,13 +42,14 @@ die() { echo "dracut/build.sh: $*" >&2; exit 1; }
 
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-kernel="" flavour=systemd netboot="$repo/target/dist/netboot" own_iscsi=0 out=""
+kernel="" flavour=systemd netboot="$repo/target/dist/netboot" own_iscsi=0 out="" token=no
 while [ $# -gt 0 ]; do
     case "$1" in
         --kernel) kernel=$2; shift 2 ;;
         --flavour) flavour=$2; shift 2 ;;
         --netboot) netboot=$2; shift 2 ;;
         --dracut-iscsi) own_iscsi=1; shift ;;
+        --config-token) token=$(readlink -f "$2"); shift 2 ;;
         --out) out=$2; shift 2 ;;
         *) die "unknown option '$1' (see the header of $0)" ;;
     esac
@@ -88,6 +92,10 @@ else
     args+=(--add "netboot")
     omit="$omit $net_modules"
     inputs_bin=$(sha256sum "$netboot" | cut -d' ' -f1)
+    if [ "$token" != no ]; then
+        [ -f "$token" ] || die "--config-token $token: no such file"
+        inputs_bin="$inputs_bin token=$(sha256sum "$token" | cut -d' ' -f1)"
+    fi
 fi
 [ "$flavour" = shell ] && omit="$omit systemd systemd-initrd dracut-systemd"
 # shellcheck disable=SC2206 # word splitting of the list is intended
@@ -135,7 +143,7 @@ if ! [ -s "$img" ]; then
     fi
     start=$(date +%s.%N)
     log="$work/dracut.log"
-    if ! dracutbasedir="$base" NETBOOT_BIN="$netboot" dracut --force --conf /dev/null \
+    if ! dracutbasedir="$base" NETBOOT_BIN="$netboot" NETBOOT_CONFIG_TOKEN="$token" dracut --force --conf /dev/null \
         --confdir "$work/confdir" --tmpdir "$work/tmp" \
         --kver "$KVER" --kmoddir "$kmoddir" "${args[@]}" "$work/initrd.img" >"$log" 2>&1; then
         tail -n 40 "$log" >&2
