@@ -98,6 +98,19 @@ impl Recorded {
         self.calls.iter().filter(move |c| c[0] == name)
     }
 
+    /// build() returned 1 and its first `error` call's message contains `needle`.
+    fn assert_failed_naming(&self, needle: &str) {
+        assert_eq!(self.status, 1, "build() succeeded:\n{}", self.text);
+        let e = self
+            .named("error")
+            .next()
+            .unwrap_or_else(|| panic!("no error() call:\n{}", self.text));
+        assert!(
+            e.get(1).is_some_and(|m| m.contains(needle)),
+            "the error does not contain {needle:?}: {e:?}"
+        );
+    }
+
     fn assert_has(&self, call: &[&str]) {
         assert!(self.has(call), "no call {call:?} recorded:\n{}", self.text);
     }
@@ -253,19 +266,7 @@ fn systemd_flavour_build_adds_unit_and_generator() {
 #[test]
 fn systemd_flavour_without_base_hook_is_an_error() {
     let r = record("systemd", &["--no-base"], &[]);
-    assert_eq!(
-        r.status, 1,
-        "build() succeeded without busybox:\n{}",
-        r.text
-    );
-    let e = r
-        .named("error")
-        .next()
-        .unwrap_or_else(|| panic!("no error() call:\n{}", r.text));
-    assert!(
-        e[1].contains("'base'"),
-        "error does not name the base hook: {e:?}"
-    );
+    r.assert_failed_naming("'base'");
 }
 
 #[test]
@@ -291,19 +292,7 @@ fn the_config_token_goes_in_mode_600_or_its_absence_is_an_error() {
         &[],
         &[("NETBOOT_CONFIG_TOKEN", "/nonexistent/config.token")],
     );
-    assert_eq!(
-        r.status, 1,
-        "a missing token file was accepted:\n{}",
-        r.text
-    );
-    let e = r
-        .named("error")
-        .next()
-        .unwrap_or_else(|| panic!("no error() call:\n{}", r.text));
-    assert!(
-        e[1].contains("NETBOOT_CONFIG_TOKEN=/nonexistent/config.token"),
-        "the error does not name the variable and its value: {e:?}"
-    );
+    r.assert_failed_naming("NETBOOT_CONFIG_TOKEN=/nonexistent/config.token");
     let _ = fs::remove_dir_all(&dir);
 }
 
