@@ -37,13 +37,12 @@ use netboot::rxrpc::wire::{flags, ptype, Ack, Body, Header, Packet};
 use netboot::rxrpc::RxTransport;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use support::configd::Configd;
 
-use support::configd::CONFIGD;
+use support::configd::run_tool;
 /// configd's abort for a plain call when `--min-level` is above none (proto.rs).
 const NBCONF_SECURITY_REQUIRED: i32 = 9;
 const MAC: &str = "52:54:00:12:34:56";
@@ -56,16 +55,6 @@ const OPEN_INITIATOR: &str = "iqn.2026-11.test:open-machine";
 
 // ---------------------------------------------------------------------------------------------
 // configd
-
-fn configd_cmd(args: &[&str]) {
-    let out = Command::new(CONFIGD).args(args).output().expect("run");
-    assert!(
-        out.status.success(),
-        "netboot-configd {args:?}: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 fn now() -> u32 {
     std::time::SystemTime::now()
@@ -99,9 +88,9 @@ impl Setup {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("conf")).expect("mkdir");
         let p = |n: &str| dir.join(n).display().to_string();
-        configd_cmd(&["key", "new", "--kvno", "3", "--out", &p("server.keys")]);
-        configd_cmd(&["key", "new", "--kvno", "3", "--out", &p("other.keys")]);
-        configd_cmd(&["key", "new", "--kvno", "9", "--out", &p("kvno9.keys")]);
+        run_tool(&["key", "new", "--kvno", "3", "--out", &p("server.keys")]);
+        run_tool(&["key", "new", "--kvno", "3", "--out", &p("other.keys")]);
+        run_tool(&["key", "new", "--kvno", "9", "--out", &p("kvno9.keys")]);
         let read = |n: &str| {
             let text = std::fs::read_to_string(dir.join(n)).expect("key file");
             let mut v = files::parse_key_file(&text, n).expect("key file parses");
@@ -142,7 +131,7 @@ impl Setup {
     fn tool_token(&self, mac: &str) -> Token {
         let out = self.dir.join(format!("token-{mac}"));
         let keys = self.dir.join("server.keys").display().to_string();
-        configd_cmd(&[
+        run_tool(&[
             "token",
             "--keys",
             &keys,
@@ -164,7 +153,7 @@ impl Setup {
     fn tool_token_kvno(&self, mac: &str, kvno: u32) -> Token {
         let out = self.dir.join(format!("token-{mac}-{kvno}"));
         let keys = self.dir.join("server.keys").display().to_string();
-        configd_cmd(&[
+        run_tool(&[
             "token",
             "--keys",
             &keys,
@@ -1035,7 +1024,7 @@ fn client_rejects_tampered_replies() {
 fn rolled_keys_take_both_kvnos() {
     let s = Setup::new("roll");
     let keys = s.dir.join("server.keys").display().to_string();
-    configd_cmd(&["key", "new", "--kvno", "4", "--append", "--out", &keys]);
+    run_tool(&["key", "new", "--kvno", "4", "--append", "--out", &keys]);
     let text = std::fs::read_to_string(&keys).expect("key file");
     let both = files::parse_key_file(&text, "server.keys").expect("parses");
     assert_eq!(
@@ -1050,7 +1039,7 @@ fn rolled_keys_take_both_kvnos() {
             .join(format!("token-kvno{kvno}"))
             .display()
             .to_string();
-        configd_cmd(&[
+        run_tool(&[
             "token",
             "--keys",
             &keys,

@@ -37,27 +37,14 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use support::afs::{in_ns, ip, openafs, Guard};
+use support::configd::run_tool;
 
-const CONFIGD: &str = env!("CARGO_BIN_EXE_netboot-configd");
 const RXKADBADTICKET: i32 = 19_270_407;
 const RXKADUNKNOWNKEY: i32 = 19_270_408;
 const RXKADEXPIRED: i32 = 19_270_409;
 
 fn skip(why: &str) {
     support::skip_unless_required("NETBOOT_REQUIRE_ROOT", "this test", why);
-}
-
-fn configd(args: &[&str]) {
-    let out = Command::new(CONFIGD)
-        .args(args)
-        .output()
-        .expect("run netboot-configd");
-    assert!(
-        out.status.success(),
-        "netboot-configd {args:?}: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 fn write_afs_config(dir: &Path) {
@@ -164,10 +151,10 @@ fn openafs_vlserver_checks_our_tickets() {
 
     // Our keys and tokens, made by our tools.
     let p = |n: &str| format!("{w}/{n}");
-    configd(&["key", "new", "--kvno", "3", "--out", &p("server.keys")]);
-    configd(&["key", "new", "--kvno", "3", "--out", &p("other.keys")]);
-    configd(&["key", "new", "--kvno", "9", "--out", &p("kvno9.keys")]);
-    configd(&[
+    run_tool(&["key", "new", "--kvno", "3", "--out", &p("server.keys")]);
+    run_tool(&["key", "new", "--kvno", "3", "--out", &p("other.keys")]);
+    run_tool(&["key", "new", "--kvno", "9", "--out", &p("kvno9.keys")]);
+    run_tool(&[
         "key",
         "openafs",
         "--keys",
@@ -189,7 +176,7 @@ fn openafs_vlserver_checks_our_tickets() {
         ("other.keys", "wrong.token"),
         ("kvno9.keys", "kvno9.token"),
     ] {
-        configd(&[
+        run_tool(&[
             "token",
             "--keys",
             &p(k),

@@ -53,6 +53,7 @@ use std::sync::Mutex;
 mod support;
 mod vm_support;
 
+use support::configd::run_tool;
 use vm_support::*;
 
 /// Static address without an interface name: udev renames eth0 before netboot runs.
@@ -431,22 +432,11 @@ fn e_shell_config_token_rxkad() {
     let d = work_dir().join("dracut-rxkad");
     let _ = fs::remove_dir_all(&d);
     fs::create_dir_all(d.join("conf")).unwrap();
-    let configd = |args: &[&str]| {
-        let out = Command::new(Path::new(REPO).join("target/dist/netboot-configd"))
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "netboot-configd {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
     let keys = d.join("server.keys");
     let token = d.join("config.token");
     let (keys_s, token_s) = (keys.to_string_lossy(), token.to_string_lossy());
-    configd(&["key", "new", "--kvno", "7", "--out", &keys_s]);
-    configd(&[
+    run_tool(&["key", "new", "--kvno", "7", "--out", &keys_s]);
+    run_tool(&[
         "token",
         "--keys",
         &keys_s,

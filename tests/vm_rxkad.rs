@@ -44,11 +44,11 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 mod support;
 mod vm_support;
 
+use support::configd::run_tool;
 use vm_support::*;
 
 const GUEST_MAC: &str = "52:54:00:12:34:56";
@@ -62,24 +62,6 @@ const FAIL_CMDLINE: &str = "netboot.config.required=1 netboot.on_fail=halt";
 /// rxkad codes (rxkad.md §7).
 const RXKAD_FIRST: i32 = 19_270_400;
 const RXKAD_LAST: i32 = 19_270_412;
-
-fn configd_bin() -> PathBuf {
-    Path::new(REPO).join("target/dist/netboot-configd")
-}
-
-fn configd(args: &[&str]) -> String {
-    let out = Command::new(configd_bin())
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run netboot-configd: {e}"));
-    assert!(
-        out.status.success(),
-        "netboot-configd {args:?}: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// Keys and tokens of this process: the server key configd uses, a token for the guest's
 /// MAC minted from it, and a token minted from another key with the same kvno.
@@ -97,10 +79,10 @@ fn keys() -> &'static Keys {
         let _ = fs::remove_dir_all(&d);
         fs::create_dir_all(&d).expect("rxkad dir");
         let p = |n: &str| d.join(n).to_string_lossy().into_owned();
-        configd(&["key", "new", "--kvno", "3", "--out", &p("server.keys")]);
-        configd(&["key", "new", "--kvno", "3", "--out", &p("other.keys")]);
+        run_tool(&["key", "new", "--kvno", "3", "--out", &p("server.keys")]);
+        run_tool(&["key", "new", "--kvno", "3", "--out", &p("other.keys")]);
         for (keys, out) in [("server.keys", "token"), ("other.keys", "wrong.token")] {
-            configd(&[
+            run_tool(&[
                 "token",
                 "--keys",
                 &p(keys),
@@ -118,7 +100,7 @@ fn keys() -> &'static Keys {
             .expect("clock")
             .as_secs()
             - 3 * 86_400;
-        configd(&[
+        run_tool(&[
             "token",
             "--keys",
             &p("server.keys"),

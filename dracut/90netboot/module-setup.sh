@@ -122,7 +122,6 @@ netboot_install_token() {
         dfatal "netboot: NETBOOT_CONFIG_TOKEN=$_src: no such readable file (the rxkad token from netboot-configd token; NETBOOT_CONFIG_TOKEN=no leaves it out)"
         return 1
     fi
-    mkdir -p "$initdir/etc/netboot"
     inst_simple "$_src" /etc/netboot/config.token || {
         dfatal "netboot: cannot install the token $_src"
         return 1

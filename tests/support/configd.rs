@@ -11,6 +11,22 @@ use std::time::{Duration, Instant};
 
 pub const CONFIGD: &str = env!("CARGO_BIN_EXE_netboot-configd");
 
+/// `netboot-configd ARGS…` (a tool subcommand: `key`, `token`, …) run to completion; its
+/// stdout. A failure fails the test with configd's stderr.
+pub fn run_tool(args: &[&str]) -> String {
+    let out = Command::new(CONFIGD)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run netboot-configd: {e}"));
+    assert!(
+        out.status.success(),
+        "netboot-configd {args:?}: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 pub struct Configd {
     pub child: Child,
     pub addr: SocketAddr,
